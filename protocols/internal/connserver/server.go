@@ -1,0 +1,260 @@
+// Package connserver is the accept loop shared by junction's codec servers
+// (SCGI, FastCGI, AJP13). It owns what every codec needs and nobody should
+// write twice: connection tracking, a per-connection context, panic
+// recovery, one log line per failed connection, and graceful shutdown with
+// the method set of *http.Server (Serve, Shutdown, Close).
+package connserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// ErrServerClosed is returned by Serve after Shutdown or Close.
+var ErrServerClosed = errors.New("connserver: server closed")
+
+// Handler serves one connection until it is done with it. A returned error
+// other than io.EOF (or a closed connection during shutdown) is logged once
+// with the peer address; the server then closes the connection.
+type Handler func(ctx context.Context, c *Conn) error
+
+// Server accepts connections and hands each to Handler in its own goroutine.
+type Server struct {
+	// Protocol names the codec in log lines ("scgi", "fastcgi", "ajp13").
+	Protocol string
+	// Handler serves each connection.
+	Handler Handler
+	// Logger receives one line per connection that ended with an error.
+	Logger *slog.Logger
+	// BaseContext, if set, returns the base context for connections.
+	BaseContext func(net.Listener) context.Context
+
+	mu        sync.Mutex
+	listeners map[*net.Listener]struct{}
+	conns     map[*Conn]struct{}
+	shutdown  atomic.Bool
+	done      chan struct{} // closed by Close
+	onceDone  sync.Once
+}
+
+// Conn is a served connection. Handlers of protocols with keep-alive mark
+// the connection idle between requests so Shutdown can close it.
+type Conn struct {
+	net.Conn
+	srv    *Server
+	idle   atomic.Bool
+	cancel context.CancelFunc
+}
+
+// SetIdle records whether the connection is between requests. It returns
+// false when the server is shutting down and an idle connection should end:
+// the handler then returns nil.
+func (c *Conn) SetIdle(idle bool) bool {
+	c.idle.Store(idle)
+	return !(idle && c.srv.shutdown.Load())
+}
+
+// ShuttingDown reports whether Shutdown or Close was called.
+func (c *Conn) ShuttingDown() bool { return c.srv.shutdown.Load() }
+
+func (s *Server) logger() *slog.Logger {
+	if s.Logger == nil {
+		return slog.Default()
+	}
+	return s.Logger
+}
+
+func (s *Server) doneChan() chan struct{} {
+	s.onceDone.Do(func() { s.done = make(chan struct{}) })
+	return s.done
+}
+
+// Serve accepts connections on l until Shutdown or Close. It always
+// returns a non-nil error; after Shutdown or Close, ErrServerClosed.
+func (s *Server) Serve(l net.Listener) error {
+	if s.shutdown.Load() {
+		return ErrServerClosed
+	}
+	s.mu.Lock()
+	if s.listeners == nil {
+		s.listeners = make(map[*net.Listener]struct{})
+	}
+	s.listeners[&l] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, &l)
+		s.mu.Unlock()
+	}()
+
+	base := context.Background()
+	if s.BaseContext != nil {
+		base = s.BaseContext(l)
+	}
+	var backoff time.Duration
+	for {
+		nc, err := l.Accept()
+		if err != nil {
+			if s.shutdown.Load() {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, os.ErrDeadlineExceeded) || isTemporary(err) {
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				s.logger().Warn("accept failed; retrying", "protocol", s.Protocol, "err", err, "retry_in", backoff)
+				select {
+				case <-time.After(backoff):
+				case <-s.doneChan():
+					return ErrServerClosed
+				}
+				continue
+			}
+			return fmt.Errorf("%s: accept: %w", s.Protocol, err)
+		}
+		backoff = 0
+		ctx, cancel := context.WithCancel(base)
+		c := &Conn{Conn: nc, srv: s, cancel: cancel}
+		if !s.track(c) {
+			cancel()
+			nc.Close()
+			return ErrServerClosed
+		}
+		go s.serveConn(ctx, c)
+	}
+}
+
+// isTemporary reports accept errors worth retrying (EMFILE, ECONNABORTED).
+func isTemporary(err error) bool {
+	var t interface{ Temporary() bool }
+	return errors.As(err, &t) && t.Temporary()
+}
+
+func (s *Server) track(c *Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.shutdown.Load() {
+		return false
+	}
+	if s.conns == nil {
+		s.conns = make(map[*Conn]struct{})
+	}
+	s.conns[c] = struct{}{}
+	return true
+}
+
+// ServeConn serves one already-accepted connection (junction inetd: the
+// connection is stdin/stdout) and returns the handler's error.
+func (s *Server) ServeConn(ctx context.Context, nc net.Conn) error {
+	ctx, cancel := context.WithCancel(ctx)
+	c := &Conn{Conn: nc, srv: s, cancel: cancel}
+	if !s.track(c) {
+		cancel()
+		nc.Close()
+		return ErrServerClosed
+	}
+	return s.serveConn(ctx, c)
+}
+
+func (s *Server) serveConn(ctx context.Context, c *Conn) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%s: panic serving connection: %v", s.Protocol, p)
+			s.logger().Error("connection closed after panic", "protocol", s.Protocol,
+				"remote", remote(c), "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+		} else if err != nil && !quiet(err) {
+			s.logger().Warn("connection closed", "protocol", s.Protocol, "remote", remote(c), "reason", err.Error())
+		}
+		c.cancel()
+		c.Close()
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+	}()
+	return s.Handler(ctx, c)
+}
+
+// quiet reports errors that are a normal end of a connection.
+func quiet(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, ErrServerClosed)
+}
+
+func remote(c net.Conn) string {
+	if a := c.RemoteAddr(); a != nil && a.String() != "" {
+		return a.String()
+	}
+	return "local"
+}
+
+// Shutdown stops accepting, closes idle connections and waits for active
+// ones to finish, or for ctx to end (then it returns ctx.Err() and leaves
+// the rest to Close).
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.shutdown.Store(true)
+	s.closeListeners()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if s.closeIdle() == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+}
+
+// Close closes listeners and every connection at once, cancelling the
+// contexts of requests in flight.
+func (s *Server) Close() error {
+	s.shutdown.Store(true)
+	s.onceDone.Do(func() { s.done = make(chan struct{}) })
+	select {
+	case <-s.done:
+	default:
+		close(s.done)
+	}
+	err := s.closeListeners()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		c.cancel()
+		c.Close()
+	}
+	return err
+}
+
+func (s *Server) closeListeners() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var errs []error
+	for l := range s.listeners {
+		if err := (*l).Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// closeIdle closes idle connections and returns how many remain.
+func (s *Server) closeIdle() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		if c.idle.Load() {
+			c.cancel()
+			c.Close()
+		}
+	}
+	return len(s.conns)
+}
