@@ -1,0 +1,223 @@
+// Package config loads junction's configuration file.
+//
+// Loading has three phases: decode (exact: an unknown key is an error, so a
+// typo never silently falls back to a default), defaults (every default
+// states its reason), and Validate, which reports every problem at once,
+// each naming its key path, e.g. "listeners[1].address: ...".
+//
+// The file is YAML unless its name ends in .toml or .json. Before decoding,
+// ${NAME} and $NAME are replaced with environment variables (an undefined
+// variable is an error; ${NAME:-fallback} gives a fallback; $$ is a literal
+// $; lines that start with # are comments and are not expanded).
+//
+// Relative paths in a file (backend root and script, unix socket paths)
+// resolve against the directory holding the file; for Parse and the
+// embedded Default they resolve against the current working directory.
+//
+// Keys are case-insensitive, so backend names are too: "Scripts" and
+// "scripts" name the same backend. This package is the only one in junction
+// that knows the file format; the rest of the program sees these structs.
+package config
+
+import (
+	"io/fs"
+	"time"
+)
+
+// Config is the whole configuration file.
+type Config struct {
+	// Log says how junction logs. Logs go to standard error.
+	Log Log `mapstructure:"log"`
+
+	// ShutdownTimeout is how long junction waits, after SIGTERM or SIGINT,
+	// for requests in flight to finish before it closes their connections.
+	// Default 30s.
+	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout"`
+
+	// Listeners are the sockets junction accepts connections on, one
+	// protocol each. At least one is required. "junction inetd" serves its
+	// one connection with the first listener's protocol, limits, backend and
+	// routes (its address is not used).
+	Listeners []Listener `mapstructure:"listeners"`
+
+	// Routes send requests to a backend by URL path prefix. They are tried
+	// in order before a listener's own backend; the first match wins. They
+	// apply to every listener.
+	Routes []Route `mapstructure:"routes"`
+
+	// Backends are the named places requests go. Listeners and routes refer
+	// to them by name.
+	Backends map[string]*Backend `mapstructure:"backends"`
+
+	// Metrics configures the Prometheus metrics endpoint. The section is
+	// accepted and validated; the endpoint is not served yet.
+	Metrics Metrics `mapstructure:"metrics"`
+}
+
+// Log configures logging.
+type Log struct {
+	// Level is the least severe level logged: debug, info, warn or error.
+	// Default info.
+	Level string `mapstructure:"level"`
+	// Format is text (key=value lines) or json (one object per line).
+	// Default text.
+	Format string `mapstructure:"format"`
+}
+
+// Protocol names accepted in Listener.Protocol.
+const (
+	ProtocolSCGI    = "scgi"
+	ProtocolFastCGI = "fastcgi"
+	ProtocolAJP     = "ajp"
+	ProtocolHTTP    = "http"
+)
+
+// Listener is one socket and the protocol spoken on it.
+type Listener struct {
+	// Protocol is what the front server speaks: scgi, fastcgi, ajp (AJP13)
+	// or http (plain HTTP/1.1, for trying junction out and for tests).
+	// Required.
+	Protocol string `mapstructure:"protocol"`
+
+	// Address is "host:port" for TCP (host may be an IP address, a name,
+	// or empty for every interface; port 0 picks a free port) or
+	// "unix:/path/to/socket" for a unix domain socket. Required.
+	Address string `mapstructure:"address"`
+
+	// Backend names the backend (under backends) that serves requests no
+	// route matches. It may be omitted when routes are given; unmatched
+	// requests then get 404.
+	Backend string `mapstructure:"backend"`
+
+	// SocketMode is the permission of a unix socket, in octal: "0660"
+	// (quote it; an unquoted YAML 0660 also works). Unix sockets only.
+	// Default: left as created (the umask decides).
+	SocketMode FileMode `mapstructure:"socket_mode"`
+	// SocketOwner is the user (name or numeric id) that owns a unix
+	// socket; changing it needs privileges. Unix sockets only.
+	SocketOwner string `mapstructure:"socket_owner"`
+	// SocketGroup is the group (name or numeric id) of a unix socket,
+	// typically the web server's group so that only it may connect. Unix
+	// sockets only.
+	SocketGroup string `mapstructure:"socket_group"`
+
+	// MaxHeaderBytes bounds the request head a front server may send (the
+	// SCGI netstring, the FastCGI params, the AJP forward-request packet,
+	// the HTTP request line and headers). Default 65536 (64 KiB).
+	MaxHeaderBytes int `mapstructure:"max_header_bytes"`
+	// ReadTimeout bounds reading the request head and each read of the
+	// request body. Default 30s.
+	ReadTimeout time.Duration `mapstructure:"read_timeout"`
+	// IdleTimeout is how long a kept-alive connection (FastCGI, AJP, HTTP)
+	// may wait for its next request. Default 60s.
+	IdleTimeout time.Duration `mapstructure:"idle_timeout"`
+	// WriteTimeout bounds writing the response to the front server. Default
+	// 0, meaning none: responses stream for as long as the script produces
+	// output, and the backend's timeout already bounds the script.
+	WriteTimeout time.Duration `mapstructure:"write_timeout"`
+
+	// MaxConns bounds the concurrent connections of a fastcgi listener (it
+	// is also the FCGI_MAX_CONNS value reported to the web server).
+	// Default 256. FastCGI only.
+	MaxConns int `mapstructure:"max_conns"`
+	// MaxRequests bounds the requests in flight over all connections of a
+	// fastcgi listener (FCGI_MAX_REQS). Default 1024. FastCGI only.
+	MaxRequests int `mapstructure:"max_requests"`
+	// MaxRequestsPerConn bounds the requests in flight on one multiplexed
+	// FastCGI connection. Default 1, or 64 with multiplex. FastCGI only.
+	MaxRequestsPerConn int `mapstructure:"max_requests_per_conn"`
+	// Multiplex lets a FastCGI web server send several requests at once on
+	// one connection (FCGI_MPXS_CONNS). nginx and Apache never do; default
+	// false. FastCGI only.
+	Multiplex bool `mapstructure:"multiplex"`
+
+	// PacketSize is the largest AJP packet, 8192 to 65536; it must match
+	// the web server's (mod_jk worker.*.max_packet_size,
+	// mod_proxy_ajp ProxyIOBufferSize). Default 8192. AJP only.
+	PacketSize int `mapstructure:"packet_size"`
+	// Secret is the AJP shared secret: requests must carry it (mod_jk
+	// worker.*.secret, mod_proxy_ajp secret=). AJP has no other
+	// authentication, so an ajp listener on a non-loopback address must
+	// set a secret. AJP only.
+	Secret string `mapstructure:"secret"`
+	// Route is this instance's AJP route (jvmRoute) for sticky sessions.
+	// AJP only.
+	Route string `mapstructure:"route"`
+}
+
+// Route sends a URL path prefix to a backend.
+type Route struct {
+	// Prefix is matched against the start of the request path; it must
+	// begin with "/". Required.
+	Prefix string `mapstructure:"prefix"`
+	// Backend names the backend that serves matching requests. Required.
+	Backend string `mapstructure:"backend"`
+}
+
+// Backend types accepted in Backend.Type.
+const (
+	BackendCGI = "cgi"
+)
+
+// Backend is a named place requests go.
+type Backend struct {
+	// Type is the kind of backend. Today only cgi: run a CGI script
+	// (RFC 3875) per request. Required.
+	Type string `mapstructure:"type"`
+
+	// Root is a directory of CGI scripts: the request path (after
+	// URLPrefix) names the script; the rest of the path becomes PATH_INFO.
+	// Scripts can never be reached outside Root (no "..", no symlinks that
+	// leave it). Exactly one of Root and Script is required.
+	Root string `mapstructure:"root"`
+	// URLPrefix is the part of the request path that names Root, e.g.
+	// "/cgi-bin/": "/cgi-bin/env.sh/x" runs Root/env.sh with PATH_INFO
+	// "/x". Only with Root. Default "/".
+	URLPrefix string `mapstructure:"url_prefix"`
+	// Script is one CGI program that serves every request sent to this
+	// backend; the whole request path becomes its PATH_INFO. Exactly one
+	// of Root and Script is required.
+	Script string `mapstructure:"script"`
+
+	// Timeout bounds one run of a script, from start to its last byte of
+	// output; a script still running then is killed with its whole process
+	// group. Default 60s, nginx's default scgi/fastcgi read timeout.
+	Timeout time.Duration `mapstructure:"timeout"`
+	// MaxConcurrent bounds the scripts of this backend running at once.
+	// Default 64.
+	MaxConcurrent int `mapstructure:"max_concurrent"`
+	// MaxQueue bounds the requests waiting for a free slot; more get
+	// 503 with Retry-After. Default: the same as MaxConcurrent.
+	MaxQueue int `mapstructure:"max_queue"`
+	// QueueTimeout is how long a request may wait for a free slot before
+	// it gets 503. Default 10s.
+	QueueTimeout time.Duration `mapstructure:"queue_timeout"`
+
+	// PassEnv names variables of junction's own environment to pass to
+	// scripts (e.g. TZ, PERL5LIB). Scripts otherwise see only the CGI
+	// variables and a fixed PATH.
+	PassEnv []string `mapstructure:"pass_env"`
+	// SetEnv sets extra variables for scripts. Names are case-insensitive
+	// in the file and are exported upper-cased.
+	SetEnv map[string]string `mapstructure:"set_env"`
+
+	// User and Group (names or numeric ids) run scripts as another
+	// account; junction must run as root for that. Default: junction's own.
+	User  string `mapstructure:"user"`
+	Group string `mapstructure:"group"`
+
+	// MaxHeaderBytes bounds the response header a script may print before
+	// its body. Default 65536 (64 KiB).
+	MaxHeaderBytes int `mapstructure:"max_header_bytes"`
+}
+
+// Metrics configures the Prometheus endpoint.
+type Metrics struct {
+	// Address is "host:port" to serve /metrics on. Empty: no endpoint.
+	// Accepted and validated; not served yet.
+	Address string `mapstructure:"address"`
+}
+
+// FileMode is a unix permission written in octal ("0660"). Zero means
+// unset.
+type FileMode fs.FileMode

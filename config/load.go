@@ -1,0 +1,285 @@
+package config
+
+import (
+	"bytes"
+	_ "embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
+
+	"github.com/go-viper/mapstructure/v2"
+	"github.com/spf13/viper"
+)
+
+//go:embed default.yaml
+var defaultYAML []byte
+
+// Default returns the embedded default configuration: HTTP on
+// 127.0.0.1:8080 and SCGI on 127.0.0.1:4000, both serving the scripts in
+// examples/cgi-bin (relative to the working directory) under /cgi-bin/.
+func Default() *Config {
+	cfg, err := Parse(defaultYAML, "yaml")
+	if err != nil {
+		// default.yaml is part of the binary and covered by tests.
+		panic("config: embedded default is invalid: " + err.Error())
+	}
+	return cfg
+}
+
+// Load reads, decodes, completes and validates the file at path. The format
+// follows the extension (.toml, .json; anything else is YAML). Relative
+// paths in the file resolve against the file's directory.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	cfg, err := parse(data, formatOf(path), filepath.Dir(abs))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// Parse decodes, completes and validates data in the given format ("yaml",
+// "toml" or "json"). Relative paths resolve against the working directory.
+func Parse(data []byte, format string) (*Config, error) {
+	wd, err := os.Getwd()
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return parse(data, format, wd)
+}
+
+func formatOf(path string) string {
+	switch strings.ToLower(filepath.Ext(path)) {
+	case ".toml":
+		return "toml"
+	case ".json":
+		return "json"
+	default:
+		return "yaml"
+	}
+}
+
+func parse(data []byte, format, base string) (*Config, error) {
+	cfg, err := decode(data, format)
+	if err != nil {
+		return nil, err
+	}
+	cfg.setDefaults()
+	cfg.resolvePaths(base)
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// decode is phase one: expand the environment, then decode exactly.
+func decode(data []byte, format string) (*Config, error) {
+	switch format {
+	case "yaml", "yml", "toml", "json":
+	default:
+		return nil, fmt.Errorf("config: unknown format %q (want yaml, toml or json)", format)
+	}
+	text, err := expandEnv(string(data), os.LookupEnv)
+	if err != nil {
+		return nil, err
+	}
+	// "::" as the key delimiter keeps backend names with dots in one piece.
+	v := viper.NewWithOptions(viper.KeyDelimiter("::"))
+	v.SetConfigType(format)
+	if err := v.ReadConfig(strings.NewReader(text)); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	var cfg Config
+	if errs := unknownKeys(v.AllSettings(), reflect.TypeFor[Config](), ""); len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	hooks := viper.DecodeHook(mapstructure.ComposeDecodeHookFunc(
+		fileModeHook,
+		mapstructure.StringToTimeDurationHookFunc(),
+	))
+	if err := v.UnmarshalExact(&cfg, hooks); err != nil {
+		return nil, errors.Join(keyedErrors(err)...)
+	}
+	return &cfg, nil
+}
+
+// keyedErrors flattens the decoder's error tree into one error per key,
+// written "key: problem" like Validate's.
+func keyedErrors(err error) []error {
+	var de *mapstructure.DecodeError
+	if errors.As(err, &de) && err == error(de) {
+		return []error{fmt.Errorf("%s: %w", de.Name(), de.Unwrap())}
+	}
+	switch u := err.(type) {
+	case interface{ Unwrap() []error }:
+		var errs []error
+		for _, e := range u.Unwrap() {
+			errs = append(errs, keyedErrors(e)...)
+		}
+		return errs
+	case interface{ Unwrap() error }:
+		if inner := u.Unwrap(); inner != nil {
+			return keyedErrors(inner)
+		}
+	}
+	return []error{fmt.Errorf("config: %w", err)}
+}
+
+// unknownKeys reports every key in raw that t has no field for, with its
+// full key path, so that all typos show up at once.
+func unknownKeys(raw any, t reflect.Type, path string) []error {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	var errs []error
+	switch t.Kind() {
+	case reflect.Struct:
+		m, ok := raw.(map[string]any)
+		if !ok {
+			return nil // a type error; UnmarshalExact reports it
+		}
+		fields := map[string]reflect.Type{}
+		for f := range t.Fields() {
+			if tag := f.Tag.Get("mapstructure"); tag != "" {
+				fields[tag] = f.Type
+			}
+		}
+		for _, k := range sortedKeys(m) {
+			ft, ok := fields[strings.ToLower(k)]
+			if !ok {
+				errs = append(errs, fmt.Errorf("%s: unknown key", join(path, k)))
+				continue
+			}
+			errs = append(errs, unknownKeys(m[k], ft, join(path, k))...)
+		}
+	case reflect.Slice:
+		if s, ok := raw.([]any); ok {
+			for i, e := range s {
+				errs = append(errs, unknownKeys(e, t.Elem(), fmt.Sprintf("%s[%d]", path, i))...)
+			}
+		}
+	case reflect.Map:
+		if m, ok := raw.(map[string]any); ok {
+			for _, k := range sortedKeys(m) {
+				errs = append(errs, unknownKeys(m[k], t.Elem(), join(path, k))...)
+			}
+		}
+	}
+	return errs
+}
+
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+// fileModeHook decodes FileMode from an octal string ("0660") or a number
+// (an unquoted YAML 0660 or TOML 0o660 arrives as the number 432).
+func fileModeHook(from, to reflect.Type, data any) (any, error) {
+	if to != reflect.TypeFor[FileMode]() {
+		return data, nil
+	}
+	switch d := data.(type) {
+	case string:
+		if d == "" {
+			return FileMode(0), nil
+		}
+		n, err := strconv.ParseUint(strings.TrimPrefix(d, "0o"), 8, 32)
+		if err != nil || n > 0o7777 {
+			return nil, fmt.Errorf("socket mode %q is not an octal permission like \"0660\"", d)
+		}
+		return FileMode(n), nil
+	case int, int64, uint64, float64:
+		n, err := strconv.ParseUint(fmt.Sprint(d), 10, 32)
+		if err != nil || n > 0o7777 {
+			return nil, fmt.Errorf("socket mode %v is not a permission; quote it in octal, like \"0660\"", d)
+		}
+		return FileMode(n), nil
+	}
+	return data, nil
+}
+
+// expandEnv replaces $NAME, ${NAME} and ${NAME:-fallback} in text with
+// values from lookup. "$$" is a literal "$". Lines starting with "#" (YAML
+// and TOML comments) are left alone so documentation may show "$VAR". Every
+// undefined variable is reported.
+func expandEnv(text string, lookup func(string) (string, bool)) (string, error) {
+	var missing []string
+	seen := map[string]bool{}
+	mapping := func(name string) string {
+		if name == "$" {
+			return "$"
+		}
+		if n, fallback, ok := strings.Cut(name, ":-"); ok {
+			if v, ok := lookup(n); ok && v != "" {
+				return v
+			}
+			return fallback
+		}
+		v, ok := lookup(name)
+		if !ok && !seen[name] {
+			seen[name] = true
+			missing = append(missing, name)
+		}
+		return v
+	}
+	var out bytes.Buffer
+	for line := range strings.Lines(text) {
+		if strings.HasPrefix(strings.TrimSpace(line), "#") {
+			out.WriteString(line)
+			continue
+		}
+		out.WriteString(os.Expand(line, mapping))
+	}
+	if len(missing) > 0 {
+		errs := make([]error, len(missing))
+		for i, n := range missing {
+			errs[i] = fmt.Errorf("config: environment variable %s is not set (write $$ for a literal $)", n)
+		}
+		return "", errors.Join(errs...)
+	}
+	return out.String(), nil
+}
+
+// resolvePaths makes relative filesystem paths absolute against base.
+func (c *Config) resolvePaths(base string) {
+	abs := func(p string) string {
+		if p == "" || filepath.IsAbs(p) {
+			return p
+		}
+		return filepath.Join(base, p)
+	}
+	for i := range c.Listeners {
+		l := &c.Listeners[i]
+		if p, ok := strings.CutPrefix(l.Address, "unix:"); ok && p != "" && !strings.HasPrefix(p, "@") {
+			l.Address = "unix:" + abs(p)
+		}
+	}
+	for _, b := range c.Backends {
+		if b == nil {
+			continue
+		}
+		b.Root = abs(b.Root)
+		b.Script = abs(b.Script)
+	}
+}
+
+// String renders the mode in octal.
+func (m FileMode) String() string { return fmt.Sprintf("%04o", uint32(m)) }
+
+// Perm returns the mode as an fs.FileMode.
+func (m FileMode) Perm() fs.FileMode { return fs.FileMode(m) }
