@@ -14,8 +14,8 @@ import (
 
 // Paths of the front servers as the Debian packages install them.
 const (
-	nginxBin    = "/usr/sbin/nginx"    // nginx-light (or nginx)
-	apacheBin   = "/usr/sbin/apache2"  // apache2
+	nginxBin    = "/usr/sbin/nginx"   // nginx-light (or nginx)
+	apacheBin   = "/usr/sbin/apache2" // apache2
 	apacheMods  = "/usr/lib/apache2/modules"
 	lighttpdBin = "/usr/sbin/lighttpd" // lighttpd
 )
