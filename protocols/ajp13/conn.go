@@ -1,0 +1,327 @@
+package ajp13
+
+import (
+	"bufio"
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/junction-gw/junction/protocols/internal/connserver"
+)
+
+// errShutdownRefused is returned when the web server sends SHUTDOWN: a
+// front server must never be able to stop junction.
+var errShutdownRefused = errors.New("ajp13: SHUTDOWN packet refused")
+
+// conn is one pooled connection from the web server. Requests on it are
+// strictly sequential.
+type conn struct {
+	srv *Server
+	nc  *connserver.Conn
+	in  []byte // incoming packet buffer, PacketSize long, reused
+	out []byte // outgoing packet buffer, PacketSize long, reused
+
+	wmu sync.Mutex // guards bw and out: the handler and the body reader both write
+	bw  *bufio.Writer
+
+	// peeked holds a byte the background reader took off the wire.
+	peeked    byte
+	hasPeeked bool
+
+	bgMu       sync.Mutex
+	inHandler  bool
+	bgDone     chan struct{}
+	bgStopping atomic.Bool
+	bgByte     [1]byte
+	bgErr      error
+	cancelReq  context.CancelFunc
+
+	failMu sync.Mutex
+	failed error // first error that left the connection unusable
+}
+
+func newConn(s *Server, nc *connserver.Conn) *conn {
+	c := &conn{
+		srv: s,
+		nc:  nc,
+		in:  make([]byte, s.packetSize()),
+		out: make([]byte, 0, s.packetSize()),
+	}
+	c.bw = bufio.NewWriterSize(nc, s.packetSize())
+	return c
+}
+
+func (c *conn) remote() string {
+	if a := c.nc.RemoteAddr(); a != nil {
+		return a.String()
+	}
+	return "local"
+}
+
+// maxChunk is the largest request body chunk: the packet minus its 4-byte
+// header and the 2-byte chunk length (mod_proxy_ajp reads up to that much,
+// whatever size GET_BODY_CHUNK asked for).
+func (c *conn) maxChunk() int { return len(c.in) - headerLen - 2 }
+
+// maxData is the largest response body chunk: the packet minus its header,
+// the type byte, the chunk length and the trailing NUL.
+func (c *conn) maxData() int { return len(c.in) - headerLen - 1 - 2 - 1 }
+
+// fail records the first error that leaves the connection unusable.
+func (c *conn) fail(err error) {
+	c.failMu.Lock()
+	if c.failed == nil {
+		c.failed = err
+	}
+	c.failMu.Unlock()
+}
+
+func (c *conn) failure() error {
+	c.failMu.Lock()
+	defer c.failMu.Unlock()
+	return c.failed
+}
+
+// Read serves packet reads: first the byte the background reader took,
+// then the connection.
+func (c *conn) Read(p []byte) (int, error) {
+	if c.hasPeeked && len(p) > 0 {
+		p[0] = c.peeked
+		c.hasPeeked = false
+		return 1, nil
+	}
+	return c.nc.Read(p)
+}
+
+func (c *conn) setReadTimeout(d time.Duration) {
+	c.nc.SetReadDeadline(time.Now().Add(d)) //nolint:errcheck // a failed deadline shows up as a read error
+}
+
+// readBodyPacket reads one body packet within ReadTimeout.
+func (c *conn) readBodyPacket() ([]byte, error) {
+	c.setReadTimeout(c.srv.readTimeout())
+	p, err := readPacket(c, c.in)
+	if err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return nil, fmt.Errorf("ajp13: request body stalled for %s: %w", c.srv.readTimeout(), err)
+		}
+		return nil, fmt.Errorf("ajp13: reading request body: %w", err)
+	}
+	return p, nil
+}
+
+// serve runs the request loop of one connection.
+func (c *conn) serve(ctx context.Context) error {
+	for {
+		if !c.nc.SetIdle(true) {
+			return nil
+		}
+		c.setReadTimeout(c.srv.idleTimeout())
+		if _, err := io.ReadFull(c, c.in[:headerLen]); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil // the web server closed its pooled connection
+			}
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				return nil // idle too long: close quietly, the pool reconnects
+			}
+			if c.nc.ShuttingDown() {
+				return nil
+			}
+			return fmt.Errorf("ajp13: waiting for a request: %w", err)
+		}
+		c.nc.SetIdle(false)
+		c.setReadTimeout(c.srv.readTimeout())
+		payload, err := readPayload(c, c.in)
+		if err != nil {
+			return err
+		}
+		if len(payload) == 0 {
+			return fmt.Errorf("ajp13: empty packet between requests: %w", ErrMalformed)
+		}
+		switch t := inType(payload[0]); t {
+		case typeCPing, typePing:
+			if err := c.writeSmall(typeCPong); err != nil {
+				return err
+			}
+		case typeShutdown:
+			return errShutdownRefused
+		case typeForwardRequest:
+			if keep, err := c.serveRequest(ctx, payload); err != nil || !keep {
+				return err
+			}
+			if c.nc.ShuttingDown() {
+				return nil
+			}
+		default:
+			return fmt.Errorf("ajp13: unexpected packet type %d between requests: %w", t, ErrMalformed)
+		}
+	}
+}
+
+// serveRequest serves one FORWARD_REQUEST and reports whether the
+// connection may carry another request.
+func (c *conn) serveRequest(ctx context.Context, payload []byte) (keep bool, err error) {
+	s := c.srv
+	f, err := decodeForwardRequest(payload, decodeLimits{maxHeaderBytes: s.maxHeaderBytes(), maxHeaders: maxHeaders})
+	if err != nil {
+		if errors.Is(err, ErrTooLarge) {
+			return false, c.refuse(http.StatusRequestHeaderFieldsTooLarge, err)
+		}
+		return false, err
+	}
+	if s.Secret != "" {
+		a, ok := f.attr(attrSecret)
+		if !ok || subtle.ConstantTimeCompare([]byte(a.value), []byte(s.Secret)) != 1 {
+			why := "wrong secret"
+			if !ok {
+				why = "no secret"
+			}
+			return false, c.refuse(http.StatusForbidden, fmt.Errorf("ajp13: request refused: %s", why))
+		}
+	}
+	c.logDroppedAttributes(f)
+	reqCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	v := f.requestVars(s.Route)
+	r, err := f.httpRequest(reqCtx, v)
+	if err != nil {
+		return false, c.refuse(http.StatusBadRequest, err)
+	}
+
+	c.bgMu.Lock()
+	c.inHandler, c.cancelReq = true, cancel
+	c.bgMu.Unlock()
+	var b *body
+	if r.ContentLength != 0 {
+		b = newBody(c, r.ContentLength, c.startBackgroundRead)
+		r.Body = b
+	} else {
+		c.startBackgroundRead()
+	}
+	w := newResponse(c, r, cancel)
+	s.Handler.ServeHTTP(w, r)
+	peerGone := c.stopBackgroundRead()
+
+	if peerGone != nil {
+		return false, peerGone
+	}
+	w.finish()
+	reuse := c.failure() == nil
+	if b != nil {
+		if reuse {
+			reuse = b.drain()
+		} else {
+			b.finish()
+		}
+		if !reuse && c.failure() == nil {
+			s.logger().Info("ajp13: closing connection: request body not consumed", "remote", c.remote(), "uri", r.RequestURI)
+		}
+	}
+	if err := c.failure(); err != nil {
+		return false, err
+	}
+	if c.nc.ShuttingDown() {
+		reuse = false
+	}
+	if err := c.writeEndResponse(reuse); err != nil {
+		return false, err
+	}
+	return reuse, nil
+}
+
+// refuse answers a request junction will not serve with status and an
+// END_RESPONSE that closes the connection, and returns why for the log.
+func (c *conn) refuse(status int, why error) error {
+	c.srv.logger().Warn("ajp13: request refused", "remote", c.remote(), "status", status, "reason", why.Error())
+	w := newResponse(c, nil, func() {})
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(status)
+	fmt.Fprintf(w, "%d %s\n", status, http.StatusText(status))
+	w.finish()
+	if err := c.failure(); err != nil {
+		return errors.Join(why, err)
+	}
+	if err := c.writeEndResponse(false); err != nil {
+		return errors.Join(why, err)
+	}
+	return why
+}
+
+func (c *conn) logDroppedAttributes(f *forwardRequest) {
+	for _, a := range f.attrs {
+		if a.code != attrReqAttribute {
+			continue
+		}
+		if _, ok := reqAttributeVars[a.name]; ok {
+			continue
+		}
+		if strings.HasPrefix(a.name, "javax.servlet.") || strings.HasPrefix(a.name, "jakarta.servlet.") {
+			c.srv.logger().Warn("ajp13: ignoring servlet request attribute (Ghostcat-style request)",
+				"remote", c.remote(), "attribute", a.name)
+		} else {
+			c.srv.logger().Debug("ajp13: ignoring request attribute", "remote", c.remote(), "attribute", a.name)
+		}
+	}
+}
+
+// startBackgroundRead watches the idle connection while the handler runs
+// (the request body, if any, is fully read): the web server sends nothing
+// until the response ends, so a read returning means it closed the
+// connection (the client went away) and the request context is cancelled.
+// The read has no deadline of its own; stopBackgroundRead ends it.
+func (c *conn) startBackgroundRead() {
+	c.bgMu.Lock()
+	defer c.bgMu.Unlock()
+	if !c.inHandler || c.bgDone != nil {
+		return
+	}
+	done := make(chan struct{})
+	c.bgDone = done
+	c.bgErr = nil
+	c.nc.SetReadDeadline(time.Time{}) //nolint:errcheck // see setReadTimeout
+	cancel := c.cancelReq
+	go func() {
+		defer close(done)
+		n, err := c.nc.Read(c.bgByte[:])
+		if n == 1 {
+			c.peeked, c.hasPeeked = c.bgByte[0], true
+		}
+		if err != nil && !c.bgStopping.Load() {
+			c.bgErr = err
+			cancel()
+		}
+	}()
+}
+
+// stopBackgroundRead ends the background read and returns a non-nil error
+// when it saw the connection end.
+func (c *conn) stopBackgroundRead() error {
+	c.bgMu.Lock()
+	c.inHandler = false
+	done := c.bgDone
+	c.bgDone = nil
+	c.bgMu.Unlock()
+	if done == nil {
+		return nil
+	}
+	c.bgStopping.Store(true)
+	c.nc.SetReadDeadline(time.Unix(1, 0)) //nolint:errcheck // see setReadTimeout
+	<-done
+	c.bgStopping.Store(false)
+	if err := c.bgErr; err != nil {
+		if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
+			return fmt.Errorf("ajp13: web server closed the connection during the response: %w", io.EOF)
+		}
+		return fmt.Errorf("ajp13: connection failed during the response: %w", err)
+	}
+	return nil
+}

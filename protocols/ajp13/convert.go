@@ -1,0 +1,207 @@
+package ajp13
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/textproto"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/junction-gw/junction/protocols/vars"
+)
+
+// Variables junction adds beyond what the web server sent.
+const (
+	// VarRoute is the variable holding the listener's own route (Server.Route).
+	VarRoute = "JUNCTION_ROUTE"
+	// VarSessionRoute holds the route attribute the web server sent: the
+	// route mod_proxy_balancer or mod_jk picked from the session id.
+	VarSessionRoute = "AJP_SESSION_ROUTE"
+)
+
+// reqAttributeVars is the allow-list of req_attribute names that become
+// variables. Every other name (javax.servlet.include.*, names set with
+// SetEnv AJP_*, anything else) is dropped: attributes must never choose a
+// file or override what junction decides (Ghostcat, CVE-2020-1938).
+var reqAttributeVars = map[string]string{
+	"AJP_REMOTE_PORT":  "REMOTE_PORT",  // mod_proxy_ajp, mod_jk
+	"AJP_LOCAL_ADDR":   "SERVER_ADDR",  // mod_proxy_ajp 2.4.42+, mod_jk
+	"AJP_SSL_PROTOCOL": "SSL_PROTOCOL", // mod_jk
+}
+
+// requestVars renders a forward request as CGI-style variables. Only the
+// fixed fields, headers and allow-listed attributes are rendered; the
+// names SCRIPT_NAME, SCRIPT_FILENAME, PATH_INFO, PATH_TRANSLATED and
+// DOCUMENT_ROOT are never produced.
+func (f *forwardRequest) requestVars(route string) vars.Vars {
+	v := make(vars.Vars, 0, 16+len(f.headers))
+	add := func(name, value string) { v = append(v, vars.Var{Name: name, Value: value}) }
+	query := ""
+	if a, ok := f.attr(attrQueryString); ok {
+		query = a.value
+	}
+	add("REQUEST_METHOD", f.method)
+	add("SERVER_PROTOCOL", f.protocol)
+	add("REQUEST_URI", f.requestURI())
+	add("QUERY_STRING", query)
+	add("REMOTE_ADDR", f.remoteAddr)
+	if f.remoteHost != "" {
+		add("REMOTE_HOST", f.remoteHost)
+	}
+	add("SERVER_NAME", f.serverName)
+	add("SERVER_PORT", strconv.Itoa(int(f.serverPort)))
+	if f.isSSL {
+		add("HTTPS", "on")
+	}
+	seen := map[string]bool{}
+	for _, a := range f.attrs {
+		switch a.code {
+		case attrRemoteUser:
+			add("REMOTE_USER", a.value)
+		case attrAuthType:
+			add("AUTH_TYPE", a.value)
+		case attrRoute:
+			add(VarSessionRoute, a.value)
+		case attrSSLCert:
+			add("SSL_CLIENT_CERT", a.value)
+		case attrSSLCipher:
+			add("SSL_CIPHER", a.value)
+		case attrSSLSession:
+			add("SSL_SESSION_ID", a.value)
+		case attrSSLKeySize:
+			add("SSL_CIPHER_USEKEYSIZE", strconv.Itoa(int(a.keySize)))
+		case attrReqAttribute:
+			name, ok := reqAttributeVars[a.name]
+			if !ok || seen[name] || !validValue(a.value) {
+				continue
+			}
+			if name == "REMOTE_PORT" {
+				if _, err := strconv.ParseUint(a.value, 10, 16); err != nil {
+					continue
+				}
+			}
+			seen[name] = true
+			add(name, a.value)
+		}
+	}
+	if route != "" {
+		add(VarRoute, route)
+	}
+	for _, h := range f.headers {
+		switch {
+		case strings.EqualFold(h.name, "Content-Type"):
+			add("CONTENT_TYPE", h.value)
+		case strings.EqualFold(h.name, "Content-Length"):
+			add("CONTENT_LENGTH", h.value)
+		case strings.Contains(h.name, "_"), strings.EqualFold(h.name, "Proxy"):
+			// A name with "_" would collide with its "-" twin once
+			// rendered (Apache and nginx drop these for CGI too); Proxy
+			// would become HTTP_PROXY (httpoxy, CVE-2016-5385).
+		default:
+			add("HTTP_"+strings.ToUpper(strings.ReplaceAll(h.name, "-", "_")), h.value)
+		}
+	}
+	return v
+}
+
+// requestURI is the raw req_uri as sent plus "?query" when the web server
+// sent a query string.
+func (f *forwardRequest) requestURI() string {
+	if a, ok := f.attr(attrQueryString); ok && a.value != "" {
+		return f.uri + "?" + a.value
+	}
+	return f.uri
+}
+
+// errBadRequest is wrapped by httpRequest for a request that was framed
+// correctly but cannot be served (the codec answers 400 and closes).
+var errBadRequest = errors.New("bad request")
+
+// httpRequest builds the *http.Request for f. The body is attached by the
+// caller. Headers keep the names the web server sent (unlike the HTTP_*
+// variables, which cannot tell "-" from "_").
+func (f *forwardRequest) httpRequest(ctx context.Context, v vars.Vars) (*http.Request, error) {
+	major, minor, ok := http.ParseHTTPVersion(f.protocol)
+	if !ok {
+		return nil, fmt.Errorf("ajp13: protocol %q: %w", f.protocol, errBadRequest)
+	}
+	uri := f.requestURI()
+	var u *url.URL
+	var err error
+	if f.method == "OPTIONS" && f.uri == "*" {
+		u = &url.URL{Path: "*"}
+	} else if u, err = url.ParseRequestURI(uri); err != nil || !strings.HasPrefix(f.uri, "/") {
+		return nil, fmt.Errorf("ajp13: req_uri %q: %w", uri, errBadRequest)
+	}
+	r := &http.Request{
+		Method:     f.method,
+		URL:        u,
+		Proto:      f.protocol,
+		ProtoMajor: major,
+		ProtoMinor: minor,
+		Header:     make(http.Header, len(f.headers)),
+		RequestURI: uri,
+		Body:       http.NoBody,
+	}
+	for _, h := range f.headers {
+		key := h.name
+		if h.code == 0 {
+			key = textproto.CanonicalMIMEHeaderKey(h.name)
+		}
+		r.Header[key] = append(r.Header[key], h.value)
+	}
+	r.Host = r.Header.Get("Host")
+	r.Header.Del("Host")
+	if r.Host == "" && f.serverName != "" {
+		r.Host = f.serverName
+		if p := f.serverPort; p != 0 && p != 80 && p != 443 {
+			r.Host = net.JoinHostPort(f.serverName, strconv.Itoa(int(p)))
+		}
+	}
+	if err := setBodyLength(r); err != nil {
+		return nil, err
+	}
+	port := "0"
+	if p := v.Get("REMOTE_PORT"); p != "" {
+		port = p
+	}
+	if f.remoteAddr != "" {
+		r.RemoteAddr = net.JoinHostPort(f.remoteAddr, port)
+	}
+	if f.isSSL {
+		r.TLS = &tls.ConnectionState{HandshakeComplete: true}
+	}
+	return r.WithContext(vars.NewContext(ctx, v)), nil
+}
+
+// setBodyLength applies the request body policy: a Content-Length gives
+// the exact length; Transfer-Encoding: chunked (the web server already
+// decoded the chunks) gives ContentLength -1 and a streamed body; neither
+// means no body.
+func setBodyLength(r *http.Request) error {
+	te := r.Header.Values("Transfer-Encoding")
+	cls := r.Header.Values("Content-Length")
+	if len(te) > 0 {
+		if len(te) != 1 || !strings.EqualFold(strings.TrimSpace(te[0]), "chunked") || len(cls) > 0 {
+			return fmt.Errorf("ajp13: transfer-encoding %q with content-length %q: %w", te, cls, errBadRequest)
+		}
+		r.Header.Del("Transfer-Encoding")
+		r.TransferEncoding = []string{"chunked"}
+		r.ContentLength = -1
+		return nil
+	}
+	if len(cls) == 0 {
+		return nil
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(cls[0]), 10, 64)
+	if len(cls) != 1 || err != nil || n < 0 {
+		return fmt.Errorf("ajp13: content-length %q: %w", cls, errBadRequest)
+	}
+	r.ContentLength = n
+	return nil
+}
