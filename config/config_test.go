@@ -347,3 +347,15 @@ func TestLoadErrors(t *testing.T) {
 		t.Error("Parse accepted format ini")
 	}
 }
+
+func TestExampleConfigIsValid(t *testing.T) {
+	path := filepath.Join("..", "examples", "junction.yaml")
+	cfg, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, _ := filepath.Abs(filepath.Join("..", "examples", "cgi-bin"))
+	if got := cfg.Backends["scripts"].Root; got != root {
+		t.Errorf("scripts root = %q, want %q (relative to the file)", got, root)
+	}
+}

@@ -45,9 +45,25 @@ func Load(path string) (*Config, error) {
 	}
 	cfg, err := parse(data, formatOf(path), filepath.Dir(abs))
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, prefixEach(path, err)
 	}
 	return cfg, nil
+}
+
+// prefixEach puts the file name in front of every problem in err, keeping
+// them separate for errors.Join readers.
+func prefixEach(prefix string, err error) error {
+	var errs []error
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	} else {
+		errs = []error{err}
+	}
+	out := make([]error, len(errs))
+	for i, e := range errs {
+		out[i] = fmt.Errorf("%s: %w", prefix, e)
+	}
+	return errors.Join(out...)
 }
 
 // Parse decodes, completes and validates data in the given format ("yaml",

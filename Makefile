@@ -1,0 +1,50 @@
+# junction: the two commands are `make run` and `make test`.
+
+GO       ?= go
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+COMMIT   ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+LDFLAGS  := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+FUZZTIME ?= 60s
+BENCHTIME ?= 5s
+
+.PHONY: all build run test vet unit fuzz-smoke fuzz bench bench-e2e deps clean
+
+all: build
+
+## build: bin/junction with version and commit stamped in
+build:
+	$(GO) build -ldflags '$(LDFLAGS)' -o bin/junction ./cmd/junction
+
+## run: serve the built-in configuration (HTTP :8080, SCGI :4000) from the repo root
+run: build
+	./bin/junction serve
+
+## test: the one test command: real peers, vet, unit + integration tests, fuzz smoke
+test: deps vet unit fuzz-smoke
+
+deps:
+	./.ci/deps
+
+vet:
+	$(GO) vet ./...
+
+unit:
+	$(GO) test -timeout 15m ./...
+
+fuzz-smoke:
+	./.ci/fuzz-smoke 5s
+
+## fuzz: every Fuzz target for FUZZTIME (default 60s) each
+fuzz:
+	./.ci/fuzz-smoke $(FUZZTIME)
+
+## bench: micro-benchmarks of every package
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+## bench-e2e: end-to-end benchmarks against real front servers (integration/)
+bench-e2e:
+	JUNCTION_BENCH=1 $(GO) test ./integration -run '^$$' -bench . -benchtime $(BENCHTIME) -timeout 30m
+
+clean:
+	rm -rf bin
