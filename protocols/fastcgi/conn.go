@@ -1,0 +1,362 @@
+package fastcgi
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/junction-gw/junction/protocols/internal/connserver"
+	"github.com/junction-gw/junction/protocols/vars"
+)
+
+// conn is one served connection: the reader goroutine (serveConn) decodes
+// records and dispatches them; each request's handler runs in its own
+// goroutine and writes through the shared recordWriter.
+type conn struct {
+	srv    *Server
+	c      *connserver.Conn
+	ctx    context.Context // cancelled when the connection ends
+	cancel context.CancelFunc
+	w      *recordWriter
+	log    *slog.Logger
+	wg     sync.WaitGroup // request goroutines
+
+	mu         sync.Mutex
+	reqs       map[uint16]*request
+	closeAfter bool      // a request without KEEP_CONN ended: close when idle
+	idleSince  time.Time // when reqs last became empty
+	lastRead   time.Time // when the last record arrived
+	served     int
+}
+
+func (s *Server) serveConn(ctx context.Context, c *connserver.Conn) error {
+	if err := s.peerAllowed(c); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	cn := &conn{
+		srv:    s,
+		c:      c,
+		ctx:    ctx,
+		cancel: cancel,
+		w:      &recordWriter{c: c, timeout: s.writeTimeout()},
+		log:    s.logger().With("protocol", "fastcgi", "remote", c.RemoteAddr().String()),
+		reqs:   make(map[uint16]*request),
+	}
+	cn.log.Debug("connection accepted")
+	err := cn.serve()
+	// Whatever ended the loop, nothing of this connection outlives it:
+	// cancel every request (bodies fail, handlers see ctx.Done), close the
+	// socket so pending writes fail fast, and wait for handlers.
+	cancel()
+	if err != nil {
+		c.Close()
+	}
+	cn.dropPending()
+	cn.wg.Wait()
+	cn.mu.Lock()
+	served := cn.served
+	cn.mu.Unlock()
+	cn.log.Debug("connection ended", "requests", served, "err", err)
+	return err
+}
+
+func (cn *conn) serve() error {
+	rr := newRecordReader(bufio.NewReaderSize(cn.c, 16<<10))
+	now := time.Now()
+	cn.idleSince, cn.lastRead = now, now
+	if !cn.c.SetIdle(true) {
+		return nil
+	}
+	for {
+		dl, stop := cn.deadline(time.Now())
+		if stop {
+			return nil
+		}
+		if err := cn.c.SetReadDeadline(dl); err != nil {
+			return fmt.Errorf("fastcgi: setting read deadline: %w", err)
+		}
+		rec, n, err := rr.next()
+		if err != nil {
+			if n == 0 && isTimeout(err) {
+				// At a record boundary: the deadline was only a chance to
+				// look at the connection's state again.
+				if _, stop := cn.deadline(time.Now()); stop {
+					return nil
+				}
+				if cn.inputOverdue(time.Now()) {
+					return fmt.Errorf("fastcgi: no record for %v while a request was receiving: %w", cn.srv.readTimeout(), err)
+				}
+				continue
+			}
+			if n == 0 && errors.Is(err, io.EOF) {
+				return nil // peer closed between records
+			}
+			return err
+		}
+		cn.mu.Lock()
+		cn.lastRead = time.Now()
+		cn.mu.Unlock()
+		if err := cn.dispatch(rec); err != nil {
+			return err
+		}
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, os.ErrDeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
+}
+
+// deadline returns when the reader should next look at the connection and
+// whether the connection should end now (idle too long, KEEP_CONN clear
+// and done, or shutting down while idle).
+func (cn *conn) deadline(now time.Time) (time.Time, bool) {
+	cn.mu.Lock()
+	defer cn.mu.Unlock()
+	if len(cn.reqs) == 0 {
+		if cn.closeAfter || cn.c.ShuttingDown() {
+			return time.Time{}, true
+		}
+		end := cn.idleSince.Add(cn.srv.idleTimeout())
+		if !now.Before(end) {
+			return time.Time{}, true
+		}
+		return end, false
+	}
+	return now.Add(cn.srv.readTimeout()), false
+}
+
+// inputOverdue reports whether a request still receiving PARAMS or STDIN
+// has waited longer than ReadTimeout for its next record. Requests whose
+// input is complete wait for their handler, not for the peer.
+func (cn *conn) inputOverdue(now time.Time) bool {
+	cn.mu.Lock()
+	defer cn.mu.Unlock()
+	for _, r := range cn.reqs {
+		if !r.stdinDone {
+			return now.Sub(cn.lastRead) >= cn.srv.readTimeout()
+		}
+	}
+	return false
+}
+
+// wake makes the reader re-evaluate the connection state now.
+func (cn *conn) wake() {
+	if err := cn.c.SetReadDeadline(time.Now()); err != nil {
+		cn.log.Debug("waking reader", "err", err)
+	}
+}
+
+func (cn *conn) dispatch(rec record) error {
+	if rec.ID == 0 {
+		return cn.management(rec)
+	}
+	switch rec.Type {
+	case typeBeginRequest:
+		return cn.begin(rec)
+	case typeAbortRequest, typeParams, typeStdin, typeData:
+		cn.mu.Lock()
+		r := cn.reqs[rec.ID]
+		cn.mu.Unlock()
+		if r == nil {
+			// The spec: records for an inactive request id are ignored
+			// (late STDIN after we answered early, ABORT racing END).
+			return nil
+		}
+		switch rec.Type {
+		case typeAbortRequest:
+			cn.abort(r)
+			return nil
+		case typeParams:
+			return cn.params(r, rec.content)
+		case typeStdin:
+			return cn.stdin(r, rec.content)
+		default:
+			return nil // DATA belongs to the FILTER role; a responder ignores it
+		}
+	default:
+		return fmt.Errorf("%w: %v record for request %d", ErrProtocol, rec.Type, rec.ID)
+	}
+}
+
+// management answers records with request id 0.
+func (cn *conn) management(rec record) error {
+	switch rec.Type {
+	case typeGetValues:
+		asked, err := parseNameValues(rec.content)
+		if err != nil {
+			return fmt.Errorf("fastcgi: GET_VALUES: %w", err)
+		}
+		return cn.w.write(typeGetValuesResult, 0, appendNameValues(nil, cn.srv.values(asked)))
+	case typeBeginRequest, typeAbortRequest, typeParams, typeStdin, typeData:
+		return fmt.Errorf("%w: %v record with request id 0", ErrProtocol, rec.Type)
+	default:
+		var b [8]byte
+		b[0] = byte(rec.Type)
+		return cn.w.write(typeUnknownType, 0, b[:])
+	}
+}
+
+// values answers the FCGI_GET_VALUES names the server knows.
+func (s *Server) values(asked vars.Vars) vars.Vars {
+	var out vars.Vars
+	for _, kv := range asked {
+		var v string
+		switch kv.Name {
+		case "FCGI_MAX_CONNS":
+			if s.MaxConns <= 0 {
+				continue // no cap: nothing true to say
+			}
+			v = strconv.Itoa(s.MaxConns)
+		case "FCGI_MAX_REQS":
+			v = strconv.Itoa(s.maxRequests())
+		case "FCGI_MPXS_CONNS":
+			v = "0"
+			if s.Multiplex {
+				v = "1"
+			}
+		default:
+			continue
+		}
+		out = append(out, vars.Var{Name: kv.Name, Value: v})
+	}
+	return out
+}
+
+func (cn *conn) begin(rec record) error {
+	if len(rec.content) != 8 {
+		return fmt.Errorf("%w: BEGIN_REQUEST of %d bytes, want 8", ErrProtocol, len(rec.content))
+	}
+	role := binary.BigEndian.Uint16(rec.content[:2])
+	keep := rec.content[2]&flagKeepConn != 0
+	cn.mu.Lock()
+	if _, busy := cn.reqs[rec.ID]; busy {
+		cn.mu.Unlock()
+		return fmt.Errorf("%w: BEGIN_REQUEST for request %d already in flight", ErrProtocol, rec.ID)
+	}
+	active := len(cn.reqs)
+	cn.mu.Unlock()
+
+	// Refusals keep no state: a later record for this id is ignored as
+	// inactive, so a peer spraying request ids costs nothing.
+	refuse := func(status uint8) error {
+		if !keep {
+			cn.markCloseAfter()
+		}
+		return cn.w.endRequest(rec.ID, 0, status)
+	}
+	switch {
+	case role != roleResponder:
+		return refuse(statusUnknownRole)
+	case active > 0 && !cn.srv.Multiplex:
+		return refuse(statusCantMpxConn)
+	case active >= cn.srv.maxPerConn():
+		return refuse(statusOverloaded)
+	case !cn.srv.acquire():
+		cn.log.Warn("request refused: server at max_requests", "max_requests", cn.srv.maxRequests())
+		return refuse(statusOverloaded)
+	}
+	r := cn.newRequest(rec.ID, keep)
+	cn.mu.Lock()
+	cn.reqs[rec.ID] = r
+	cn.served++
+	cn.mu.Unlock()
+	cn.c.SetIdle(false)
+	return nil
+}
+
+func (cn *conn) markCloseAfter() {
+	cn.mu.Lock()
+	cn.closeAfter = true
+	cn.mu.Unlock()
+}
+
+func (cn *conn) params(r *request, p []byte) error {
+	if r.paramsDone {
+		return fmt.Errorf("%w: PARAMS record after the end of request %d's PARAMS", ErrProtocol, r.id)
+	}
+	if len(p) > 0 {
+		if r.tooBig || len(r.params)+len(p) > cn.srv.maxHeaderBytes() {
+			// Keep reading to the end of the stream, then answer 431.
+			r.tooBig = true
+			r.params = nil
+			return nil
+		}
+		r.params = append(r.params, p...)
+		return nil
+	}
+	r.paramsDone = true
+	if r.tooBig {
+		cn.log.Warn("request refused: params larger than max_header_bytes", "request", r.id, "max_header_bytes", cn.srv.maxHeaderBytes())
+		cn.start(r, errorHandler(431))
+		return nil
+	}
+	v, err := parseNameValues(r.params)
+	r.params = nil
+	if err != nil {
+		return fmt.Errorf("fastcgi: request %d PARAMS: %w", r.id, err)
+	}
+	cn.startVars(r, v)
+	return nil
+}
+
+func (cn *conn) stdin(r *request, p []byte) error {
+	if !r.paramsDone {
+		return fmt.Errorf("%w: STDIN before the end of request %d's PARAMS", ErrProtocol, r.id)
+	}
+	if r.stdinDone {
+		return fmt.Errorf("%w: STDIN record after the end of request %d's STDIN", ErrProtocol, r.id)
+	}
+	if len(p) == 0 {
+		cn.mu.Lock()
+		r.stdinDone = true
+		cn.mu.Unlock()
+		r.body.end()
+		return nil
+	}
+	cn.mu.Lock()
+	alone := len(cn.reqs) == 1
+	cn.mu.Unlock()
+	if err := r.body.write(p, alone); err != nil {
+		cn.log.Warn("request body failed; cancelling request", "request", r.id, "err", err)
+		r.body.fail(err)
+		r.cancel()
+	}
+	return nil
+}
+
+func (cn *conn) abort(r *request) {
+	r.aborted.Store(true)
+	r.cancel()
+	if !r.paramsDone {
+		// No handler yet: answer for it now.
+		cn.finish(r, 1)
+	}
+}
+
+// dropPending ends requests whose handler never started (PARAMS still
+// arriving when the connection ended), releasing their slots. It runs on
+// the reader goroutine, which owns paramsDone.
+func (cn *conn) dropPending() {
+	cn.mu.Lock()
+	var pending []*request
+	for _, r := range cn.reqs {
+		if !r.paramsDone {
+			pending = append(pending, r)
+		}
+	}
+	cn.mu.Unlock()
+	for _, r := range pending {
+		cn.finish(r, 1)
+	}
+}

@@ -1,0 +1,232 @@
+package fastcgi
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"time"
+)
+
+// recType is a FastCGI record type.
+type recType uint8
+
+const (
+	typeBeginRequest    recType = 1
+	typeAbortRequest    recType = 2
+	typeEndRequest      recType = 3
+	typeParams          recType = 4
+	typeStdin           recType = 5
+	typeStdout          recType = 6
+	typeStderr          recType = 7
+	typeData            recType = 8
+	typeGetValues       recType = 9
+	typeGetValuesResult recType = 10
+	typeUnknownType     recType = 11
+)
+
+func (t recType) String() string {
+	names := [...]string{"", "BEGIN_REQUEST", "ABORT_REQUEST", "END_REQUEST", "PARAMS", "STDIN",
+		"STDOUT", "STDERR", "DATA", "GET_VALUES", "GET_VALUES_RESULT", "UNKNOWN_TYPE"}
+	if int(t) < len(names) && t != 0 {
+		return names[t]
+	}
+	return fmt.Sprintf("type %d", uint8(t))
+}
+
+// Roles in BEGIN_REQUEST.
+const (
+	roleResponder  = 1
+	roleAuthorizer = 2
+	roleFilter     = 3
+)
+
+// flagKeepConn is bit 0 of BEGIN_REQUEST flags.
+const flagKeepConn = 1
+
+// protocolStatus values of END_REQUEST.
+const (
+	statusRequestComplete = 0
+	statusCantMpxConn     = 1
+	statusOverloaded      = 2
+	statusUnknownRole     = 3
+)
+
+const (
+	version1      = 1
+	headerLen     = 8
+	maxContentLen = 65535
+	maxPaddingLen = 255
+)
+
+// Errors that close a connection. They are wrapped with detail.
+var (
+	ErrProtocol     = errors.New("fastcgi: protocol error")
+	ErrBodyTooLarge = errors.New("fastcgi: request body spool limit exceeded")
+)
+
+// header is the fixed 8-byte record header.
+type header struct {
+	Version       uint8
+	Type          recType
+	ID            uint16
+	ContentLength uint16
+	PaddingLength uint8
+}
+
+func (h header) put(b []byte) {
+	b[0] = h.Version
+	b[1] = uint8(h.Type)
+	binary.BigEndian.PutUint16(b[2:4], h.ID)
+	binary.BigEndian.PutUint16(b[4:6], h.ContentLength)
+	b[6] = h.PaddingLength
+	b[7] = 0
+}
+
+func parseHeader(b []byte) header {
+	return header{
+		Version:       b[0],
+		Type:          recType(b[1]),
+		ID:            binary.BigEndian.Uint16(b[2:4]),
+		ContentLength: binary.BigEndian.Uint16(b[4:6]),
+		PaddingLength: b[6],
+	}
+}
+
+// record is one decoded record. content aliases the reader's buffer and is
+// valid until the next call to next.
+type record struct {
+	header
+	content []byte
+}
+
+// recordReader decodes records from a stream into one buffer reused for
+// the life of the connection. It never allocates more than
+// maxContentLen+maxPaddingLen bytes, whatever the peer claims.
+type recordReader struct {
+	r   io.Reader
+	hdr [headerLen]byte
+	buf []byte
+}
+
+func newRecordReader(r io.Reader) *recordReader {
+	return &recordReader{r: r}
+}
+
+// next reads one record. n is the number of bytes consumed from the stream
+// for this record, so a caller can tell a timeout at a record boundary
+// (n == 0) from one in the middle of a record.
+func (rr *recordReader) next() (rec record, n int, err error) {
+	n, err = io.ReadFull(rr.r, rr.hdr[:])
+	if err != nil {
+		if n > 0 && errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return rec, n, fmt.Errorf("fastcgi: reading record header: %w", err)
+	}
+	h := parseHeader(rr.hdr[:])
+	if h.Version != version1 {
+		return rec, n, fmt.Errorf("%w: version %d, want 1", ErrProtocol, h.Version)
+	}
+	total := int(h.ContentLength) + int(h.PaddingLength)
+	if cap(rr.buf) < total {
+		// Grow in steps so a stream of small records never reallocates.
+		rr.buf = make([]byte, max(total, 2*cap(rr.buf), 512))
+	}
+	body := rr.buf[:total]
+	m, err := io.ReadFull(rr.r, body)
+	n += m
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return rec, n, fmt.Errorf("fastcgi: reading %v record content: %w", h.Type, err)
+	}
+	return record{header: h, content: body[:h.ContentLength]}, n, nil
+}
+
+// padFor returns the padding that aligns content of length n to 8 bytes,
+// as the specification recommends.
+func padFor(n int) uint8 { return uint8(-n & 7) }
+
+// appendRecord appends one record with the given content and padding.
+// The caller keeps content at most maxContentLen bytes.
+func appendRecord(dst []byte, t recType, id uint16, content []byte, pad uint8) []byte {
+	var h [headerLen]byte
+	header{Version: version1, Type: t, ID: id, ContentLength: uint16(len(content)), PaddingLength: pad}.put(h[:])
+	dst = append(dst, h[:]...)
+	dst = append(dst, content...)
+	for range pad {
+		dst = append(dst, 0)
+	}
+	return dst
+}
+
+// recordWriter serialises records from all requests on a connection. Each
+// record goes out in one Write, under a write deadline when one is set.
+type recordWriter struct {
+	mu      sync.Mutex
+	c       net.Conn
+	timeout time.Duration
+	buf     []byte
+	err     error // sticky: once a write failed, the connection is done
+}
+
+func (w *recordWriter) write(t recType, id uint16, content []byte) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err != nil {
+		return w.err
+	}
+	for {
+		chunk := content[:min(len(content), maxContentLen)]
+		w.buf = appendRecord(w.buf[:0], t, id, chunk, padFor(len(chunk)))
+		if w.timeout > 0 {
+			if err := w.c.SetWriteDeadline(time.Now().Add(w.timeout)); err != nil {
+				w.err = fmt.Errorf("fastcgi: setting write deadline: %w", err)
+				return w.err
+			}
+		}
+		if _, err := w.c.Write(w.buf); err != nil {
+			w.err = fmt.Errorf("fastcgi: writing %v record: %w", t, err)
+			return w.err
+		}
+		content = content[len(chunk):]
+		if len(content) == 0 {
+			return nil
+		}
+	}
+}
+
+// endRequest writes END_REQUEST for id.
+func (w *recordWriter) endRequest(id uint16, appStatus uint32, protocolStatus uint8) error {
+	var b [8]byte
+	binary.BigEndian.PutUint32(b[:4], appStatus)
+	b[4] = protocolStatus
+	return w.write(typeEndRequest, id, b[:])
+}
+
+// stdoutWriter writes a byte stream as STDOUT records of one request. It
+// sits behind a bufio.Writer, so records are as large as that buffer.
+type stdoutWriter struct {
+	w  *recordWriter
+	id uint16
+}
+
+func (s stdoutWriter) Write(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if err := s.w.write(typeStdout, s.id, p); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// bufferedStdout returns the buffered STDOUT stream of a request.
+func bufferedStdout(w *recordWriter, id uint16, size int) *bufio.Writer {
+	return bufio.NewWriterSize(stdoutWriter{w: w, id: id}, size)
+}

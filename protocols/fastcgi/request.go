@@ -1,0 +1,300 @@
+package fastcgi
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"runtime/debug"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/junction-gw/junction/protocols/vars"
+)
+
+// errAborted is returned by writes after ABORT_REQUEST.
+var errAborted = errors.New("fastcgi: request aborted by the web server")
+
+// request is the state of one active request id on a connection. Fields
+// below are touched by the reader goroutine only, except where noted.
+type request struct {
+	cn     *conn
+	id     uint16
+	keep   bool
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	params     []byte // PARAMS so far, bounded by MaxHeaderBytes
+	paramsDone bool
+	tooBig     bool
+	stdinDone  bool // guarded by cn.mu (read by inputOverdue)
+	body       *body
+
+	aborted  atomic.Bool
+	finished bool // guarded by cn.mu
+}
+
+func (cn *conn) newRequest(id uint16, keep bool) *request {
+	ctx, cancel := context.WithCancel(cn.ctx)
+	return &request{cn: cn, id: id, keep: keep, ctx: ctx, cancel: cancel}
+}
+
+// startVars builds the *http.Request from PARAMS and runs the Handler.
+func (cn *conn) startVars(r *request, v vars.Vars) {
+	for i := range v {
+		if v[i].Name == "SCRIPT_FILENAME" {
+			v[i].Value = stripProxyScheme(v[i].Value)
+		}
+	}
+	want := int64(-1)
+	if cl, ok := v.Lookup("CONTENT_LENGTH"); ok && cl != "" {
+		if n, err := strconv.ParseInt(cl, 10, 64); err == nil && n >= 0 {
+			want = n
+		}
+	}
+	r.body = newBody(want)
+	req, err := vars.Request(r.ctx, v, r.body)
+	if err != nil {
+		cn.log.Warn("bad request", "request", r.id, "err", err)
+		cn.run(r, stubRequest(r), errorHandler(http.StatusBadRequest))
+		return
+	}
+	cn.run(r, req, cn.srv.Handler)
+}
+
+// start runs h for a request that has no usable PARAMS.
+func (cn *conn) start(r *request, h http.Handler) {
+	r.body = newBody(-1)
+	cn.run(r, stubRequest(r), h)
+}
+
+func stubRequest(r *request) *http.Request {
+	req := &http.Request{Method: http.MethodGet, URL: &url.URL{Path: "/"}, Proto: "HTTP/1.0",
+		ProtoMajor: 1, Header: make(http.Header), Body: r.body, RequestURI: "/"}
+	return req.WithContext(r.ctx)
+}
+
+// errorHandler answers a request junction refuses before the Handler.
+func errorHandler(code int) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, http.StatusText(code), code)
+	})
+}
+
+func (cn *conn) run(r *request, req *http.Request, h http.Handler) {
+	// A cancelled request (ABORT_REQUEST, lost connection) fails its body
+	// so a handler blocked reading it, and the reader blocked feeding it,
+	// both move on.
+	context.AfterFunc(r.ctx, func() {
+		r.body.fail(fmt.Errorf("fastcgi: request %d body: %w", r.id, context.Cause(r.ctx)))
+	})
+	cn.wg.Add(1)
+	go func() {
+		defer cn.wg.Done()
+		w := newResponse(r, req)
+		appStatus := uint32(0)
+		func() {
+			defer func() {
+				p := recover()
+				if p == nil {
+					return
+				}
+				appStatus = 1
+				if p != http.ErrAbortHandler {
+					cn.log.Error("handler panic; closing connection", "request", r.id,
+						"panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+				}
+				// The response stream is in an unknown state: end the
+				// connection rather than the record stream.
+				cn.cancel()
+				cn.c.Close()
+			}()
+			h.ServeHTTP(w, req)
+		}()
+		if err := w.finish(); err != nil {
+			cn.log.Debug("finishing response", "request", r.id, "err", err)
+		}
+		if r.aborted.Load() {
+			appStatus = 1
+		}
+		cn.finish(r, appStatus)
+	}()
+}
+
+// finish sends END_REQUEST, makes the id inactive and frees its slot. It
+// runs once per accepted request.
+func (cn *conn) finish(r *request, appStatus uint32) {
+	cn.mu.Lock()
+	if r.finished {
+		cn.mu.Unlock()
+		return
+	}
+	r.finished = true
+	delete(cn.reqs, r.id)
+	if !r.keep {
+		cn.closeAfter = true
+	}
+	idle := len(cn.reqs) == 0
+	if idle {
+		cn.idleSince = time.Now()
+	}
+	closeNow := idle && cn.closeAfter
+	cn.mu.Unlock()
+
+	if err := cn.w.endRequest(r.id, appStatus, statusRequestComplete); err != nil {
+		cn.log.Debug("writing END_REQUEST", "request", r.id, "err", err)
+	}
+	cn.srv.release()
+	r.cancel()
+	if r.body != nil {
+		if err := r.body.Close(); err != nil {
+			cn.log.Warn("closing request body", "request", r.id, "err", err)
+		}
+	}
+	if idle && (!cn.c.SetIdle(true) || closeNow) {
+		cn.wake()
+	}
+}
+
+// response is the http.ResponseWriter of one request. The head goes out
+// CGI-style on STDOUT before the first body byte or flush.
+type response struct {
+	r           *request
+	req         *http.Request
+	header      http.Header
+	status      int
+	wroteHeader bool
+	headSent    bool
+	bw          *bufio.Writer
+}
+
+var stdoutPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 32<<10) }}
+
+func newResponse(r *request, req *http.Request) *response {
+	bw := stdoutPool.Get().(*bufio.Writer)
+	bw.Reset(stdoutWriter{w: r.cn.w, id: r.id})
+	return &response{r: r, req: req, header: make(http.Header), bw: bw}
+}
+
+func (w *response) Header() http.Header { return w.header }
+
+func (w *response) WriteHeader(code int) {
+	if w.wroteHeader {
+		return
+	}
+	if code < 200 {
+		// Informational responses have no CGI form; the final one follows.
+		return
+	}
+	w.wroteHeader = true
+	w.status = code
+}
+
+func (w *response) Write(p []byte) (int, error) {
+	if w.bw == nil {
+		return 0, fmt.Errorf("fastcgi: write after the handler returned")
+	}
+	if w.r.aborted.Load() {
+		return 0, errAborted
+	}
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if !w.headSent {
+		if _, ok := w.header["Content-Type"]; !ok && len(p) > 0 && w.header.Get("Content-Encoding") == "" {
+			w.header.Set("Content-Type", http.DetectContentType(p))
+		}
+		if err := w.sendHead(); err != nil {
+			return 0, err
+		}
+	}
+	return w.bw.Write(p)
+}
+
+// sendHead writes "Status: NNN Text" and the header fields.
+func (w *response) sendHead() error {
+	w.headSent = true
+	var b bytes.Buffer
+	b.WriteString("Status: ")
+	b.WriteString(strconv.Itoa(w.status))
+	if t := http.StatusText(w.status); t != "" {
+		b.WriteByte(' ')
+		b.WriteString(t)
+	}
+	b.WriteString("\r\n")
+	w.header.Del("Status")
+	for k := range w.header {
+		if !validFieldName(k) {
+			w.r.cn.log.Warn("dropping response header with an invalid name", "request", w.r.id, "name", k)
+			delete(w.header, k)
+		}
+	}
+	// Header.Write sorts fields and replaces CR/LF in values.
+	if err := w.header.Write(&b); err != nil {
+		return fmt.Errorf("fastcgi: encoding response head: %w", err)
+	}
+	b.WriteString("\r\n")
+	_, err := w.bw.Write(b.Bytes())
+	return err
+}
+
+func validFieldName(k string) bool {
+	if k == "" {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if c <= ' ' || c >= 0x7f || bytes.IndexByte([]byte(`"(),/:;<=>?@[\]{}`), c) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// Flush sends what is buffered now (http.Flusher).
+func (w *response) Flush() {
+	if err := w.FlushError(); err != nil {
+		w.r.cn.log.Debug("flush", "request", w.r.id, "err", err)
+	}
+}
+
+// FlushError is Flush with its error, for http.ResponseController.
+func (w *response) FlushError() error {
+	if w.bw == nil {
+		return fmt.Errorf("fastcgi: flush after the handler returned")
+	}
+	if w.r.aborted.Load() {
+		return errAborted
+	}
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if !w.headSent {
+		if err := w.sendHead(); err != nil {
+			return err
+		}
+	}
+	return w.bw.Flush()
+}
+
+// finish sends the head if the handler wrote nothing, flushes, ends the
+// STDOUT stream and returns the buffer to the pool.
+func (w *response) finish() error {
+	defer func() {
+		w.bw.Reset(nil)
+		stdoutPool.Put(w.bw)
+		w.bw = nil
+	}()
+	if w.r.aborted.Load() {
+		return errAborted
+	}
+	if err := w.FlushError(); err != nil {
+		return err
+	}
+	return w.r.cn.w.write(typeStdout, w.r.id, nil)
+}
