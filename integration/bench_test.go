@@ -1,0 +1,316 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// The end-to-end benchmark compares, in one run and on the same scripts,
+//
+//	nginx → scgi_pass → junction        → hello.sh / static C hello
+//	nginx → scgi_pass → uWSGI cgi plugin → hello.sh / static C hello
+//
+// under wrk, and the raw fork+exec rate of each script (the ceiling any CGI
+// runner can reach on this machine). Run it with
+//
+//	JUNCTION_BENCH=1 go test ./integration -run '^$' -bench EndToEnd -benchtime=1x -v
+//
+// JUNCTION_BENCH_DURATION (default 10s) sets each wrk run's length.
+const (
+	wrkBin   = "/usr/bin/wrk"
+	uwsgiBin = "/usr/bin/uwsgi"
+	gccBin   = "/usr/bin/gcc"
+)
+
+// helloC is the static C CGI program: the cheapest possible script, so the
+// runner's own overhead dominates.
+const helloC = `#include <unistd.h>
+int main(void) {
+	static const char m[] = "Status: 200 OK\r\nContent-Type: text/plain\r\n\r\nHello from C\n";
+	return write(1, m, sizeof m - 1) == (long)(sizeof m - 1) ? 0 : 1;
+}
+`
+
+// wrkResult is what one wrk run measured.
+type wrkResult struct {
+	RPS        float64
+	LatencyAvg time.Duration
+	LatencyP99 time.Duration
+	Requests   int
+	Errors     int // non-2xx/3xx responses plus socket errors
+}
+
+var (
+	wrkRPSRE    = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)
+	wrkLatRE    = regexp.MustCompile(`(?m)^\s+Latency\s+([0-9.]+[a-z]+)`)
+	wrkP99RE    = regexp.MustCompile(`(?m)^\s+99%\s+([0-9.]+[a-z]+)`)
+	wrkReqRE    = regexp.MustCompile(`(?m)^\s+([0-9]+) requests in`)
+	wrkNon2xxRE = regexp.MustCompile(`Non-2xx or 3xx responses:\s+([0-9]+)`)
+	wrkSockRE   = regexp.MustCompile(`Socket errors: connect ([0-9]+), read ([0-9]+), write ([0-9]+), timeout ([0-9]+)`)
+)
+
+// parseWrk reads wrk --latency output.
+func parseWrk(out string) (wrkResult, error) {
+	var r wrkResult
+	m := wrkRPSRE.FindStringSubmatch(out)
+	if m == nil {
+		return r, fmt.Errorf("no Requests/sec in wrk output:\n%s", out)
+	}
+	var err error
+	if r.RPS, err = strconv.ParseFloat(m[1], 64); err != nil {
+		return r, fmt.Errorf("wrk Requests/sec %q: %w", m[1], err)
+	}
+	if m := wrkLatRE.FindStringSubmatch(out); m != nil {
+		r.LatencyAvg, _ = parseWrkDuration(m[1])
+	}
+	if m := wrkP99RE.FindStringSubmatch(out); m != nil {
+		r.LatencyP99, _ = parseWrkDuration(m[1])
+	}
+	if m := wrkReqRE.FindStringSubmatch(out); m != nil {
+		r.Requests, _ = strconv.Atoi(m[1])
+	}
+	if m := wrkNon2xxRE.FindStringSubmatch(out); m != nil {
+		n, _ := strconv.Atoi(m[1])
+		r.Errors += n
+	}
+	if m := wrkSockRE.FindStringSubmatch(out); m != nil {
+		for _, s := range m[1:] {
+			n, _ := strconv.Atoi(s)
+			r.Errors += n
+		}
+	}
+	return r, nil
+}
+
+// parseWrkDuration reads wrk's "1.23ms", "850.00us", "2.01s", "1.00m".
+func parseWrkDuration(s string) (time.Duration, error) {
+	units := []struct {
+		suffix string
+		unit   time.Duration
+	}{{"us", time.Microsecond}, {"ms", time.Millisecond}, {"s", time.Second}, {"m", time.Minute}}
+	for _, u := range units {
+		if num, ok := strings.CutSuffix(s, u.suffix); ok {
+			f, err := strconv.ParseFloat(num, 64)
+			if err != nil {
+				return 0, fmt.Errorf("wrk duration %q: %w", s, err)
+			}
+			return time.Duration(f * float64(u.unit)), nil
+		}
+	}
+	return 0, fmt.Errorf("wrk duration %q: unknown unit", s)
+}
+
+func TestParseWrk(t *testing.T) {
+	out := `Running 10s test @ http://127.0.0.1:1/cgi-bin/hello.sh
+  2 threads and 16 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency     5.04ms    1.10ms  20.31ms   80.12%
+    Req/Sec     1.60k   100.00     1.80k    70.00%
+  Latency Distribution
+     50%    4.90ms
+     75%    5.50ms
+     90%    6.20ms
+     99%    9.80ms
+  31880 requests in 10.00s, 4.56MB read
+  Socket errors: connect 0, read 2, write 0, timeout 1
+  Non-2xx or 3xx responses: 4
+Requests/sec:   3187.64
+Transfer/sec:    466.94KB
+`
+	got, err := parseWrk(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := wrkResult{RPS: 3187.64, LatencyAvg: 5040 * time.Microsecond, LatencyP99: 9800 * time.Microsecond, Requests: 31880, Errors: 7}
+	if got != want {
+		t.Errorf("parseWrk = %+v, want %+v", got, want)
+	}
+	if _, err := parseWrk("garbage"); err == nil {
+		t.Error("parseWrk accepted output without Requests/sec")
+	}
+	for in, want := range map[string]time.Duration{"850.00us": 850 * time.Microsecond, "2.01s": 2010 * time.Millisecond, "1.00m": time.Minute} {
+		if got, err := parseWrkDuration(in); err != nil || got != want {
+			t.Errorf("parseWrkDuration(%q) = %v, %v, want %v", in, got, err, want)
+		}
+	}
+}
+
+// runWrk loads url for d with 2 threads and 16 connections.
+func runWrk(b *testing.B, url string, d time.Duration) wrkResult {
+	b.Helper()
+	secs := max(1, int(d.Round(time.Second)/time.Second))
+	out, err := exec.Command(wrkBin, "-t2", "-c16", fmt.Sprintf("-d%ds", secs), "--latency", "--timeout", "10s", url).CombinedOutput()
+	if err != nil {
+		b.Fatalf("wrk %s: %v\n%s", url, err, out)
+	}
+	r, err := parseWrk(string(out))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return r
+}
+
+// forkExecRate runs script as fast as workers goroutines can for d and
+// returns executions per second: the ceiling of any fork-per-request CGI
+// runner on this machine.
+func forkExecRate(b *testing.B, script string, workers int, d time.Duration) float64 {
+	b.Helper()
+	devnull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer devnull.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	var n atomic.Int64
+	var firstErr atomic.Value
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				cmd := exec.Command(script)
+				cmd.Stdout = devnull
+				cmd.Env = []string{"GATEWAY_INTERFACE=CGI/1.1", "REQUEST_METHOD=GET", "PATH=/usr/bin:/bin"}
+				if err := cmd.Run(); err != nil {
+					firstErr.CompareAndSwap(nil, err)
+					return
+				}
+				n.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if err, _ := firstErr.Load().(error); err != nil {
+		b.Fatalf("fork+exec %s: %v", script, err)
+	}
+	return float64(n.Load()) / time.Since(start).Seconds()
+}
+
+// BenchmarkEndToEnd compares junction with uWSGI's CGI plugin behind nginx
+// and with the fork+exec ceiling. It measures once whatever b.N is: the
+// figures come from wrk, not from the benchmark loop.
+func BenchmarkEndToEnd(b *testing.B) {
+	if os.Getenv("JUNCTION_BENCH") != "1" {
+		b.Skip("set JUNCTION_BENCH=1 to run the end-to-end benchmark (about a minute)")
+	}
+	needBin(b, wrkBin, "wrk")
+	needBin(b, uwsgiBin, "uwsgi-core")
+	needBin(b, gccBin, "gcc")
+	needBin(b, nginxBin, "nginx-light")
+	needJunction(b)
+	d := 10 * time.Second
+	if s := os.Getenv("JUNCTION_BENCH_DURATION"); s != "" {
+		var err error
+		if d, err = time.ParseDuration(s); err != nil {
+			b.Fatalf("JUNCTION_BENCH_DURATION: %v", err)
+		}
+	}
+
+	s := newSite(b)
+	src := writeFile(b, b.TempDir(), "hello.c", helloC)
+	if out, err := exec.Command(gccBin, "-static", "-O2", "-o", filepath.Join(s.Root, "hello-c"), src).CombinedOutput(); err != nil {
+		b.Fatalf("gcc -static: %v\n%s", err, out)
+	}
+
+	jAddr, uAddr := freeAddr(b), freeAddr(b)
+	startJunction(b, fmt.Sprintf(`log: {level: warn, format: text}
+listeners:
+  - {protocol: scgi, address: %q, backend: scripts}
+backends:
+  scripts: {type: cgi, root: %q, url_prefix: /cgi-bin/, timeout: 30s, max_concurrent: 64}
+`, jAddr, s.Root), jAddr)
+
+	// uWSGI: 4 processes × 4 threads = the 16 connections wrk keeps busy.
+	// modifier1 9 selects the CGI plugin for requests on the SCGI socket.
+	u := startProcess(b, uwsgiBin, []string{
+		"--plugin", "cgi", "--scgi-socket", uAddr, "--scgi-modifier1", "9",
+		"--cgi", "/cgi-bin=" + s.Root,
+		"--master", "--processes", "4", "--threads", "4",
+		"--die-on-term", "--disable-logging", "--listen", "128",
+	})
+	waitListening(b, u, 10*time.Second, uAddr)
+
+	jHTTP, uHTTP := freeAddr(b), freeAddr(b)
+	startNginx(b, fmt.Sprintf(`
+    access_log off;
+    server {
+        listen %s;
+        location / { include /etc/nginx/scgi_params; scgi_pass %s; }
+    }
+    server {
+        listen %s;
+        location / {
+            include /etc/nginx/scgi_params;
+            # uWSGI's CGI plugin maps SCRIPT_NAME/PATH_INFO to the script.
+            scgi_param PATH_INFO $uri;
+            scgi_pass %s;
+        }
+    }
+`, jHTTP, jAddr, uHTTP, uAddr))
+
+	scripts := []struct{ name, file string }{
+		{"hello.sh", "hello.sh"},
+		{"static-C", "hello-c"},
+	}
+	type row struct {
+		name               string
+		junction, uwsgi    wrkResult
+		ceiling            float64
+		vsUWSGI, vsCeiling float64
+	}
+	var rows []row
+	for _, sc := range scripts {
+		path := "/cgi-bin/" + sc.file
+		// Both paths must answer correctly before they are timed.
+		for _, addr := range []string{jHTTP, uHTTP} {
+			if r := httpGet(b, "http://"+addr+path); r.Status != 200 || !strings.HasPrefix(r.Body, "Hello from") {
+				b.Fatalf("GET %s via %s = %d %q", path, addr, r.Status, r.Body)
+			}
+		}
+		var rw row
+		rw.name = sc.name
+		rw.junction = runWrk(b, "http://"+jHTTP+path, d)
+		rw.uwsgi = runWrk(b, "http://"+uHTTP+path, d)
+		rw.ceiling = forkExecRate(b, filepath.Join(s.Root, sc.file), 2*runtime.NumCPU(), d/2)
+		for _, r := range []wrkResult{rw.junction, rw.uwsgi} {
+			if r.Errors > 0 {
+				b.Errorf("%s: %d errors of %d requests", sc.name, r.Errors, r.Requests)
+			}
+		}
+		rw.vsUWSGI = rw.junction.RPS / rw.uwsgi.RPS
+		rw.vsCeiling = rw.junction.RPS / rw.ceiling
+		rows = append(rows, rw)
+		b.ReportMetric(rw.junction.RPS, sc.name+"-junction-req/s")
+		b.ReportMetric(rw.uwsgi.RPS, sc.name+"-uwsgi-req/s")
+		b.ReportMetric(rw.ceiling, sc.name+"-forkexec/s")
+		b.ReportMetric(rw.vsUWSGI, sc.name+"-junction/uwsgi")
+		b.ReportMetric(rw.vsCeiling, sc.name+"-junction/ceiling")
+	}
+
+	var t strings.Builder
+	fmt.Fprintf(&t, "\nwrk -t2 -c16 -d%v through nginx scgi_pass (GOMAXPROCS %d)\n", d, runtime.GOMAXPROCS(0))
+	fmt.Fprintf(&t, "%-10s %12s %10s %10s %12s %10s %10s %12s %10s %10s\n",
+		"script", "junction/s", "avg", "p99", "uwsgi/s", "avg", "p99", "forkexec/s", "j/uwsgi", "j/ceiling")
+	for _, r := range rows {
+		fmt.Fprintf(&t, "%-10s %12.0f %10v %10v %12.0f %10v %10v %12.0f %9.2fx %9.0f%%\n",
+			r.name, r.junction.RPS, r.junction.LatencyAvg, r.junction.LatencyP99,
+			r.uwsgi.RPS, r.uwsgi.LatencyAvg, r.uwsgi.LatencyP99, r.ceiling, r.vsUWSGI, 100*r.vsCeiling)
+	}
+	t.WriteString("targets: junction ≥ 1.5× uWSGI on hello.sh, ≥ 1.8× on static C, ≥ 75% of the fork+exec ceiling\n")
+	b.Log(t.String())
+	fmt.Print(t.String())
+}
