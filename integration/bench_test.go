@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -105,7 +106,7 @@ func parseWrkDuration(s string) (time.Duration, error) {
 			if err != nil {
 				return 0, fmt.Errorf("wrk duration %q: %w", s, err)
 			}
-			return time.Duration(f * float64(u.unit)), nil
+			return time.Duration(math.Round(f * float64(u.unit))), nil
 		}
 	}
 	return 0, fmt.Errorf("wrk duration %q: unknown unit", s)
