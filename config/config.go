@@ -165,18 +165,22 @@ type Backend struct {
 	// (RFC 3875) per request. Required.
 	Type string `mapstructure:"type"`
 
-	// Root is a directory of CGI scripts: the request path (after
-	// URLPrefix) names the script; the rest of the path becomes PATH_INFO.
-	// Scripts can never be reached outside Root (no "..", no symlinks that
-	// leave it). Exactly one of Root and Script is required.
+	// Root is a directory of CGI scripts (like Apache's ScriptAlias): the
+	// request path after URLPrefix names the script and the rest of the
+	// path becomes PATH_INFO. Scripts can never be reached outside Root: a
+	// ".." segment (also encoded) is refused, and a SCRIPT_FILENAME sent by
+	// the front server is honoured only when, symlinks resolved, it names an
+	// executable file inside Root. Exactly one of Root and Script is
+	// required.
 	Root string `mapstructure:"root"`
-	// URLPrefix is the part of the request path that names Root, e.g.
+	// URLPrefix is the part of the request path that maps onto Root, e.g.
 	// "/cgi-bin/": "/cgi-bin/env.sh/x" runs Root/env.sh with PATH_INFO
-	// "/x". Only with Root. Default "/".
+	// "/x". Default "/" with Root. With Script it is the SCRIPT_NAME the
+	// script sees (default empty).
 	URLPrefix string `mapstructure:"url_prefix"`
 	// Script is one CGI program that serves every request sent to this
-	// backend; the whole request path becomes its PATH_INFO. Exactly one
-	// of Root and Script is required.
+	// backend (an AWStats or php-cgi style route). Exactly one of Root and
+	// Script is required.
 	Script string `mapstructure:"script"`
 
 	// Timeout bounds one run of a script, from start to its last byte of
@@ -195,7 +199,9 @@ type Backend struct {
 
 	// PassEnv names variables of junction's own environment to pass to
 	// scripts (e.g. TZ, PERL5LIB). Scripts otherwise see only the CGI
-	// variables and a fixed PATH.
+	// variables and PATH=/usr/local/bin:/usr/bin:/bin. Variables set here
+	// or in SetEnv are trusted; the same names sent by a front server are
+	// not (see the security notes in README.md).
 	PassEnv []string `mapstructure:"pass_env"`
 	// SetEnv sets extra variables for scripts. Names are case-insensitive
 	// in the file and are exported upper-cased.

@@ -220,9 +220,6 @@ func (b *Backend) validate(v *validator, key string) {
 	case b.Root != "" && b.Script != "":
 		v.add(key+".script", "set either root or script, not both")
 	}
-	if b.Script != "" && b.URLPrefix != "" {
-		v.add(key+".url_prefix", "applies with root only")
-	}
 	if b.URLPrefix != "" && !strings.HasPrefix(b.URLPrefix, "/") {
 		v.add(key+".url_prefix", "%q must start with /", b.URLPrefix)
 	}
