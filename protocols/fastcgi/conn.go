@@ -36,6 +36,7 @@ type conn struct {
 	idleSince  time.Time // when reqs last became empty
 	lastRead   time.Time // when the last record arrived
 	served     int
+	gen        uint64 // bumped (under mu) before wake
 }
 
 func (s *Server) serveConn(ctx context.Context, c *connserver.Conn) error {
@@ -78,34 +79,44 @@ func (cn *conn) serve() error {
 		return nil
 	}
 	for {
-		dl, stop := cn.deadline(time.Now())
+		dl, stop, gen := cn.deadline(time.Now(), rr.inRecord())
 		if stop {
 			return nil
 		}
 		if err := cn.c.SetReadDeadline(dl); err != nil {
 			return fmt.Errorf("fastcgi: setting read deadline: %w", err)
 		}
+		if cn.generation() != gen {
+			continue // the state changed (and maybe woke us) meanwhile
+		}
 		rec, n, err := rr.next()
+		if n > 0 {
+			cn.mu.Lock()
+			cn.lastRead = time.Now()
+			cn.mu.Unlock()
+		}
 		if err != nil {
-			if n == 0 && isTimeout(err) {
-				// At a record boundary: the deadline was only a chance to
-				// look at the connection's state again.
-				if _, stop := cn.deadline(time.Now()); stop {
-					return nil
+			if !isTimeout(err) {
+				if !rr.inRecord() && errors.Is(err, io.EOF) {
+					return nil // peer closed between records
 				}
-				if cn.inputOverdue(time.Now()) {
-					return fmt.Errorf("fastcgi: no record for %v while a request was receiving: %w", cn.srv.readTimeout(), err)
+				return err
+			}
+			// The deadline is also how the connection's state is looked
+			// at again (a request finished, shutdown): decide whether the
+			// silence is really too long.
+			now := time.Now()
+			if rr.inRecord() || cn.awaitingInput() {
+				if cn.silentFor(now) >= cn.srv.readTimeout() {
+					return fmt.Errorf("fastcgi: no input for %v while a request was receiving: %w", cn.srv.readTimeout(), err)
 				}
 				continue
 			}
-			if n == 0 && errors.Is(err, io.EOF) {
-				return nil // peer closed between records
+			if _, stop, _ := cn.deadline(now, false); stop {
+				return nil
 			}
-			return err
+			continue
 		}
-		cn.mu.Lock()
-		cn.lastRead = time.Now()
-		cn.mu.Unlock()
 		if err := cn.dispatch(rec); err != nil {
 			return err
 		}
@@ -120,34 +131,54 @@ func isTimeout(err error) bool {
 // deadline returns when the reader should next look at the connection and
 // whether the connection should end now (idle too long, KEEP_CONN clear
 // and done, or shutting down while idle).
-func (cn *conn) deadline(now time.Time) (time.Time, bool) {
+func (cn *conn) deadline(now time.Time, inRecord bool) (dl time.Time, stop bool, gen uint64) {
 	cn.mu.Lock()
 	defer cn.mu.Unlock()
-	if len(cn.reqs) == 0 {
+	switch {
+	case inRecord || cn.awaitingInputLocked():
+		return cn.lastRead.Add(cn.srv.readTimeout()), false, cn.gen
+	case len(cn.reqs) == 0:
 		if cn.closeAfter || cn.c.ShuttingDown() {
-			return time.Time{}, true
+			return time.Time{}, true, cn.gen
 		}
 		end := cn.idleSince.Add(cn.srv.idleTimeout())
-		if !now.Before(end) {
-			return time.Time{}, true
-		}
-		return end, false
+		return end, !now.Before(end), cn.gen
+	default:
+		// Only handlers are running: nothing is owed by the peer, so
+		// look again later without ending anything.
+		return now.Add(cn.srv.readTimeout()), false, cn.gen
 	}
-	return now.Add(cn.srv.readTimeout()), false
 }
 
-// inputOverdue reports whether a request still receiving PARAMS or STDIN
-// has waited longer than ReadTimeout for its next record. Requests whose
-// input is complete wait for their handler, not for the peer.
-func (cn *conn) inputOverdue(now time.Time) bool {
+// generation counts state changes that move the reader's deadline.
+func (cn *conn) generation() uint64 {
 	cn.mu.Lock()
 	defer cn.mu.Unlock()
+	return cn.gen
+}
+
+// awaitingInput reports whether some request still expects PARAMS or
+// STDIN. Requests whose input is complete wait for their handler, not for
+// the peer, so they never make silence a timeout.
+func (cn *conn) awaitingInput() bool {
+	cn.mu.Lock()
+	defer cn.mu.Unlock()
+	return cn.awaitingInputLocked()
+}
+
+func (cn *conn) awaitingInputLocked() bool {
 	for _, r := range cn.reqs {
 		if !r.stdinDone {
-			return now.Sub(cn.lastRead) >= cn.srv.readTimeout()
+			return true
 		}
 	}
 	return false
+}
+
+func (cn *conn) silentFor(now time.Time) time.Duration {
+	cn.mu.Lock()
+	defer cn.mu.Unlock()
+	return now.Sub(cn.lastRead)
 }
 
 // wake makes the reader re-evaluate the connection state now.

@@ -105,47 +105,64 @@ type record struct {
 
 // recordReader decodes records from a stream into one buffer reused for
 // the life of the connection. It never allocates more than
-// maxContentLen+maxPaddingLen bytes, whatever the peer claims.
+// maxContentLen+maxPaddingLen bytes, whatever the peer claims. A read that
+// fails part-way (a deadline used to wake the connection's reader) keeps
+// its progress: the next call resumes the same record.
 type recordReader struct {
 	r   io.Reader
 	hdr [headerLen]byte
+	hn  int    // header bytes of the current record read so far
+	h   header // valid once hn == headerLen
 	buf []byte
+	bn  int // content+padding bytes read so far
 }
 
 func newRecordReader(r io.Reader) *recordReader {
 	return &recordReader{r: r}
 }
 
-// next reads one record. n is the number of bytes consumed from the stream
-// for this record, so a caller can tell a timeout at a record boundary
-// (n == 0) from one in the middle of a record.
+// inRecord reports whether part of a record has been read.
+func (rr *recordReader) inRecord() bool { return rr.hn > 0 }
+
+// next reads one record. n is the number of bytes this call consumed, so
+// the caller can tell progress from silence when a deadline fires.
 func (rr *recordReader) next() (rec record, n int, err error) {
-	n, err = io.ReadFull(rr.r, rr.hdr[:])
-	if err != nil {
-		if n > 0 && errors.Is(err, io.EOF) {
-			err = io.ErrUnexpectedEOF
+	if rr.hn < headerLen {
+		m, err := io.ReadAtLeast(rr.r, rr.hdr[rr.hn:], headerLen-rr.hn)
+		rr.hn += m
+		n += m
+		if err != nil {
+			return rec, n, rr.readErr("header", err)
 		}
-		return rec, n, fmt.Errorf("fastcgi: reading record header: %w", err)
+		rr.h = parseHeader(rr.hdr[:])
+		rr.bn = 0
+		if rr.h.Version != version1 {
+			return rec, n, fmt.Errorf("%w: version %d, want 1", ErrProtocol, rr.h.Version)
+		}
+		if total := int(rr.h.ContentLength) + int(rr.h.PaddingLength); cap(rr.buf) < total {
+			// Grow in steps so a stream of small records never reallocates.
+			rr.buf = make([]byte, max(total, 2*cap(rr.buf), 512))
+		}
 	}
-	h := parseHeader(rr.hdr[:])
-	if h.Version != version1 {
-		return rec, n, fmt.Errorf("%w: version %d, want 1", ErrProtocol, h.Version)
-	}
-	total := int(h.ContentLength) + int(h.PaddingLength)
-	if cap(rr.buf) < total {
-		// Grow in steps so a stream of small records never reallocates.
-		rr.buf = make([]byte, max(total, 2*cap(rr.buf), 512))
-	}
+	total := int(rr.h.ContentLength) + int(rr.h.PaddingLength)
 	body := rr.buf[:total]
-	m, err := io.ReadFull(rr.r, body)
-	n += m
-	if err != nil {
-		if errors.Is(err, io.EOF) {
-			err = io.ErrUnexpectedEOF
+	if rr.bn < total {
+		m, err := io.ReadAtLeast(rr.r, body[rr.bn:], total-rr.bn)
+		rr.bn += m
+		n += m
+		if err != nil {
+			return rec, n, rr.readErr(rr.h.Type.String()+" content", err)
 		}
-		return rec, n, fmt.Errorf("fastcgi: reading %v record content: %w", h.Type, err)
 	}
-	return record{header: h, content: body[:h.ContentLength]}, n, nil
+	rr.hn, rr.bn = 0, 0
+	return record{header: rr.h, content: body[:rr.h.ContentLength]}, n, nil
+}
+
+func (rr *recordReader) readErr(what string, err error) error {
+	if errors.Is(err, io.EOF) && rr.inRecord() {
+		err = io.ErrUnexpectedEOF
+	}
+	return fmt.Errorf("fastcgi: reading record %s: %w", what, err)
 }
 
 // padFor returns the padding that aligns content of length n to 8 bytes,

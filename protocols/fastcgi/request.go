@@ -142,8 +142,8 @@ func (cn *conn) finish(r *request, appStatus uint32) {
 	idle := len(cn.reqs) == 0
 	if idle {
 		cn.idleSince = time.Now()
+		cn.gen++
 	}
-	closeNow := idle && cn.closeAfter
 	cn.mu.Unlock()
 
 	if err := cn.w.endRequest(r.id, appStatus, statusRequestComplete); err != nil {
@@ -156,7 +156,10 @@ func (cn *conn) finish(r *request, appStatus uint32) {
 			cn.log.Warn("closing request body", "request", r.id, "err", err)
 		}
 	}
-	if idle && (!cn.c.SetIdle(true) || closeNow) {
+	if idle {
+		// Let the reader switch to the idle deadline, or end the
+		// connection (KEEP_CONN clear, or shutting down).
+		cn.c.SetIdle(true)
 		cn.wake()
 	}
 }
