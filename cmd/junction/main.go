@@ -1,10 +1,221 @@
+// Command junction is a gateway between web servers and CGI scripts: nginx,
+// Apache httpd or lighttpd speak SCGI, FastCGI or AJP13 to it, and it runs
+// the scripts.
+//
+// Usage:
+//
+//	junction serve [-c FILE]   serve every listener (no -c: built-in config)
+//	junction inetd -c FILE     serve one connection on stdin/stdout, then exit
+//	junction check -c FILE     validate FILE; print every problem
+//	junction version           print version information
 package main
 
 import (
-	_ "github.com/prometheus/client_golang/prometheus"
-	_ "github.com/spf13/viper"
-	_ "github.com/yookoala/gofast"
-	_ "golang.org/x/sync/semaphore"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"log/syslog"
+	"os"
+	"os/signal"
+	"runtime"
+	"runtime/debug"
+	"syscall"
+
+	"github.com/junction-gw/junction/cmd/junction/app"
+	"github.com/junction-gw/junction/config"
 )
 
-func main() {}
+// Set with -ldflags "-X main.version=... -X main.commit=..." (make build).
+var (
+	version = ""
+	commit  = ""
+)
+
+const usage = `usage:
+  junction serve [-c FILE]   serve every listener (without -c: the built-in configuration)
+  junction inetd -c FILE     serve one connection on stdin/stdout with the first listener, then exit
+  junction check -c FILE     check FILE and print every problem
+  junction version           print the version
+`
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	cmd, args := os.Args[1], os.Args[2:]
+	var code int
+	switch cmd {
+	case "serve":
+		code = serve(args)
+	case "inetd":
+		code = inetd(args)
+	case "check":
+		code = check(args)
+	case "version", "-version", "--version":
+		printVersion(os.Stdout)
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(os.Stdout, usage)
+	default:
+		fmt.Fprintf(os.Stderr, "junction: unknown command %q\n%s", cmd, usage)
+		code = 2
+	}
+	os.Exit(code)
+}
+
+// parseFlags parses the -c flag of a command.
+func parseFlags(name string, args []string, required bool) (string, bool) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	path := fs.String("c", "", "configuration `FILE` (YAML; .toml and .json by extension)")
+	if err := fs.Parse(args); err != nil {
+		return "", false
+	}
+	if fs.NArg() > 0 || required && *path == "" {
+		fmt.Fprintf(os.Stderr, "junction %s: -c FILE is the only argument\n%s", name, usage)
+		return "", false
+	}
+	return *path, true
+}
+
+func load(path string) (*config.Config, error) {
+	if path == "" {
+		return config.Default(), nil
+	}
+	return config.Load(path)
+}
+
+func serve(args []string) int {
+	path, ok := parseFlags("serve", args, false)
+	if !ok {
+		return 2
+	}
+	cfg, err := load(path)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "junction: %v\n", err)
+		return 1
+	}
+	log := app.NewLogger(cfg.Log, os.Stderr)
+	a, err := app.New(cfg, log)
+	if err != nil {
+		log.Error("cannot start", "err", err)
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := a.Run(ctx); err != nil {
+		log.Error("stopped", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func inetd(args []string) int {
+	path, ok := parseFlags("inetd", args, true)
+	if !ok {
+		return 2
+	}
+	// Classic inetd hands the connection over as stderr too: then logs go
+	// to syslog, never into the response.
+	stderrIsConn := app.SameFile(os.Stdin, os.Stderr)
+	var logOut io.Writer = os.Stderr
+	if stderrIsConn {
+		logOut = syslogWriter()
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		fmt.Fprintf(logOut, "junction: %v\n", err)
+		return 1
+	}
+	log := app.NewLogger(cfg.Log, logOut)
+	a, err := app.New(cfg, log)
+	if err != nil {
+		log.Error("cannot start", "err", err)
+		return 1
+	}
+	conn, err := app.StdioConn(os.Stdin, os.Stdout)
+	if err != nil {
+		log.Error("no connection on stdin", "err", err)
+		return 1
+	}
+	std := []*os.File{os.Stdin, os.Stdout}
+	if stderrIsConn {
+		std = append(std, os.Stderr)
+	}
+	if err := app.Detach(std...); err != nil {
+		log.Warn("cannot detach standard descriptors", "err", err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	// The connection was served even if the peer misbehaved; the server
+	// logged why. Exit 0 so inetd and systemd do not record a failure.
+	if err := a.ServeInetd(ctx, conn); err != nil {
+		log.Debug("connection ended", "err", err)
+	}
+	return 0
+}
+
+// syslogWriter returns a writer to the local syslog daemon, or a discarding
+// writer when there is none.
+func syslogWriter() io.Writer {
+	w, err := syslog.New(syslog.LOG_DAEMON|syslog.LOG_INFO, "junction")
+	if err != nil {
+		return io.Discard
+	}
+	return w
+}
+
+func check(args []string) int {
+	path, ok := parseFlags("check", args, true)
+	if !ok {
+		return 2
+	}
+	cfg, err := config.Load(path)
+	if err == nil {
+		// Building the backends catches what the file alone cannot show,
+		// like a script directory that does not exist. Nothing is bound.
+		_, err = app.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	}
+	if err != nil {
+		for _, e := range flatten(err) {
+			fmt.Fprintln(os.Stdout, e)
+		}
+		return 1
+	}
+	fmt.Fprintln(os.Stdout, "ok")
+	return 0
+}
+
+// flatten splits joined errors into one error per problem.
+func flatten(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, flatten(e)...)
+		}
+		return out
+	}
+	return []error{err}
+}
+
+func printVersion(w io.Writer) {
+	v, c := version, commit
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if v == "" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			v = bi.Main.Version
+		}
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && c == "" {
+				c = s.Value
+			}
+		}
+	}
+	if v == "" {
+		v = "devel"
+	}
+	if c == "" {
+		c = "unknown"
+	}
+	fmt.Fprintf(w, "junction %s (commit %s, %s, %s/%s)\n", v, c, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}

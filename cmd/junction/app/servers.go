@@ -1,0 +1,57 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+
+	"github.com/junction-gw/junction/config"
+	"github.com/junction-gw/junction/protocols/httpfront"
+	"github.com/junction-gw/junction/protocols/scgi"
+)
+
+// server is the method set every codec server shares with *http.Server.
+type server interface {
+	Serve(net.Listener) error
+	ServeConn(ctx context.Context, c net.Conn) error
+	Shutdown(context.Context) error
+	Close() error
+}
+
+// newServer builds the codec server for one listener. Each protocol has
+// its own function below; add a case here for a new codec.
+func newServer(l config.Listener, h http.Handler, log *slog.Logger) (server, error) {
+	log = log.With("protocol", l.Protocol, "listener", l.Address)
+	switch l.Protocol {
+	case config.ProtocolSCGI:
+		return newSCGI(l, h, log), nil
+	case config.ProtocolHTTP:
+		return newHTTP(l, h, log), nil
+	default:
+		return nil, fmt.Errorf("protocol %q is not built into this junction yet", l.Protocol)
+	}
+}
+
+func newSCGI(l config.Listener, h http.Handler, log *slog.Logger) server {
+	return &scgi.Server{
+		Handler:        h,
+		MaxHeaderBytes: l.MaxHeaderBytes,
+		ReadTimeout:    l.ReadTimeout,
+		IdleTimeout:    l.IdleTimeout,
+		WriteTimeout:   l.WriteTimeout,
+		Logger:         log,
+	}
+}
+
+func newHTTP(l config.Listener, h http.Handler, log *slog.Logger) server {
+	return &httpfront.Server{
+		Handler:        h,
+		MaxHeaderBytes: l.MaxHeaderBytes,
+		ReadTimeout:    l.ReadTimeout,
+		IdleTimeout:    l.IdleTimeout,
+		WriteTimeout:   l.WriteTimeout,
+		Logger:         log,
+	}
+}
