@@ -17,6 +17,9 @@
 //     pieces that cannot live in git (a symlink that leaves the root).
 //   - httpGet / newHTTPClient and scgiDo are clients with deadlines.
 //
+// Each process's output and error logs are logged when its test fails, or
+// always with JUNCTION_TEST_LOGS=1 (go test -v to see them).
+//
 // A test that needs a peer calls needBin, which skips only when the peer is
 // not installed and names the Debian package to install.
 package integration
@@ -211,7 +214,7 @@ func startCmd(t testing.TB, name string, cmd *exec.Cmd, grace time.Duration, wan
 				t.Errorf("%s exited with %v after SIGTERM, want status 0", name, p.err)
 			}
 		}
-		if t.Failed() {
+		if t.Failed() || os.Getenv("JUNCTION_TEST_LOGS") != "" {
 			p.dump(t)
 		}
 	})

@@ -430,6 +430,7 @@ func testTraversal(t *testing.T, s *scgiStack) {
 	for _, tt := range raw {
 		t.Run("scgi/"+tt.name, func(t *testing.T) {
 			r := scgiDo(t, s.SCGI, tt.vars, nil)
+			t.Logf("status %d", r.Status)
 			if strings.Contains(r.Body, "EVIL RAN") {
 				t.Errorf("evil script answered: %d %q", r.Status, r.Body)
 			}
@@ -460,6 +461,7 @@ func testTraversal(t *testing.T, s *scgiStack) {
 	for _, target := range via {
 		t.Run("nginx"+target, func(t *testing.T) {
 			r := rawHTTP(t, s.HTTP, target)
+			t.Logf("status %d", r.Status)
 			if r.Status != 400 && r.Status != 403 && r.Status != 404 {
 				t.Errorf("GET %s = %d %q, want 400, 403 or 404", target, r.Status, r.Body)
 			}
