@@ -72,8 +72,12 @@ func parseFlags(name string, args []string, required bool) (string, bool) {
 	if err := fs.Parse(args); err != nil {
 		return "", false
 	}
-	if fs.NArg() > 0 || required && *path == "" {
-		fmt.Fprintf(os.Stderr, "junction %s: -c FILE is the only argument\n%s", name, usage)
+	switch {
+	case fs.NArg() > 0:
+		fmt.Fprintf(os.Stderr, "junction %s: unexpected argument %q\n%s", name, fs.Arg(0), usage)
+		return "", false
+	case required && *path == "":
+		fmt.Fprintf(os.Stderr, "junction %s: -c FILE is required\n%s", name, usage)
 		return "", false
 	}
 	return *path, true
@@ -175,7 +179,9 @@ func check(args []string) int {
 	if err == nil {
 		// Building the backends catches what the file alone cannot show,
 		// like a script directory that does not exist. Nothing is bound.
-		_, err = app.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		if _, err = app.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
+			err = fmt.Errorf("%s: %w", path, err)
+		}
 	}
 	if err != nil {
 		for _, e := range flatten(err) {

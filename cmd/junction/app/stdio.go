@@ -3,8 +3,11 @@ package app
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -33,7 +36,7 @@ func StdioConn(in, out *os.File) (net.Conn, error) {
 		r.Close()
 		return nil, fmt.Errorf("app: stdout: %w", err)
 	}
-	return &stdioConn{in: r, out: w}, nil
+	return &stdioConn{in: r, out: w, closed: make(chan struct{})}, nil
 }
 
 // dupPollable duplicates f's descriptor, non-blocking when it is a pipe so
@@ -100,13 +103,45 @@ func SameFile(a, b *os.File) bool {
 // stdioConn is a net.Conn over two files.
 type stdioConn struct {
 	in, out *os.File
+
+	readDeadline atomic.Pointer[time.Time]
+	closeOnce    sync.Once
+	closed       chan struct{}
 }
 
-func (c *stdioConn) Read(p []byte) (int, error)  { return c.in.Read(p) }
+// Read reads from the input file. The end of a pipe only means the writer
+// has sent everything (printf ... | junction inetd), not that the client
+// went away, which codecs take an end of input on a socket to mean. So at
+// the end of input Read waits for Close or the read deadline instead of
+// reporting it; a client that is really gone shows up as a failed write.
+func (c *stdioConn) Read(p []byte) (int, error) {
+	n, err := c.in.Read(p)
+	if !errors.Is(err, io.EOF) {
+		return n, err
+	}
+	var expired <-chan time.Time
+	if d := c.readDeadline.Load(); d != nil && !d.IsZero() {
+		t := time.NewTimer(time.Until(*d))
+		defer t.Stop()
+		expired = t.C
+	}
+	select {
+	case <-c.closed:
+		return 0, io.EOF
+	case <-expired:
+		return 0, os.ErrDeadlineExceeded
+	}
+}
+
 func (c *stdioConn) Write(p []byte) (int, error) { return c.out.Write(p) }
 
 func (c *stdioConn) Close() error {
-	return errors.Join(c.in.Close(), c.out.Close())
+	err := net.ErrClosed
+	c.closeOnce.Do(func() {
+		close(c.closed)
+		err = errors.Join(c.in.Close(), c.out.Close())
+	})
+	return err
 }
 
 func (c *stdioConn) LocalAddr() net.Addr  { return stdioAddr("stdout") }
@@ -119,6 +154,7 @@ func (c *stdioConn) SetDeadline(t time.Time) error {
 // Deadlines are unsupported on a terminal; reads there simply block, which
 // is fine for someone typing a request by hand.
 func (c *stdioConn) SetReadDeadline(t time.Time) error {
+	c.readDeadline.Store(&t)
 	return ignoreNoDeadline(c.in.SetReadDeadline(t))
 }
 

@@ -60,8 +60,8 @@ func TestStdioConn(t *testing.T) {
 				t.Fatal(err)
 			}
 			closeWrite()
-			got, err := io.ReadAll(c)
-			if err != nil || string(got) != "ping" {
+			got := make([]byte, 4)
+			if _, err := io.ReadFull(c, got); err != nil || string(got) != "ping" {
 				t.Fatalf("read %q, %v; want ping", got, err)
 			}
 			if _, err := c.Write([]byte("pong")); err != nil {
@@ -101,5 +101,46 @@ func TestStdioConnReadDeadline(t *testing.T) {
 	c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
 	if _, err := c.Read(make([]byte, 1)); !os.IsTimeout(err) {
 		t.Errorf("Read = %v, want a timeout", err)
+	}
+}
+
+// TestStdioConnPipeEOF checks that the end of an input pipe is not taken
+// for a client that went away: Read waits for the deadline or Close.
+func TestStdioConnPipeEOF(t *testing.T) {
+	inR, inW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, outW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := StdioConn(inR, outW)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inR.Close()
+	outW.Close()
+	inW.Write([]byte("x"))
+	inW.Close()
+	buf := make([]byte, 8)
+	if n, err := c.Read(buf); n != 1 || err != nil {
+		t.Fatalf("first Read = %d, %v; want the byte written", n, err)
+	}
+	c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	if _, err := c.Read(buf); !os.IsTimeout(err) {
+		t.Fatalf("Read at end of pipe = %v, want to wait for the deadline", err)
+	}
+	c.SetReadDeadline(time.Time{})
+	done := make(chan error, 1)
+	go func() { _, err := c.Read(buf); done <- err }()
+	c.Close()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Errorf("Read after Close returned no error")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Read at end of pipe did not return after Close")
 	}
 }
