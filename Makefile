@@ -5,9 +5,11 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 COMMIT   ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS  := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 FUZZTIME ?= 60s
-BENCHTIME ?= 5s
+# wrk sets the length of each end-to-end run (JUNCTION_BENCH_DURATION), so one
+# iteration is enough.
+BENCHTIME ?= 1x
 
-.PHONY: all build run test vet unit fuzz-smoke fuzz bench bench-e2e deps clean
+.PHONY: all build run test vet gotest fuzz-smoke fuzz bench bench-e2e deps clean
 
 all: build
 
@@ -20,7 +22,7 @@ run: build
 	./bin/junction serve
 
 ## test: the one test command: real peers, vet, unit + integration tests, fuzz smoke
-test: deps vet unit fuzz-smoke
+test: deps vet gotest fuzz-smoke
 
 deps:
 	./.ci/deps
@@ -28,7 +30,8 @@ deps:
 vet:
 	$(GO) vet ./...
 
-unit:
+## gotest: unit tests and the integration suite (integration/)
+gotest:
 	$(GO) test -timeout 15m ./...
 
 fuzz-smoke:
@@ -44,7 +47,7 @@ bench:
 
 ## bench-e2e: end-to-end benchmarks against real front servers (integration/)
 bench-e2e:
-	JUNCTION_BENCH=1 $(GO) test ./integration -run '^$$' -bench . -benchtime $(BENCHTIME) -timeout 30m
+	JUNCTION_BENCH=1 $(GO) test ./integration -run '^$$' -bench . -benchtime $(BENCHTIME) -timeout 30m -v
 
 clean:
 	rm -rf bin
