@@ -1,0 +1,306 @@
+// Package cgi runs CGI scripts (RFC 3875) for junction, one process per
+// request.
+//
+// Two modes: directory mode maps a URL prefix to a directory of scripts
+// (like Apache's ScriptAlias), single-script mode runs one file for every
+// request (like an AWStats or php-cgi route).
+//
+// Which file runs is junction's decision. A SCRIPT_FILENAME from the front
+// server is honoured only when, symlinks resolved, it names an executable
+// regular file inside Root; otherwise the URL path is walked under Root. A
+// ".." path segment (also when sent as %2e%2e) is refused with 403 and a NUL
+// with 400; paths are never cleaned silently.
+//
+// Each script runs in its own process group with a clean environment
+// (backends/cgienv), its directory as working directory and only its own
+// path as argv. The whole group is killed when the script exits (so a
+// background grandchild holding stdout cannot hold the response open), on
+// timeout (SIGTERM, then SIGKILL after a grace period) and when the client
+// goes away.
+//
+// Request bodies are streamed to stdin while stdout is read. The script gets
+// exactly CONTENT_LENGTH bytes: a body that ends short kills the script
+// (400, or an ended response). A body of unknown length (chunked, from plain
+// HTTP) is refused with 411 Length Required: junction does not spool bodies.
+//
+// The response head is parsed by backends/cgiresp; local redirects are
+// returned as *backends.LocalRedirect. The body is copied through a 32 KiB
+// buffer and flushed after every read from the pipe, so streaming scripts
+// stream. NPH scripts (base name starting with "nph-") cannot write the
+// status line themselves because junction's front codecs always write it:
+// their "HTTP/1.x NNN" line and header fields are parsed and passed on, local
+// redirects are not followed, and the body is passed through unaltered.
+//
+// The process handling is Linux-specific (waitid with WNOWAIT).
+package cgi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sync/semaphore"
+
+	"github.com/junction-gw/junction/backends"
+	"github.com/junction-gw/junction/backends/cgienv"
+	"github.com/junction-gw/junction/backends/cgiresp"
+)
+
+// Options configure a Backend.
+type Options struct {
+	// Name names the backend in logs.
+	Name string
+	// Root is the directory scripts live under (directory mode).
+	Root string
+	// URLPrefix is the URL path prefix mapped to Root in directory mode
+	// (e.g. "/cgi-bin/"); "" means "/". In single-script mode it is the
+	// default SCRIPT_NAME (without a trailing "/").
+	URLPrefix string
+	// Script, when set, selects single-script mode: every request runs
+	// this file. DOCUMENT_ROOT is its directory unless the front server
+	// sent one.
+	Script string
+	// Timeout bounds each request; 0 means 60s.
+	Timeout time.Duration
+	// MaxConcurrent bounds the scripts running at once; 0 is unlimited.
+	MaxConcurrent int
+	// MaxQueue is how many requests may wait for a slot; beyond it they get
+	// backends.ErrOverloaded (503).
+	MaxQueue int
+	// QueueTimeout bounds the wait for a slot (then ErrOverloaded); 0 means
+	// Timeout.
+	QueueTimeout time.Duration
+	// PassEnv names variables copied from junction's own environment.
+	PassEnv []string
+	// SetEnv holds fixed variables for every script.
+	SetEnv map[string]string
+	// User and Group run scripts as this user and group; junction must run
+	// as root for that. "" runs them as junction.
+	User, Group string
+	// MaxHeaderBytes bounds the script's response head; 0 means 64 KiB.
+	MaxHeaderBytes int
+	// Logger receives script stderr lines and failures; nil means
+	// slog.Default().
+	Logger *slog.Logger
+}
+
+// Backend runs CGI scripts. It implements backends.Backend.
+type Backend struct {
+	name       string
+	root       string // directory mode: Root, absolute, symlinks resolved
+	prefix     string // directory mode: ends in "/"
+	script     string // single-script mode: absolute path
+	scriptName string // single-script mode: default SCRIPT_NAME
+	timeout    time.Duration
+	queueWait  time.Duration
+	maxQueue   int64
+	waiting    atomic.Int64
+	sem        *semaphore.Weighted
+	cred       *syscall.Credential
+	env        *cgienv.Builder
+	limits     cgiresp.Limits
+	log        *slog.Logger
+	// grace is how long a script may take to exit after SIGTERM, and how
+	// long stdout may stay open after the script exited.
+	grace time.Duration
+}
+
+// Defaults.
+const (
+	// DefaultTimeout matches the usual web server CGI timeouts (Apache
+	// Timeout 60s, nginx *_read_timeout 60s).
+	DefaultTimeout = 60 * time.Second
+	// killGrace is what a script gets between SIGTERM and SIGKILL.
+	killGrace = 2 * time.Second
+)
+
+// New validates o and returns a Backend.
+func New(o Options) (*Backend, error) {
+	b := &Backend{
+		name:      o.Name,
+		timeout:   o.Timeout,
+		queueWait: o.QueueTimeout,
+		maxQueue:  int64(max(o.MaxQueue, 0)),
+		limits:    cgiresp.Limits{MaxBytes: o.MaxHeaderBytes},
+		log:       o.Logger,
+		grace:     killGrace,
+	}
+	if b.timeout <= 0 {
+		b.timeout = DefaultTimeout
+	}
+	if b.queueWait <= 0 {
+		// A request that waited longer than a script may run is not
+		// worth running.
+		b.queueWait = b.timeout
+	}
+	if b.log == nil {
+		b.log = slog.Default()
+	}
+	b.log = b.log.With("backend", o.Name)
+	var errs []error
+	prefix := o.URLPrefix
+	if prefix == "" {
+		prefix = "/"
+	}
+	if !strings.HasPrefix(prefix, "/") {
+		errs = append(errs, fmt.Errorf("cgi: %s: url prefix %q must start with /", o.Name, o.URLPrefix))
+	}
+	if o.Script != "" {
+		if err := b.initScript(o.Script, prefix); err != nil {
+			errs = append(errs, err)
+		}
+	} else if err := b.initRoot(o.Root, prefix); err != nil {
+		errs = append(errs, err)
+	}
+	var err error
+	if b.cred, err = credential(o.User, o.Group); err != nil {
+		errs = append(errs, fmt.Errorf("cgi: %s: %w", o.Name, err))
+	}
+	if b.env, err = cgienv.New(cgienv.Options{PassEnv: o.PassEnv, SetEnv: o.SetEnv}); err != nil {
+		errs = append(errs, fmt.Errorf("cgi: %s: %w", o.Name, err))
+	}
+	if o.MaxConcurrent < 0 || o.MaxQueue < 0 {
+		errs = append(errs, fmt.Errorf("cgi: %s: negative concurrency limits", o.Name))
+	}
+	if o.MaxConcurrent > 0 {
+		b.sem = semaphore.NewWeighted(int64(o.MaxConcurrent))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+func (b *Backend) initScript(script, prefix string) error {
+	abs, err := filepath.Abs(script)
+	if err != nil {
+		return fmt.Errorf("cgi: %s: script: %w", b.name, err)
+	}
+	fi, err := os.Stat(abs)
+	if err != nil {
+		return fmt.Errorf("cgi: %s: script: %w", b.name, err)
+	}
+	if !fi.Mode().IsRegular() || fi.Mode()&0o111 == 0 {
+		return fmt.Errorf("cgi: %s: script %s is not an executable regular file", b.name, abs)
+	}
+	b.script = abs
+	b.scriptName = strings.TrimSuffix(prefix, "/")
+	return nil
+}
+
+func (b *Backend) initRoot(root, prefix string) error {
+	if root == "" {
+		return fmt.Errorf("cgi: %s: either root or script is required", b.name)
+	}
+	abs, err := filepath.Abs(root)
+	if err == nil {
+		abs, err = filepath.EvalSymlinks(abs)
+	}
+	if err != nil {
+		return fmt.Errorf("cgi: %s: root: %w", b.name, err)
+	}
+	if fi, err := os.Stat(abs); err != nil || !fi.IsDir() {
+		return fmt.Errorf("cgi: %s: root %s is not a directory", b.name, root)
+	}
+	b.root = abs
+	if !strings.HasSuffix(prefix, "/") {
+		prefix += "/"
+	}
+	b.prefix = prefix
+	return nil
+}
+
+// credential resolves the user and group scripts run as. It returns nil
+// when scripts run as junction.
+func credential(userName, groupName string) (*syscall.Credential, error) {
+	if userName == "" && groupName == "" {
+		return nil, nil
+	}
+	uid, gid := uint32(os.Geteuid()), uint32(os.Getegid())
+	if userName != "" {
+		u, err := user.Lookup(userName)
+		if err != nil {
+			if u, err = user.LookupId(userName); err != nil {
+				return nil, fmt.Errorf("user %q: %w", userName, err)
+			}
+		}
+		uid, gid = parseID(u.Uid), parseID(u.Gid)
+	}
+	if groupName != "" {
+		g, err := user.LookupGroup(groupName)
+		if err != nil {
+			if g, err = user.LookupGroupId(groupName); err != nil {
+				return nil, fmt.Errorf("group %q: %w", groupName, err)
+			}
+		}
+		gid = parseID(g.Gid)
+	}
+	if os.Geteuid() != 0 {
+		if uid == uint32(os.Geteuid()) && gid == uint32(os.Getegid()) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("running scripts as user %q group %q needs junction to run as root", userName, groupName)
+	}
+	return &syscall.Credential{Uid: uid, Gid: gid, Groups: []uint32{gid}}, nil
+}
+
+func parseID(s string) uint32 {
+	n, err := strconv.ParseUint(s, 10, 32)
+	if err != nil {
+		return ^uint32(0) // never matches; os/user returns numeric ids on Unix
+	}
+	return uint32(n)
+}
+
+// Serve runs the script r names. An error means nothing was written.
+func (b *Backend) Serve(w http.ResponseWriter, r *http.Request) error {
+	if r.ContentLength < 0 {
+		return &backends.Error{Status: http.StatusLengthRequired,
+			Err: errors.New("cgi: request body of unknown length (scripts need CONTENT_LENGTH)")}
+	}
+	if r.ContentLength > 0 && r.Body == nil {
+		return &backends.Error{Status: http.StatusBadRequest, Err: errors.New("cgi: CONTENT_LENGTH without a body")}
+	}
+	s, err := b.resolve(r)
+	if err != nil {
+		return err
+	}
+	if err := b.acquire(r.Context()); err != nil {
+		return err
+	}
+	if b.sem != nil {
+		defer b.sem.Release(1)
+	}
+	return b.run(w, r, s)
+}
+
+// acquire takes a concurrency slot, waiting in a bounded queue.
+func (b *Backend) acquire(ctx context.Context) error {
+	if b.sem == nil || b.sem.TryAcquire(1) {
+		return nil
+	}
+	if b.waiting.Add(1) > b.maxQueue {
+		b.waiting.Add(-1)
+		return fmt.Errorf("cgi: %s: queue full: %w", b.name, backends.ErrOverloaded)
+	}
+	defer b.waiting.Add(-1)
+	wctx, cancel := context.WithTimeout(ctx, b.queueWait)
+	defer cancel()
+	if err := b.sem.Acquire(wctx, 1); err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("cgi: %s: waiting for a slot: %w", b.name, ctx.Err())
+		}
+		return fmt.Errorf("cgi: %s: no slot within %v: %w", b.name, b.queueWait, backends.ErrOverloaded)
+	}
+	return nil
+}

@@ -1,0 +1,286 @@
+package cgi
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/junction-gw/junction/backends"
+	"github.com/junction-gw/junction/backends/cgiresp"
+)
+
+// bufSize is the stdout buffer: one pipe read fills at most this much before
+// it is written and flushed.
+const bufSize = 32 << 10
+
+var (
+	readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, bufSize) }}
+	stdinPool  = sync.Pool{New: func() any { b := make([]byte, bufSize); return &b }}
+
+	errTimeout   = errors.New("cgi: script timed out")
+	errShortBody = errors.New("cgi: request body ended early")
+)
+
+// hopByHop are response fields a script may not set: the codec frames the
+// response itself.
+var hopByHop = []string{"Connection", "Keep-Alive", "Transfer-Encoding"}
+
+// run starts the script and relays its response.
+func (b *Backend) run(w http.ResponseWriter, r *http.Request, s script) error {
+	ctx, cancel := context.WithTimeoutCause(r.Context(), b.timeout, errTimeout)
+	defer cancel()
+
+	p, stdin, err := b.start(ctx, r, s)
+	if err != nil {
+		return err
+	}
+	stderrDone := make(chan struct{})
+	go b.logStderr(p, s.Name, stderrDone)
+	var feedErr chan error
+	if stdin != nil {
+		feedErr = make(chan error, 1)
+		go func() { feedErr <- feed(p, stdin, r.Body, r.ContentLength) }()
+	}
+	br := readerPool.Get().(*bufio.Reader)
+	br.Reset(pipeReader{p.stdout, p})
+	defer func() {
+		br.Reset(nil)
+		readerPool.Put(br)
+	}()
+
+	resp, err := cgiresp.Parse(br, b.limits)
+	if err == nil && resp.LocalRedirect != "" && !s.nph {
+		// Nothing of this response reaches the client.
+		b.finish(w, p, true, stderrDone, feedErr)
+		return &backends.LocalRedirect{Location: resp.LocalRedirect}
+	}
+	if err != nil {
+		ferr := b.finish(w, p, !errors.Is(err, cgiresp.ErrNoHead), stderrDone, feedErr)
+		return b.headError(r, ctx, s, p, err, ferr)
+	}
+	h := w.Header()
+	for k, v := range resp.Header {
+		h[k] = v
+	}
+	for _, k := range hopByHop {
+		h.Del(k)
+	}
+	status := resp.Status
+	if status == 0 {
+		// An NPH script's local-looking Location goes to the client.
+		status = http.StatusFound
+	}
+	w.WriteHeader(status)
+	werr, rerr := copyBody(w, br)
+	kill := werr != nil || rerr != nil
+	ferr := b.finish(w, p, kill, stderrDone, feedErr)
+	switch {
+	case context.Cause(ctx) == errTimeout && r.Context().Err() == nil:
+		b.log.Warn("cgi: script timed out after its response started", "script", s.Name, "timeout", b.timeout)
+	case werr != nil:
+		b.log.Info("cgi: client went away", "script", s.Name, "err", werr)
+	case errors.Is(rerr, os.ErrDeadlineExceeded):
+		b.log.Warn("cgi: output still held open after the script exited", "script", s.Name)
+	case rerr != nil:
+		b.log.Warn("cgi: reading script output", "script", s.Name, "err", rerr)
+	case ferr != nil:
+		b.log.Warn("cgi: request body", "script", s.Name, "err", ferr)
+	case p.state != nil && !p.state.Success():
+		b.log.Warn("cgi: script failed after its response started", "script", s.Name, "status", p.state.String())
+	}
+	return nil
+}
+
+// start spawns the script in its own process group.
+func (b *Backend) start(ctx context.Context, r *http.Request, s script) (*proc, *os.File, error) {
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		return nil, nil, fmt.Errorf("cgi: stdout pipe: %w", err)
+	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		outR.Close()
+		outW.Close()
+		return nil, nil, fmt.Errorf("cgi: stderr pipe: %w", err)
+	}
+	var inR, inW *os.File
+	if r.ContentLength > 0 {
+		if inR, inW, err = os.Pipe(); err != nil {
+			closeAll(outR, outW, errR, errW)
+			return nil, nil, fmt.Errorf("cgi: stdin pipe: %w", err)
+		}
+	}
+	p := &proc{grace: b.grace, done: make(chan struct{}), stdout: outR, stderr: errR}
+	// argv is the script alone, never words from QUERY_STRING (RFC 3875
+	// 4.4's ISINDEX command line is a shell-injection hazard).
+	cmd := exec.CommandContext(ctx, s.Filename)
+	cmd.Env = b.env.Env(r, s.Script)
+	cmd.Dir = filepath.Dir(s.Filename)
+	if inR != nil {
+		cmd.Stdin = inR
+	}
+	cmd.Stdout = outW
+	cmd.Stderr = errW
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: b.cred}
+	cmd.Cancel = func() error { return p.signal(syscall.SIGTERM) }
+	// After SIGTERM the script has WaitDelay to exit before exec kills it;
+	// its exit then kills the rest of the group (proc.wait).
+	cmd.WaitDelay = b.grace
+	p.cmd = cmd
+	err = cmd.Start()
+	closeAll(outW, errW, inR)
+	if err != nil {
+		closeAll(outR, errR, inW)
+		return nil, nil, fmt.Errorf("cgi: %s: starting %s: %w", b.name, s.Filename, err)
+	}
+	p.pid = cmd.Process.Pid
+	go p.wait()
+	return p, inW, nil
+}
+
+func closeAll(fs ...*os.File) {
+	for _, f := range fs {
+		if f != nil {
+			_ = f.Close() // a pipe end; nothing to flush
+		}
+	}
+}
+
+// finish ends the script (at once when kill is set, else after grace) and
+// waits for it and the goroutines serving it. It returns the stdin error.
+func (b *Backend) finish(w http.ResponseWriter, p *proc, kill bool, stderrDone chan struct{}, feedErr chan error) error {
+	if kill {
+		_ = p.signal(syscall.SIGKILL) // ErrProcessDone: already gone
+	} else {
+		t := time.NewTimer(b.grace)
+		select {
+		case <-p.done:
+		case <-t.C:
+			_ = p.signal(syscall.SIGKILL)
+		}
+		t.Stop()
+	}
+	<-p.done
+	_ = p.stdout.Close() // read end; closing cannot fail meaningfully
+	<-stderrDone
+	if feedErr == nil {
+		return nil
+	}
+	select {
+	case err := <-feedErr:
+		return err
+	default:
+	}
+	// The feeder is blocked reading the request body for a script that is
+	// gone: interrupt the read where the front end supports it.
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now()) // ErrNotSupported: wait for the codec's own deadline
+	return <-feedErr
+}
+
+// headError turns a failure before any output into the error Serve returns.
+func (b *Backend) headError(r *http.Request, ctx context.Context, s script, p *proc, err, feedErr error) error {
+	switch {
+	case r.Context().Err() != nil:
+		return fmt.Errorf("cgi: %s: %w", s.Name, r.Context().Err())
+	case context.Cause(ctx) == errTimeout:
+		return &backends.Error{Status: http.StatusGatewayTimeout, Err: fmt.Errorf("cgi: %s: %w after %v", s.Name, errTimeout, b.timeout)}
+	case errors.Is(feedErr, errShortBody):
+		return &backends.Error{Status: http.StatusBadRequest, Err: feedErr}
+	case errors.Is(err, cgiresp.ErrNoHead):
+		b.log.Warn("cgi: script wrote no output", "script", s.Name, "status", p.state.String())
+		return &backends.Error{Status: http.StatusBadGateway, Err: fmt.Errorf("cgi: %s: %w (%s)", s.Name, err, p.state)}
+	}
+	b.log.Warn("cgi: bad response head", "script", s.Name, "err", err, "status", p.state.String())
+	return &backends.Error{Status: http.StatusBadGateway, Err: fmt.Errorf("cgi: %s: %w", s.Name, err)}
+}
+
+// copyBody relays the body, flushing after every read from the pipe so
+// streaming scripts stream; a read returns whatever is available (up to
+// 32 KiB), so a burst of output is one write and one flush.
+func copyBody(w http.ResponseWriter, br *bufio.Reader) (werr, rerr error) {
+	rc := http.NewResponseController(w)
+	for {
+		if br.Buffered() == 0 {
+			if _, err := br.Peek(1); err != nil {
+				if errors.Is(err, io.EOF) {
+					return nil, nil
+				}
+				return nil, err
+			}
+		}
+		chunk, _ := br.Peek(br.Buffered()) // cannot fail: the bytes are buffered
+		if _, err := w.Write(chunk); err != nil {
+			return err, nil
+		}
+		_, _ = br.Discard(len(chunk)) // cannot fail: the bytes are buffered
+		if err := rc.Flush(); err != nil && !errors.Is(err, http.ErrNotSupported) {
+			return err, nil
+		}
+	}
+}
+
+// feed writes exactly n bytes of body to the script's stdin. A body that
+// ends short kills the script before its stdin closes, so it never sees a
+// truncated body as complete. A script that stops reading is its business.
+func feed(p *proc, stdin *os.File, body io.Reader, n int64) error {
+	bp := stdinPool.Get().(*[]byte)
+	defer stdinPool.Put(bp)
+	buf := *bp
+	for n > 0 {
+		m, rerr := body.Read(buf[:min(int64(len(buf)), n)])
+		if m > 0 {
+			if _, werr := stdin.Write(buf[:m]); werr != nil {
+				_ = stdin.Close() // the script closed its end
+				return nil
+			}
+			n -= int64(m)
+		}
+		if rerr != nil && n > 0 {
+			_ = p.signal(syscall.SIGKILL) // ErrProcessDone: it is gone anyway
+			_ = stdin.Close()
+			if errors.Is(rerr, io.EOF) {
+				rerr = io.ErrUnexpectedEOF
+			}
+			return fmt.Errorf("%w (%d bytes missing): %w", errShortBody, n, rerr)
+		}
+	}
+	return stdin.Close()
+}
+
+// maxStderrLine bounds one logged stderr line.
+const maxStderrLine = 1024
+
+// logStderr logs the script's stderr line by line until it closes.
+func (b *Backend) logStderr(p *proc, name string, done chan struct{}) {
+	defer close(done)
+	defer p.stderr.Close()
+	br := bufio.NewReaderSize(pipeReader{p.stderr, p}, maxStderrLine)
+	skip := false // inside an over-long line already logged
+	for {
+		line, err := br.ReadSlice('\n')
+		if len(line) > 0 && !skip {
+			full := err == nil
+			if full {
+				line = line[:len(line)-1]
+			}
+			b.log.Warn("cgi: script stderr", "script", name, "line", string(line), "truncated", !full && errors.Is(err, bufio.ErrBufferFull))
+		}
+		switch {
+		case errors.Is(err, bufio.ErrBufferFull):
+			skip = true
+		case err != nil:
+			return
+		default:
+			skip = false
+		}
+	}
+}
