@@ -94,10 +94,17 @@ func (f *forwardRequest) requestVars(route string) vars.Vars {
 	}
 	for _, h := range f.headers {
 		switch {
-		case strings.EqualFold(h.name, "Content-Type"):
-			add("CONTENT_TYPE", h.value)
-		case strings.EqualFold(h.name, "Content-Length"):
-			add("CONTENT_LENGTH", h.value)
+		case strings.EqualFold(h.name, "Content-Type"), strings.EqualFold(h.name, "Content-Length"):
+			// Only the first: a repeat is refused later (Content-Length) or
+			// ignored (Content-Type), and CGI names must be unique.
+			name := "CONTENT_TYPE"
+			if len(h.name) == len("Content-Length") {
+				name = "CONTENT_LENGTH"
+			}
+			if !seen[name] {
+				seen[name] = true
+				add(name, h.value)
+			}
 		case strings.Contains(h.name, "_"), strings.EqualFold(h.name, "Proxy"):
 			// A name with "_" would collide with its "-" twin once
 			// rendered (Apache and nginx drop these for CGI too); Proxy

@@ -86,6 +86,7 @@ func readPayload(r io.Reader, buf []byte) ([]byte, error) {
 // error sticks; later reads return zero values.
 type decoder struct {
 	b   []byte
+	s   string // when set, a copy of b that strings are sliced from (one allocation per packet)
 	off int
 	err error
 }
@@ -134,7 +135,7 @@ func (d *decoder) peek16(what string) uint16 {
 // str reads a length-prefixed, NUL-terminated string; null reports the
 // 0xFFFF null marker.
 func (d *decoder) str(what string) (s string, null bool) {
-	n := d.u16(what + " length")
+	n := d.u16(what)
 	if d.err != nil {
 		return "", false
 	}
@@ -150,7 +151,11 @@ func (d *decoder) str(what string) (s string, null bool) {
 		d.fail("%s not NUL-terminated", what)
 		return "", false
 	}
-	s = string(d.b[d.off:end])
+	if d.s != "" {
+		s = d.s[d.off:end]
+	} else {
+		s = string(d.b[d.off:end])
+	}
 	d.off = end + 1
 	return s, false
 }

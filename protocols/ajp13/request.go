@@ -102,7 +102,9 @@ type decodeLimits struct {
 // included). Every length is checked against the payload; strings must be
 // NUL-terminated; trailing bytes after the terminator are an error.
 func decodeForwardRequest(p []byte, lim decodeLimits) (*forwardRequest, error) {
-	d := &decoder{b: p}
+	// Strings share one copy of the payload: one allocation instead of one
+	// per header name and value.
+	d := &decoder{b: p, s: string(p)}
 	if t := d.u8("packet type"); d.err == nil && inType(t) != typeForwardRequest {
 		return nil, fmt.Errorf("ajp13: packet type %d is not FORWARD_REQUEST: %w", t, ErrMalformed)
 	}

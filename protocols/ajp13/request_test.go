@@ -249,3 +249,14 @@ func TestBodyLengthPolicy(t *testing.T) {
 		})
 	}
 }
+
+func TestRepeatedContentTypeRendersOnce(t *testing.T) {
+	f, err := decodePacket(t, fwd(t, 4, "/", []string{"Content-Type", "a/b", "Content-Type", "c/d"}), testLimits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := f.requestVars("")
+	if err := v.Check(); err != nil || v.Get("CONTENT_TYPE") != "a/b" {
+		t.Fatalf("vars %v: %v", v, err)
+	}
+}
