@@ -90,7 +90,9 @@ func hdr(name, value string) header {
 }
 
 func strAttr(c attrCode, v string) attribute { return attribute{code: c, value: v} }
-func reqAttr(name, v string) attribute      { return attribute{code: attrReqAttribute, name: name, value: v} }
+func reqAttr(name, v string) attribute {
+	return attribute{code: attrReqAttribute, name: name, value: v}
+}
 
 // bodyPacket is a web-server body chunk: u16 length and the data.
 func bodyPacket(data []byte) []byte {
