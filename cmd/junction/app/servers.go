@@ -8,6 +8,7 @@ import (
 	"net/http"
 
 	"github.com/junction-gw/junction/config"
+	"github.com/junction-gw/junction/protocols/ajp13"
 	"github.com/junction-gw/junction/protocols/httpfront"
 	"github.com/junction-gw/junction/protocols/scgi"
 )
@@ -29,6 +30,8 @@ func newServer(l config.Listener, h http.Handler, log *slog.Logger) (server, err
 		return newSCGI(l, h, log), nil
 	case config.ProtocolHTTP:
 		return newHTTP(l, h, log), nil
+	case config.ProtocolAJP:
+		return newAJP(l, h, log), nil
 	default:
 		return nil, fmt.Errorf("protocol %q is not built into this junction yet", l.Protocol)
 	}
@@ -48,6 +51,20 @@ func newSCGI(l config.Listener, h http.Handler, log *slog.Logger) server {
 func newHTTP(l config.Listener, h http.Handler, log *slog.Logger) server {
 	return &httpfront.Server{
 		Handler:        h,
+		MaxHeaderBytes: l.MaxHeaderBytes,
+		ReadTimeout:    l.ReadTimeout,
+		IdleTimeout:    l.IdleTimeout,
+		WriteTimeout:   l.WriteTimeout,
+		Logger:         log,
+	}
+}
+
+func newAJP(l config.Listener, h http.Handler, log *slog.Logger) server {
+	return &ajp13.Server{
+		Handler:        h,
+		PacketSize:     l.PacketSize,
+		Secret:         l.Secret,
+		Route:          l.Route,
 		MaxHeaderBytes: l.MaxHeaderBytes,
 		ReadTimeout:    l.ReadTimeout,
 		IdleTimeout:    l.IdleTimeout,
