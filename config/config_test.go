@@ -145,7 +145,13 @@ listeners:
   - {protocol: scgi, address: "127.0.0.1:4000", backend: scripts, read_timeout: soon}
 backends:
   scripts: {type: cgi, root: /srv}
-`, []string{"listeners[0].read_timeout: "}},
+`, []string{`listeners[0].read_timeout: "soon" is not a duration`}},
+		{"duration without unit", `
+listeners:
+  - {protocol: scgi, address: "127.0.0.1:4000", backend: scripts, read_timeout: 30, write_timeout: 0}
+backends:
+  scripts: {type: cgi, root: /srv, timeout: 1.5}
+`, []string{"listeners[0].read_timeout: 30 has no unit", "backends.scripts.timeout: 1.5 has no unit"}},
 		{"socket options", `
 listeners:
   - {protocol: scgi, address: "127.0.0.1:4000", backend: scripts, socket_mode: "0660", socket_group: www-data}
@@ -357,5 +363,20 @@ func TestExampleConfigIsValid(t *testing.T) {
 	root, _ := filepath.Abs(filepath.Join("..", "examples", "cgi-bin"))
 	if got := cfg.Backends["scripts"].Root; got != root {
 		t.Errorf("scripts root = %q, want %q (relative to the file)", got, root)
+	}
+}
+
+func TestKeyPath(t *testing.T) {
+	tests := map[string]string{
+		"log.level":                 "log.level",
+		"listeners[1].read_timeout": "listeners[1].read_timeout",
+		"backends[scripts].timeout": "backends.scripts.timeout",
+		"backends[s].set_env[PATH]": "backends.s.set_env.PATH",
+		"odd[":                      "odd[",
+	}
+	for in, want := range tests {
+		if got := keyPath(in); got != want {
+			t.Errorf("keyPath(%q) = %q, want %q", in, got, want)
+		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/go-viper/mapstructure/v2"
 	"github.com/spf13/viper"
@@ -123,7 +124,7 @@ func decode(data []byte, format string) (*Config, error) {
 	}
 	hooks := viper.DecodeHook(mapstructure.ComposeDecodeHookFunc(
 		fileModeHook,
-		mapstructure.StringToTimeDurationHookFunc(),
+		durationHook,
 	))
 	if err := v.UnmarshalExact(&cfg, hooks); err != nil {
 		return nil, errors.Join(keyedErrors(err)...)
@@ -136,7 +137,7 @@ func decode(data []byte, format string) (*Config, error) {
 func keyedErrors(err error) []error {
 	var de *mapstructure.DecodeError
 	if errors.As(err, &de) && err == error(de) {
-		return []error{fmt.Errorf("%s: %w", de.Name(), de.Unwrap())}
+		return []error{fmt.Errorf("%s: %w", keyPath(de.Name()), de.Unwrap())}
 	}
 	switch u := err.(type) {
 	case interface{ Unwrap() []error }:
@@ -151,6 +152,28 @@ func keyedErrors(err error) []error {
 		}
 	}
 	return []error{fmt.Errorf("config: %w", err)}
+}
+
+// keyPath rewrites the decoder's "backends[scripts].timeout" as
+// "backends.scripts.timeout", keeping list indexes like "listeners[1]".
+func keyPath(name string) string {
+	var b strings.Builder
+	for {
+		open := strings.IndexByte(name, '[')
+		end := strings.IndexByte(name[open+1:], ']')
+		if open < 0 || end < 0 {
+			b.WriteString(name)
+			return b.String()
+		}
+		key := name[open+1 : open+1+end]
+		b.WriteString(name[:open])
+		if _, err := strconv.Atoi(key); err == nil {
+			b.WriteString("[" + key + "]")
+		} else {
+			b.WriteString("." + key)
+		}
+		name = name[open+1+end+1:]
+	}
 }
 
 // unknownKeys reports every key in raw that t has no field for, with its
@@ -201,6 +224,33 @@ func join(path, key string) string {
 		return key
 	}
 	return path + "." + key
+}
+
+// durationHook decodes Go duration strings ("30s", "2m", "500ms"), naming
+// the bad value when one does not parse.
+// A bare number is refused, except 0: "timeout: 30" would otherwise mean
+// 30 nanoseconds.
+func durationHook(from, to reflect.Type, data any) (any, error) {
+	if to != reflect.TypeFor[time.Duration]() {
+		return data, nil
+	}
+	switch from.Kind() {
+	case reflect.String:
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
+		reflect.Float32, reflect.Float64:
+		if reflect.ValueOf(data).IsZero() {
+			return time.Duration(0), nil
+		}
+		return nil, fmt.Errorf("%v has no unit; write it like %vs or %vms", data, data, data)
+	default:
+		return data, nil
+	}
+	d, err := time.ParseDuration(data.(string))
+	if err != nil {
+		return nil, fmt.Errorf("%q is not a duration like 30s, 500ms or 2m", data)
+	}
+	return d, nil
 }
 
 // fileModeHook decodes FileMode from an octal string ("0660") or a number

@@ -108,6 +108,11 @@ func serve(args []string) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	go func() {
+		// After the first signal, a second one stops junction at once.
+		<-ctx.Done()
+		stop()
+	}()
 	if err := a.Run(ctx); err != nil {
 		log.Error("stopped", "err", err)
 		return 1
