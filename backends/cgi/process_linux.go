@@ -14,7 +14,6 @@ import (
 // proc is one running script and its process group.
 type proc struct {
 	cmd   *exec.Cmd
-	pid   int // also the process group id (Setpgid)
 	grace time.Duration
 
 	mu sync.Mutex
@@ -35,7 +34,13 @@ func (p *proc) signal(sig syscall.Signal) error {
 	if p.ended {
 		return os.ErrProcessDone
 	}
-	if err := syscall.Kill(-p.pid, sig); err != nil {
+	// Cmd.Process is set before Start runs the Cancel watcher; the pid is
+	// also the group id (Setpgid). Never signal group 0: that is junction's.
+	pid := p.cmd.Process.Pid
+	if pid <= 0 {
+		return os.ErrProcessDone
+	}
+	if err := syscall.Kill(-pid, sig); err != nil {
 		if errors.Is(err, syscall.ESRCH) {
 			return os.ErrProcessDone
 		}
@@ -48,10 +53,13 @@ func (p *proc) signal(sig syscall.Signal) error {
 // bounds how long stdout and stderr may stay open, and reaps it.
 func (p *proc) wait() {
 	defer close(p.done)
-	waitExited(p.pid)
+	pid := p.cmd.Process.Pid
+	waitExited(pid)
 	p.mu.Lock()
 	// The script is a zombie: its pid (the group id) cannot be reused yet.
-	_ = syscall.Kill(-p.pid, syscall.SIGKILL) // ESRCH: nothing left, fine
+	if pid > 0 {
+		_ = syscall.Kill(-pid, syscall.SIGKILL) // ESRCH: nothing left, fine
+	}
 	p.ended = true
 	p.mu.Unlock()
 	p.exited.Store(true)

@@ -142,7 +142,6 @@ func (b *Backend) start(ctx context.Context, r *http.Request, s script) (*proc, 
 		closeAll(outR, errR, inW)
 		return nil, nil, fmt.Errorf("cgi: %s: starting %s: %w", b.name, s.Filename, err)
 	}
-	p.pid = cmd.Process.Pid
 	go p.wait()
 	return p, inW, nil
 }
