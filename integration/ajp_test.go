@@ -34,9 +34,15 @@ listeners:
   - {protocol: ajp, address: %[1]q, backend: scripts, secret: %[3]q, route: %[4]q}
 routes:
   - {prefix: /slow/, backend: slow}
+  - {prefix: /stream/, backend: stream}
+  - {prefix: /jk/, backend: jk}
+  - {prefix: /jklb/, backend: jklb}
 backends:
   scripts: {type: cgi, root: %[2]q, url_prefix: /cgi-bin/, timeout: 30s, max_concurrent: 64, set_env: {INSTANCE: %[4]q}}
   slow: {type: cgi, root: %[2]q, url_prefix: /slow/, timeout: 30s}
+  stream: {type: cgi, root: %[2]q, url_prefix: /stream/, timeout: 30s}
+  jk: {type: cgi, root: %[2]q, url_prefix: /jk/, timeout: 30s, set_env: {INSTANCE: %[4]q}}
+  jklb: {type: cgi, root: %[2]q, url_prefix: /jklb/, timeout: 30s, set_env: {INSTANCE: %[4]q}}
 `, listen, root, secret, route)
 }
 
@@ -73,6 +79,7 @@ func startAJPStack(t *testing.T) *ajpStack {
 LimitRequestBody 0
 ProxyPass /cgi-bin/ ajp://%[2]s/cgi-bin/ secret=%[5]s ping=3
 ProxyPass /slow/ ajp://%[2]s/slow/ secret=%[5]s timeout=2
+ProxyPass /stream/ ajp://%[2]s/stream/ secret=%[5]s flushpackets=on
 ProxyPass /badsecret/ ajp://%[2]s/badsecret/ secret=not-the-secret
 <Location /cgi-bin/env.sh/private>
     AuthType Basic
@@ -257,6 +264,7 @@ func TestAJP(t *testing.T) {
 			}
 		}
 		after := ajpConnections(t, port)
+		t.Logf("AJP socket entries: %d before, %d after 200 requests", before, after)
 		// Each new AJP connection would leave an entry (ESTABLISHED or
 		// TIME_WAIT) behind: 200 requests over reused connections add a
 		// handful at most.
@@ -279,22 +287,32 @@ func TestAJP(t *testing.T) {
 	})
 
 	t.Run("client abort ends the script", func(t *testing.T) {
-		// stream.sh writes, sleeps 2s, writes: Apache notices the client
-		// is gone when it forwards the second write and drops the AJP
-		// connection; sleep.sh never writes, so Apache only learns of
-		// the abort from its timeout (previous test). Here: abort a slow
-		// request by closing the client socket and check junction's CGI
-		// child count returns to zero.
+		// tick.sh writes a line every 200ms for 30s. Once the client is
+		// gone, Apache's next write to it fails and it drops the AJP
+		// connection; junction then cancels the request and the CGI
+		// runner kills the script.
+		writeFile(t, s.site.Root, "tick.sh", "#!/bin/sh\n"+
+			"echo $$ > \"$(dirname \"$0\")/../run/tick.pid\"\n"+
+			"printf 'Content-Type: text/plain\\r\\n\\r\\n'\n"+
+			"i=0; while [ $i -lt 150 ]; do echo tick $i; i=$((i+1)); sleep 0.2; done\n")
+		if err := os.Chmod(filepath.Join(s.site.Root, "tick.sh"), 0o755); err != nil {
+			t.Fatal(err)
+		}
 		c, err := net.DialTimeout("tcp", s.HTTP, 5*time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
-		fmt.Fprintf(c, "GET /slow/sleep.sh?clientabort HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-		pid := readPIDFile(t, filepath.Join(s.site.Run, "sleep-clientabort.pid"), 5*time.Second)
+		fmt.Fprintf(c, "GET /stream/tick.sh HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		first := make([]byte, 512)
+		n, err := c.Read(first)
+		if err != nil || !strings.Contains(string(first[:n]), "200") {
+			t.Fatalf("first bytes %q: %v", first[:n], err)
+		}
+		pid := readPIDFile(t, filepath.Join(s.site.Run, "tick.pid"), 5*time.Second)
 		c.Close()
-		// Apache notices at its 2s proxy timeout at the latest.
 		if !waitFor(10*time.Second, func() bool { return !pidAlive(pid) }) {
-			t.Fatalf("sleep.sh (pid %d) still runs after the client went away", pid)
+			t.Fatalf("tick.sh (pid %d) still runs after the client went away", pid)
 		}
 	})
 }
@@ -317,4 +335,123 @@ func ajpConnections(t *testing.T, port string) int {
 		}
 	}
 	return n
+}
+
+// TestModJK drives the scripts through Apache mod_jk: a worker with the
+// secret and CPING (ping_mode=A) to junction "main", and a load balancer
+// of junction "a" and "b" with sticky sessions.
+func TestModJK(t *testing.T) {
+	mods := append([]string{"jk"}, ajpModules...)
+	site := newSite(t)
+	mainAddr, aAddr, bAddr, httpAddr := freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
+	mainJ := startJunction(t, ajpJunctionConfig(mainAddr, site.Root, ajpSecret, "main"), mainAddr)
+	startJunction(t, ajpJunctionConfig(aAddr, site.Root, "", "a"), aAddr)
+	startJunction(t, ajpJunctionConfig(bAddr, site.Root, "", "b"), bAddr)
+	hostPort := func(a string) (string, string) { h, p, _ := net.SplitHostPort(a); return h, p }
+	mh, mp := hostPort(mainAddr)
+	ah, ap := hostPort(aAddr)
+	bh, bp := hostPort(bAddr)
+	workers := writeFile(t, site.Dir, "workers.properties", fmt.Sprintf(`worker.list=main,bad,lb
+worker.main.type=ajp13
+worker.main.host=%[1]s
+worker.main.port=%[2]s
+worker.main.secret=%[7]s
+worker.main.ping_mode=A
+worker.bad.type=ajp13
+worker.bad.host=%[1]s
+worker.bad.port=%[2]s
+worker.bad.secret=not-the-secret
+worker.a.type=ajp13
+worker.a.host=%[3]s
+worker.a.port=%[4]s
+worker.b.type=ajp13
+worker.b.host=%[5]s
+worker.b.port=%[6]s
+worker.lb.type=lb
+worker.lb.balance_workers=a,b
+worker.lb.sticky_session=true
+`, mh, mp, ah, ap, bh, bp, ajpSecret))
+	startApache(t, mods, fmt.Sprintf(`Listen %[1]s
+JkWorkersFile %[2]s
+JkLogFile %[3]s/mod_jk.log
+JkLogLevel info
+JkShmFile %[3]s/jk.shm
+JkMount /jk/* main
+JkMount /jkbad/* bad
+JkMount /jklb/* lb
+`, httpAddr, workers, site.Dir), httpAddr)
+	url := func(target string) string { return "http://" + httpAddr + target }
+
+	t.Run("get", func(t *testing.T) {
+		r := httpGet(t, url("/jk/env.sh/x%20y?q=1"))
+		env := envOf(r.Body)
+		if r.Status != 200 || env["PATH_INFO"] != "/x y" || env["QUERY_STRING"] != "q=1" || env["JUNCTION_ROUTE"] != "main" {
+			t.Fatalf("GET = %d PATH_INFO=%q QUERY_STRING=%q JUNCTION_ROUTE=%q\n%s", r.Status, env["PATH_INFO"], env["QUERY_STRING"], env["JUNCTION_ROUTE"], r.Body)
+		}
+		if p, err := strconv.Atoi(env["REMOTE_PORT"]); err != nil || p == 0 {
+			t.Errorf("REMOTE_PORT=%q", env["REMOTE_PORT"])
+		}
+	})
+
+	t.Run("post", func(t *testing.T) {
+		needBin(t, "/usr/bin/python3", "python3")
+		body := make([]byte, 3<<20)
+		rand.Read(body)
+		sum := sha256.Sum256(body)
+		req, _ := http.NewRequest("POST", url("/jk/post-sha256.py"), bytes.NewReader(body))
+		r := httpDo(t, req)
+		want := fmt.Sprintf("sha256=%s\nlength=%d\ncontent_length=%d\n", hex.EncodeToString(sum[:]), len(body), len(body))
+		if r.Status != 200 || r.Body != want {
+			t.Fatalf("POST = %d %q, want %q", r.Status, r.Body, want)
+		}
+	})
+
+	t.Run("chunked body gets 411", func(t *testing.T) {
+		req, _ := http.NewRequest("POST", url("/jk/post-sha256.py"), strings.NewReader("chunked body"))
+		req.ContentLength = -1
+		req.TransferEncoding = []string{"chunked"}
+		if r := httpDo(t, req); r.Status != http.StatusLengthRequired {
+			t.Fatalf("chunked POST = %d %q, want 411", r.Status, r.Body)
+		}
+		if r := httpGet(t, url("/jk/hello.sh")); r.Status != 200 {
+			t.Fatalf("GET after chunked POST = %d", r.Status)
+		}
+	})
+
+	t.Run("wrong secret refused", func(t *testing.T) {
+		if r := httpGet(t, url("/jkbad/env.sh")); r.Status == 200 {
+			t.Fatalf("GET with the wrong secret = %d", r.Status)
+		}
+		if !waitFor(5*time.Second, func() bool { return strings.Contains(mainJ.Output(), "wrong secret") }) {
+			t.Errorf("junction did not log the refusal")
+		}
+	})
+
+	t.Run("sticky sessions", func(t *testing.T) {
+		for _, route := range []string{"a", "b"} {
+			for i := 0; i < 10; i++ {
+				req, _ := http.NewRequest("GET", url("/jklb/env.sh"), nil)
+				req.Header.Set("Cookie", "JSESSIONID=xyz."+route)
+				env := envOf(httpDo(t, req).Body)
+				if env["INSTANCE"] != route {
+					t.Fatalf("session .%s served by INSTANCE=%q", route, env["INSTANCE"])
+				}
+			}
+		}
+	})
+
+	t.Run("many requests", func(t *testing.T) {
+		c := newHTTPClient(10 * time.Second)
+		defer c.CloseIdleConnections()
+		for i := 0; i < 100; i++ {
+			resp, err := c.Get(url("/jk/hello.sh"))
+			if err != nil {
+				t.Fatalf("request %d: %v", i, err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				t.Fatalf("request %d: %d", i, resp.StatusCode)
+			}
+		}
+	})
 }
