@@ -1,9 +1,9 @@
 package ajp13
 
 // The capture program: with JUNCTION_AJP_CAPTURE=1, TestCaptureApache starts
-// a real Apache httpd (mod_proxy_ajp) in front of a tiny recorder that
+// a real Apache httpd (mod_proxy_ajp and mod_jk) in front of a tiny recorder that
 // answers every request minimally, sends it a few requests, and writes the
-// FORWARD_REQUEST and body packets Apache sent as fuzz seeds under
+// FORWARD_REQUEST packets Apache sent (mod_proxy_ajp and mod_jk) as fuzz seeds under
 // testdata/fuzz/FuzzForwardRequest. Only the seeds are committed.
 //
 //	JUNCTION_AJP_CAPTURE=1 go test -run TestCaptureApache ./protocols/ajp13/
@@ -65,9 +65,19 @@ LoadModule authz_core_module /usr/lib/apache2/modules/mod_authz_core.so
 LoadModule proxy_module /usr/lib/apache2/modules/mod_proxy.so
 LoadModule proxy_ajp_module /usr/lib/apache2/modules/mod_proxy_ajp.so
 LoadModule env_module /usr/lib/apache2/modules/mod_env.so
+LoadModule jk_module /usr/lib/apache2/modules/mod_jk.so
+JkWorkersFile %[1]s/workers.properties
+JkLogFile %[1]s/mod_jk.log
+JkShmFile %[1]s/jk.shm
+JkMount /jk/* jk
+ProxyPass /jk/ !
 ProxyPass /secret/ ajp://127.0.0.1:%[3]d/secret/ secret=s3cr3t
 ProxyPass / ajp://127.0.0.1:%[3]d/
 `, dir, port, ajp)
+	workers := fmt.Sprintf("worker.list=jk\nworker.jk.type=ajp13\nworker.jk.host=127.0.0.1\nworker.jk.port=%d\nworker.jk.secret=jks3cr3t\nworker.jk.ping_mode=A\n", ajp)
+	if err := os.WriteFile(filepath.Join(dir, "workers.properties"), []byte(workers), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.WriteFile(filepath.Join(dir, "httpd.conf"), []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -113,6 +123,15 @@ ProxyPass / ajp://127.0.0.1:%[3]d/
 	do("stored-method", odd)
 	sec, _ := http.NewRequest("GET", base+"/secret/x", nil)
 	do("secret", sec)
+	jk, _ := http.NewRequest("GET", base+"/jk/a%20b/x.cgi?q=1", nil)
+	jk.Header.Set("Cookie", "JSESSIONID=abc.jk")
+	jk.SetBasicAuth("user", "pw")
+	do("mod_jk get", jk)
+	jkPost, _ := http.NewRequest("POST", base+"/jk/post", strings.NewReader(strings.Repeat("jk-", 3000)))
+	jkPost.Header.Set("Content-Type", "text/plain")
+	do("mod_jk post", jkPost)
+	jkOdd, _ := http.NewRequest("FROBNICATE", base+"/jk/odd", nil)
+	do("mod_jk stored method", jkOdd)
 
 	mu.Lock()
 	defer mu.Unlock()
@@ -125,7 +144,11 @@ ProxyPass / ajp://127.0.0.1:%[3]d/
 			continue // body packets: the seeds are FORWARD_REQUEST packets
 		}
 		sum := sha256.Sum256(p)
-		name := filepath.Join(out, fmt.Sprintf("apache-%x", sum[:8]))
+		peer := "mod_proxy_ajp"
+		if bytes.Contains(p, []byte("/jk/")) {
+			peer = "mod_jk"
+		}
+		name := filepath.Join(out, fmt.Sprintf("%s-%x", peer, sum[:8]))
 		body := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", p)
 		if err := os.WriteFile(name, []byte(body), 0o644); err != nil {
 			t.Fatal(err)
