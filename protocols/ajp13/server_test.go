@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -456,5 +457,41 @@ func TestServerConfigErrors(t *testing.T) {
 		if err := s.ServeConn(context.Background(), nopConn{}); err == nil {
 			t.Errorf("%+v: no error", s)
 		}
+	}
+}
+
+func TestServeAndShutdownClosesIdlePooledConnection(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Server{Logger: slog.New(slog.DiscardHandler), Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "ok")
+	})}
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ln) }()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write(fwd(t, 2, "/", nil)); err != nil {
+		t.Fatal(err)
+	}
+	p := &peer{t: t, c: c}
+	if r := p.mustReply(nil); string(r.body) != "ok" || !r.reuse {
+		t.Fatalf("reply %+v", r)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if err := <-served; !errors.Is(err, ErrServerClosed) {
+		t.Fatalf("Serve = %v", err)
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := c.Read(make([]byte, 1)); err == nil {
+		t.Fatalf("idle pooled connection still open after Shutdown (read %d bytes)", n)
 	}
 }
