@@ -15,7 +15,10 @@
 //     their own process group (peers_test.go).
 //   - newSite copies testdata/cgi-bin into a temp directory and adds the
 //     pieces that cannot live in git (a symlink that leaves the root).
-//   - httpGet / newHTTPClient and scgiDo are clients with deadlines.
+//   - httpGet / httpDo / rawHTTP / newHTTPClient and scgiDo (with
+//     scgiRequest, encodeSCGI) are clients with deadlines; envOf parses the
+//     env.sh script's output.
+//   - fatalRecorder lets those helpers run on another goroutine.
 //
 // Each process's output and error logs are logged when its test fails, or
 // always with JUNCTION_TEST_LOGS=1 (go test -v to see them).
@@ -672,4 +675,35 @@ func parseCGIResponse(raw []byte) (scgiResult, error) {
 	}
 	res.Body = string(b)
 	return res, nil
+}
+
+// fatalRecorder lets harness helpers that call Fatalf run off the test
+// goroutine: Fatalf records the failure on the test and panics, and the
+// goroutine recovers.
+type fatalRecorder struct {
+	testing.TB
+	res  scgiResult
+	http httpResult
+}
+
+func (f *fatalRecorder) Fatalf(format string, args ...any) {
+	f.TB.Errorf(format, args...)
+	panic(fatalPanic{})
+}
+
+func (f *fatalRecorder) Fatal(args ...any) {
+	f.TB.Error(args...)
+	panic(fatalPanic{})
+}
+
+type fatalPanic struct{}
+
+// recover swallows the panic of Fatalf and re-raises any other. It must be
+// deferred directly (defer f.recover()) for recover to see the panic.
+func (f *fatalRecorder) recover() {
+	if v := recover(); v != nil {
+		if _, ok := v.(fatalPanic); !ok {
+			panic(v)
+		}
+	}
 }

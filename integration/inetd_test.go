@@ -126,33 +126,3 @@ func TestInetd(t *testing.T) {
 	})
 }
 
-// fatalRecorder lets harness helpers that call Fatalf run off the test
-// goroutine: Fatalf records the failure on the test and panics, and the
-// goroutine recovers.
-type fatalRecorder struct {
-	testing.TB
-	res  scgiResult
-	http httpResult
-}
-
-func (f *fatalRecorder) Fatalf(format string, args ...any) {
-	f.TB.Errorf(format, args...)
-	panic(fatalPanic{})
-}
-
-func (f *fatalRecorder) Fatal(args ...any) {
-	f.TB.Error(args...)
-	panic(fatalPanic{})
-}
-
-type fatalPanic struct{}
-
-// recover swallows the panic of Fatalf and re-raises any other. It must be
-// deferred directly (defer f.recover()) for recover to see the panic.
-func (f *fatalRecorder) recover() {
-	if v := recover(); v != nil {
-		if _, ok := v.(fatalPanic); !ok {
-			panic(v)
-		}
-	}
-}
