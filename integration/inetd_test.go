@@ -125,4 +125,3 @@ func TestInetd(t *testing.T) {
 		}
 	})
 }
-
