@@ -369,20 +369,20 @@ func (cn *conn) stdin(r *request, p []byte) error {
 func (cn *conn) abort(r *request) {
 	r.aborted.Store(true)
 	r.cancel()
-	if !r.paramsDone {
+	if !r.started {
 		// No handler yet: answer for it now.
 		cn.finish(r, 1)
 	}
 }
 
 // dropPending ends requests whose handler never started (PARAMS still
-// arriving when the connection ended), releasing their slots. It runs on
-// the reader goroutine, which owns paramsDone.
+// arriving, or bad, when the connection ended), releasing their slots. It
+// runs on the reader goroutine, which owns started.
 func (cn *conn) dropPending() {
 	cn.mu.Lock()
 	var pending []*request
 	for _, r := range cn.reqs {
-		if !r.paramsDone {
+		if !r.started {
 			pending = append(pending, r)
 		}
 	}

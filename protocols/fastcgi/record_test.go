@@ -126,12 +126,12 @@ func TestNameValues(t *testing.T) {
 		want    vars.Vars
 		wantErr string
 	}{
-		{"short", []byte{1, 2, 'a', 'b', 'c'}, vars.Vars{{"a", "bc"}}, ""},
-		{"empty value", []byte{1, 0, 'a'}, vars.Vars{{"a", ""}}, ""},
-		{"4-byte value length", append([]byte{1, 0x80, 0, 0, 200, 'n'}, long...), vars.Vars{{"n", long}}, ""},
-		{"4-byte name length", append(append([]byte{0x80, 0, 0, 200, 1}, long...), 'v'), vars.Vars{{long, "v"}}, ""},
-		{"4-byte form for a short length", []byte{0x80, 0, 0, 1, 0x80, 0, 0, 1, 'k', 'v'}, vars.Vars{{"k", "v"}}, ""},
-		{"two pairs", []byte{1, 1, 'a', 'b', 1, 1, 'c', 'd'}, vars.Vars{{"a", "b"}, {"c", "d"}}, ""},
+		{"short", []byte{1, 2, 'a', 'b', 'c'}, vv("a", "bc"), ""},
+		{"empty value", []byte{1, 0, 'a'}, vv("a", ""), ""},
+		{"4-byte value length", append([]byte{1, 0x80, 0, 0, 200, 'n'}, long...), vv("n", long), ""},
+		{"4-byte name length", append(append([]byte{0x80, 0, 0, 200, 1}, long...), 'v'), vv(long, "v"), ""},
+		{"4-byte form for a short length", []byte{0x80, 0, 0, 1, 0x80, 0, 0, 1, 'k', 'v'}, vv("k", "v"), ""},
+		{"two pairs", []byte{1, 1, 'a', 'b', 1, 1, 'c', 'd'}, vv("a", "b", "c", "d"), ""},
 		{"truncated length", []byte{1}, nil, "truncated name-value length"},
 		{"truncated 4-byte length", []byte{0x80, 0}, nil, "truncated 4-byte"},
 		{"overrun", []byte{3, 3, 'a'}, nil, "overruns"},
@@ -275,4 +275,12 @@ func TestListenerFromStdin(t *testing.T) {
 			}
 		})
 	}
+}
+
+func vv(pairs ...string) vars.Vars {
+	var v vars.Vars
+	for i := 0; i+1 < len(pairs); i += 2 {
+		v = append(v, vars.Var{Name: pairs[i], Value: pairs[i+1]})
+	}
+	return v
 }

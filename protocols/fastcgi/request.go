@@ -31,6 +31,7 @@ type request struct {
 
 	params     []byte // PARAMS so far, bounded by MaxHeaderBytes
 	paramsDone bool
+	started    bool // a handler goroutine owns the request's end
 	tooBig     bool
 	stdinDone  bool // guarded by cn.mu (read by inputOverdue)
 	body       *body
@@ -93,6 +94,7 @@ func (cn *conn) run(r *request, req *http.Request, h http.Handler) {
 	context.AfterFunc(r.ctx, func() {
 		r.body.fail(fmt.Errorf("fastcgi: request %d body: %w", r.id, context.Cause(r.ctx)))
 	})
+	r.started = true
 	cn.wg.Add(1)
 	go func() {
 		defer cn.wg.Done()

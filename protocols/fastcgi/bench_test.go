@@ -1,0 +1,59 @@
+package fastcgi
+
+import (
+	"bytes"
+	"context"
+	"testing"
+
+	"github.com/junction-gw/junction/protocols/vars"
+)
+
+// BenchmarkDecodeNginxRequest decodes a GET captured from nginx (records,
+// PARAMS name-values, then the *http.Request), as the connection reader
+// does per request.
+func BenchmarkDecodeNginxRequest(b *testing.B) {
+	data, err := readSeed("testdata/fuzz/FuzzRecordReader/nginx-1")
+	if err != nil {
+		b.Fatal(err)
+	}
+	br := bytes.NewReader(data)
+	rr := newRecordReader(br)
+	var params []byte
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		br.Reset(data)
+		params = params[:0]
+		for {
+			r, _, err := rr.next()
+			if err != nil {
+				break
+			}
+			if r.Type == typeParams {
+				params = append(params, r.content...)
+			}
+		}
+		v, err := parseNameValues(params)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := vars.Request(context.Background(), v, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkNameValues isolates PARAMS decoding of the same request.
+func BenchmarkNameValues(b *testing.B) {
+	data, err := readSeed("testdata/fuzz/FuzzNameValues/nginx-1")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := parseNameValues(data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
