@@ -9,6 +9,7 @@ import (
 
 	"github.com/junction-gw/junction/config"
 	"github.com/junction-gw/junction/protocols/ajp13"
+	"github.com/junction-gw/junction/protocols/fastcgi"
 	"github.com/junction-gw/junction/protocols/httpfront"
 	"github.com/junction-gw/junction/protocols/scgi"
 )
@@ -32,6 +33,8 @@ func newServer(l config.Listener, h http.Handler, log *slog.Logger) (server, err
 		return newHTTP(l, h, log), nil
 	case config.ProtocolAJP:
 		return newAJP(l, h, log), nil
+	case config.ProtocolFastCGI:
+		return newFastCGI(l, h, log)
 	default:
 		return nil, fmt.Errorf("protocol %q is not built into this junction yet", l.Protocol)
 	}
@@ -71,4 +74,27 @@ func newAJP(l config.Listener, h http.Handler, log *slog.Logger) server {
 		WriteTimeout:   l.WriteTimeout,
 		Logger:         log,
 	}
+}
+
+// newFastCGI maps a fastcgi listener. A web server that spawned junction
+// (lighttpd bin-path, spawn-fcgi, mod_fcgid) may restrict its peers with
+// FCGI_WEB_SERVER_ADDRS in the environment.
+func newFastCGI(l config.Listener, h http.Handler, log *slog.Logger) (server, error) {
+	addrs, err := fastcgi.WebServerAddrsFromEnv()
+	if err != nil {
+		return nil, err
+	}
+	return &fastcgi.Server{
+		Handler:            h,
+		MaxHeaderBytes:     l.MaxHeaderBytes,
+		ReadTimeout:        l.ReadTimeout,
+		IdleTimeout:        l.IdleTimeout,
+		WriteTimeout:       l.WriteTimeout,
+		MaxConns:           l.MaxConns,
+		MaxRequests:        l.MaxRequests,
+		MaxRequestsPerConn: l.MaxRequestsPerConn,
+		Multiplex:          l.Multiplex,
+		WebServerAddrs:     addrs,
+		Logger:             log,
+	}, nil
 }
