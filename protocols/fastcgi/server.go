@@ -38,9 +38,9 @@ const (
 	DefaultWriteTimeout = 60 * time.Second
 )
 
-// Server serves FastCGI RESPONDER requests with Handler. The zero value
-// with a Handler is usable; Multiplex defaults to true unless
-// DisableMultiplex... see Multiplex.
+// Server serves FastCGI RESPONDER requests with Handler. A Server with
+// only a Handler set is usable: zero limits take the defaults above, and
+// multiplexing is off until Multiplex is set.
 type Server struct {
 	// Handler serves each request. The request context is cancelled on
 	// ABORT_REQUEST and when the connection is lost.
