@@ -37,6 +37,14 @@ type Server struct {
 	Logger *slog.Logger
 	// BaseContext, if set, returns the base context for connections.
 	BaseContext func(net.Listener) context.Context
+	// Observer, if set, is told of connections opening and closing, of
+	// connections closed for an error (labelled by Reason) and of the
+	// codec's protocol events.
+	Observer Observer
+	// Reason maps the error that ended a connection to a short, stable
+	// label for Observer.DecodeError; "" means the error is not counted.
+	// Nil means GenericReason.
+	Reason func(error) string
 
 	mu        sync.Mutex
 	listeners map[*net.Listener]struct{}
@@ -165,13 +173,19 @@ func (s *Server) ServeConn(ctx context.Context, nc net.Conn) error {
 }
 
 func (s *Server) serveConn(ctx context.Context, c *Conn) (err error) {
+	if s.Observer != nil {
+		s.Observer.ConnOpened()
+		defer s.Observer.ConnClosed()
+	}
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("%s: panic serving connection: %v", s.Protocol, p)
 			s.logger().Error("connection closed after panic", "protocol", s.Protocol,
 				"remote", remote(c), "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			s.DecodeError(ReasonPanic)
 		} else if err != nil && !quiet(err) {
 			s.logger().Warn("connection closed", "protocol", s.Protocol, "remote", remote(c), "reason", err.Error())
+			s.DecodeError(s.reason(err))
 		}
 		c.cancel()
 		c.Close()
