@@ -18,6 +18,13 @@ var (
 	ErrHeaderTooBig  = errors.New("scgi: request header too large")
 	ErrShortBody     = errors.New("scgi: request body shorter than CONTENT_LENGTH")
 	errMissingLength = errors.New("first variable is not CONTENT_LENGTH")
+
+	// Finer kinds of ErrMalformed, for Reason.
+	errBadNetstring = fmt.Errorf("%w: bad netstring", ErrMalformed)
+	errBadVars      = fmt.Errorf("%w: bad variable block", ErrMalformed)
+	errNoSCGI       = fmt.Errorf("%w: SCGI variable missing or not \"1\"", ErrMalformed)
+	errBadRequest   = fmt.Errorf("%w: invalid request variables", ErrMalformed)
+	errBadLength    = fmt.Errorf("%w: bad CONTENT_LENGTH", ErrMalformed)
 )
 
 // maxLenDigits bounds the netstring length prefix independently of the
@@ -34,10 +41,10 @@ func readHead(br *bufio.Reader, limit int) (vars.Vars, int64, error) {
 	}
 	block := make([]byte, n+1) // the block and its trailing comma
 	if _, err := io.ReadFull(br, block); err != nil {
-		return nil, 0, fmt.Errorf("%w: header block: %w", ErrMalformed, noEOF(err))
+		return nil, 0, fmt.Errorf("%w: header block: %w", errBadNetstring, noEOF(err))
 	}
 	if block[n] != ',' {
-		return nil, 0, fmt.Errorf("%w: netstring not terminated by ','", ErrMalformed)
+		return nil, 0, fmt.Errorf("%w: not terminated by ','", errBadNetstring)
 	}
 	return parseBlock(string(block[:n]))
 }
@@ -51,12 +58,12 @@ func readLength(br *bufio.Reader, limit int) (int, error) {
 			if digits == 0 && err == io.EOF {
 				return 0, io.EOF // peer connected and left: not an error worth a line
 			}
-			return 0, fmt.Errorf("%w: length prefix: %w", ErrMalformed, noEOF(err))
+			return 0, fmt.Errorf("%w: length prefix: %w", errBadNetstring, noEOF(err))
 		}
 		switch {
 		case c >= '0' && c <= '9':
 			if digits > 0 && n == 0 {
-				return 0, fmt.Errorf("%w: netstring length has a leading zero", ErrMalformed)
+				return 0, fmt.Errorf("%w: length has a leading zero", errBadNetstring)
 			}
 			digits++
 			if digits > maxLenDigits {
@@ -69,7 +76,7 @@ func readLength(br *bufio.Reader, limit int) (int, error) {
 		case c == ':' && digits > 0:
 			return n, nil
 		default:
-			return 0, fmt.Errorf("%w: unexpected byte %q in netstring length", ErrMalformed, c)
+			return 0, fmt.Errorf("%w: unexpected byte %q in netstring length", errBadNetstring, c)
 		}
 	}
 }
@@ -80,17 +87,17 @@ func readLength(br *bufio.Reader, limit int) (int, error) {
 // repeated request header).
 func parseBlock(s string) (vars.Vars, int64, error) {
 	if s == "" || s[len(s)-1] != 0 {
-		return nil, 0, fmt.Errorf("%w: header block does not end with NUL", ErrMalformed)
+		return nil, 0, fmt.Errorf("%w: does not end with NUL", errBadVars)
 	}
 	v := make(vars.Vars, 0, strings.Count(s, "\x00")/2)
 	for rest := s; rest != ""; {
 		name, after, _ := strings.Cut(rest, "\x00")
 		value, next, ok := strings.Cut(after, "\x00")
 		if !ok {
-			return nil, 0, fmt.Errorf("%w: variable %.64q has no value", ErrMalformed, name)
+			return nil, 0, fmt.Errorf("%w: variable %.64q has no value", errBadVars, name)
 		}
 		if name == "" {
-			return nil, 0, fmt.Errorf("%w: empty variable name", ErrMalformed)
+			return nil, 0, fmt.Errorf("%w: empty variable name", errBadVars)
 		}
 		v = append(v, vars.Var{Name: name, Value: value})
 		rest = next
@@ -100,13 +107,13 @@ func parseBlock(s string) (vars.Vars, int64, error) {
 	}
 	cl, err := parseLength(v[0].Value)
 	if err != nil {
-		return nil, 0, fmt.Errorf("%w: CONTENT_LENGTH %.32q", ErrMalformed, v[0].Value)
+		return nil, 0, fmt.Errorf("%w %.32q", errBadLength, v[0].Value)
 	}
 	if err := v.Check(); err != nil {
 		return nil, 0, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
 	if s, _ := v.Lookup("SCGI"); s != "1" {
-		return nil, 0, fmt.Errorf("%w: SCGI variable missing or not \"1\"", ErrMalformed)
+		return nil, 0, errNoSCGI
 	}
 	return v, cl, nil
 }

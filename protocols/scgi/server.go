@@ -19,6 +19,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -55,6 +56,9 @@ type Server struct {
 	WriteTimeout time.Duration
 	// Logger receives connection errors; nil means slog.Default().
 	Logger *slog.Logger
+	// Observer, if set, counts connections and the reasons connections
+	// were closed for bad input (see Reason).
+	Observer Observer
 
 	once sync.Once
 	cs   connserver.Server
@@ -65,6 +69,8 @@ func (s *Server) init() {
 		s.cs.Protocol = "scgi"
 		s.cs.Logger = s.Logger
 		s.cs.Handler = s.serveConn
+		s.cs.Observer = s.Observer
+		s.cs.Reason = Reason
 	})
 }
 
@@ -125,7 +131,7 @@ func (s *Server) serveConn(ctx context.Context, c *connserver.Conn) error {
 	req, err := vars.Request(ctx, v, body)
 	if err != nil {
 		w.fail(http.StatusBadRequest)
-		return errors.Join(ErrMalformed, err)
+		return fmt.Errorf("%w: %w", errBadRequest, err)
 	}
 	if length == 0 {
 		body.finish()
