@@ -92,6 +92,24 @@ type Options struct {
 	// Logger receives script stderr lines and failures; nil means
 	// slog.Default().
 	Logger *slog.Logger
+	// Observer, when set, is told about every spawn and how each script
+	// ended (for metrics).
+	Observer Observer
+}
+
+// Observer receives script lifecycle events. Its methods are called from
+// request goroutines, concurrently, and must not block.
+type Observer interface {
+	// Spawned reports a started script and how long the fork and exec
+	// took.
+	Spawned(d time.Duration)
+	// Exited reports a script that exited by itself with code.
+	Exited(code int)
+	// Signaled reports a script that died of a signal (also one junction
+	// sent), by name ("killed", "terminated").
+	Signaled(sig string)
+	// TimedOut reports a request whose script ran past Timeout.
+	TimedOut()
 }
 
 // Backend runs CGI scripts. It implements backends.Backend.
@@ -110,6 +128,7 @@ type Backend struct {
 	env        *cgienv.Builder
 	limits     cgiresp.Limits
 	log        *slog.Logger
+	obs        Observer
 	// grace is how long a script may take to exit after SIGTERM, and how
 	// long stdout may stay open after the script exited.
 	grace time.Duration
@@ -133,6 +152,7 @@ func New(o Options) (*Backend, error) {
 		maxQueue:  int64(max(o.MaxQueue, 0)),
 		limits:    cgiresp.Limits{MaxBytes: o.MaxHeaderBytes},
 		log:       o.Logger,
+		obs:       o.Observer,
 		grace:     killGrace,
 	}
 	if b.timeout <= 0 {

@@ -63,10 +63,26 @@ func newBackend(t testing.TB, mod func(*Options)) (*Backend, *logBuf) {
 	return b, logs
 }
 
-// checkLeaks fails the test when goroutines outlive it.
+// openFDs counts junction's open descriptors.
+func openFDs(t *testing.T) int {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}
+
+// checkLeaks fails the test when goroutines or descriptors outlive it.
 func checkLeaks(t *testing.T) {
 	before := runtime.NumGoroutine()
+	if _, err := devNull(); err != nil { // opened once, on first use
+		t.Fatal(err)
+	}
+	fds := openFDs(t)
 	t.Cleanup(func() {
+		if n := openFDs(t); n > fds {
+			t.Errorf("leaked descriptors: %d open, %d before", n, fds)
+		}
 		deadline := time.Now().Add(3 * time.Second)
 		for runtime.NumGoroutine() > before {
 			if time.Now().After(deadline) {

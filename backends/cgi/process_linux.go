@@ -2,8 +2,8 @@ package cgi
 
 import (
 	"errors"
+	"fmt"
 	"os"
-	"os/exec"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -13,34 +13,128 @@ import (
 
 // proc is one running script and its process group.
 type proc struct {
-	cmd   *exec.Cmd
+	pid   int // also the process group id (Setpgid)
 	grace time.Duration
+	// exit is a pidfd of the script on the runtime's poller, or nil when
+	// the kernel gives none (then a thread blocks in waitid instead).
+	exit *os.File
 
 	mu sync.Mutex
 	// ended is set once the group was killed after the script exited;
 	// from then on the pid may be reaped and reused, so no more signals.
 	ended  bool
+	killer *time.Timer // SIGKILL after grace, once terminate sent SIGTERM
 	exited atomic.Bool
 	done   chan struct{} // closed when the script is reaped
-	state  *os.ProcessState
+	status syscall.WaitStatus
 
 	stdout, stderr *os.File // parent's read ends
+}
+
+// pipes are the descriptors of one spawn: the child's ends are raw
+// blocking descriptors that never touch the runtime's poller; the parent's
+// read ends are non-blocking *os.Files.
+type pipes struct {
+	childIn, childOut, childErr int // -1 when absent
+	stdout, stderr, stdin       *os.File
+}
+
+// newPipes creates the stdout and stderr pipes and, when withStdin is set,
+// the stdin pipe. stdin defaults to devNull.
+func newPipes(withStdin bool, devNull int) (*pipes, error) {
+	p := &pipes{childIn: devNull, childOut: -1, childErr: -1}
+	var err error
+	if p.stdout, p.childOut, err = readPipe("stdout"); err != nil {
+		return nil, err
+	}
+	if p.stderr, p.childErr, err = readPipe("stderr"); err != nil {
+		p.closeParent()
+		p.closeChild()
+		return nil, err
+	}
+	if withStdin {
+		var fds [2]int
+		if err := syscall.Pipe2(fds[:], syscall.O_CLOEXEC); err != nil {
+			p.closeParent()
+			p.closeChild()
+			return nil, fmt.Errorf("cgi: stdin pipe: %w", err)
+		}
+		// Non-blocking write end: the feeder's writes park on the poller
+		// and the descriptor is closed safely while a write waits.
+		_ = syscall.SetNonblock(fds[1], true) // cannot fail on a fresh pipe
+		p.childIn, p.stdin = fds[0], os.NewFile(uintptr(fds[1]), "cgi-stdin")
+	}
+	return p, nil
+}
+
+// readPipe returns a pipe whose read end is pollable.
+func readPipe(name string) (*os.File, int, error) {
+	var fds [2]int
+	if err := syscall.Pipe2(fds[:], syscall.O_CLOEXEC); err != nil {
+		return nil, -1, fmt.Errorf("cgi: %s pipe: %w", name, err)
+	}
+	_ = syscall.SetNonblock(fds[0], true) // cannot fail on a fresh pipe
+	return os.NewFile(uintptr(fds[0]), "cgi-"+name), fds[1], nil
+}
+
+// closeChild closes the child's ends once the child has them (or failed
+// to start). The shared /dev/null descriptor is not ours to close.
+func (p *pipes) closeChild() {
+	for _, fd := range []int{p.childOut, p.childErr} {
+		if fd >= 0 {
+			_ = syscall.Close(fd) // a pipe end; nothing to flush
+		}
+	}
+	if p.stdin != nil {
+		_ = syscall.Close(p.childIn)
+	}
+}
+
+func (p *pipes) closeParent() {
+	closeAll(p.stdout, p.stderr, p.stdin)
+}
+
+// devNull is the script's stdin when there is no body, opened once per
+// process: an open and a close per request otherwise. It is never closed.
+var devNull = sync.OnceValues(func() (int, error) {
+	return syscall.Open(os.DevNull, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+})
+
+// spawn starts argv0 in its own process group with the given pipes.
+func spawn(argv0, dir string, env []string, cred *syscall.Credential, fds *pipes, grace time.Duration) (*proc, error) {
+	pidfd := -1
+	attr := &syscall.ProcAttr{
+		Dir:   dir,
+		Env:   env,
+		Files: []uintptr{uintptr(fds.childIn), uintptr(fds.childOut), uintptr(fds.childErr)},
+		Sys:   &syscall.SysProcAttr{Setpgid: true, Credential: cred, PidFD: &pidfd},
+	}
+	// argv is the script alone, never words from QUERY_STRING (RFC 3875
+	// 4.4's ISINDEX command line is a shell-injection hazard).
+	pid, err := syscall.ForkExec(argv0, []string{argv0}, attr)
+	if err != nil {
+		return nil, err
+	}
+	p := &proc{pid: pid, grace: grace, done: make(chan struct{}), stdout: fds.stdout, stderr: fds.stderr}
+	if pidfd >= 0 {
+		if syscall.SetNonblock(pidfd, true) == nil {
+			p.exit = os.NewFile(uintptr(pidfd), "cgi-pidfd")
+		} else {
+			_ = syscall.Close(pidfd) // unused; waitid by pid instead
+		}
+	}
+	return p, nil
 }
 
 // signal sends sig to the whole process group while it is ours to signal.
 func (p *proc) signal(sig syscall.Signal) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.ended {
+	// Never signal group 0 or 1: that would be junction's own or init's.
+	if p.ended || p.pid <= 1 {
 		return os.ErrProcessDone
 	}
-	// Cmd.Process is set before Start runs the Cancel watcher; the pid is
-	// also the group id (Setpgid). Never signal group 0: that is junction's.
-	pid := p.cmd.Process.Pid
-	if pid <= 0 {
-		return os.ErrProcessDone
-	}
-	if err := syscall.Kill(-pid, sig); err != nil {
+	if err := syscall.Kill(-p.pid, sig); err != nil {
 		if errors.Is(err, syscall.ESRCH) {
 			return os.ErrProcessDone
 		}
@@ -49,43 +143,104 @@ func (p *proc) signal(sig syscall.Signal) error {
 	return nil
 }
 
+// terminate sends SIGTERM to the group and SIGKILL after grace unless the
+// script exited by then.
+func (p *proc) terminate() {
+	if p.signal(syscall.SIGTERM) != nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.ended && p.killer == nil {
+		p.killer = time.AfterFunc(p.grace, func() {
+			_ = p.signal(syscall.SIGKILL) // ErrProcessDone: it exited in time
+		})
+	}
+}
+
 // wait waits for the script to exit, kills whatever is left of its group,
 // bounds how long stdout and stderr may stay open, and reaps it.
 func (p *proc) wait() {
 	defer close(p.done)
-	pid := p.cmd.Process.Pid
-	waitExited(pid)
+	p.waitExited()
 	p.mu.Lock()
 	// The script is a zombie: its pid (the group id) cannot be reused yet.
-	if pid > 0 {
-		_ = syscall.Kill(-pid, syscall.SIGKILL) // ESRCH: nothing left, fine
-	}
+	_ = syscall.Kill(-p.pid, syscall.SIGKILL) // ESRCH: nothing left, fine
 	p.ended = true
+	if p.killer != nil {
+		p.killer.Stop()
+	}
 	p.mu.Unlock()
 	p.exited.Store(true)
 	dl := time.Now().Add(p.grace)
 	// Errors only mean the pipe was closed already.
 	_ = p.stdout.SetReadDeadline(dl)
 	_ = p.stderr.SetReadDeadline(dl)
-	_ = p.cmd.Wait() // the exit status is in ProcessState
-	p.state = p.cmd.ProcessState
+	for {
+		_, err := syscall.Wait4(p.pid, &p.status, 0, nil)
+		if err != syscall.EINTR {
+			break
+		}
+	}
+	if p.exit != nil {
+		_ = p.exit.Close() // a pidfd; nothing to flush
+	}
 }
 
-// waitExited blocks until pid has exited, without reaping it.
-func waitExited(pid int) {
-	const (
-		pPID    = 1
-		wExited = 4
-		wNowait = 0x01000000
-	)
-	var info [128]byte // siginfo_t
+// waitExited blocks until the script has exited, without reaping it. With
+// a pidfd the goroutine parks on the runtime's poller; without one a
+// thread blocks in waitid.
+func (p *proc) waitExited() {
+	if p.exit != nil {
+		if rc, err := p.exit.SyscallConn(); err == nil {
+			var werr syscall.Errno
+			err = rc.Read(func(fd uintptr) bool {
+				found, e := waitid(pPIDFD, int(fd), wExited|wNowait|wNohang)
+				werr = e
+				return found || (e != 0 && e != syscall.EINTR)
+			})
+			if err == nil && werr == 0 {
+				return
+			}
+		}
+	}
 	for {
-		_, _, e := syscall.Syscall6(syscall.SYS_WAITID, pPID, uintptr(pid),
-			uintptr(unsafe.Pointer(&info[0])), wExited|wNowait, 0, 0)
-		if e != syscall.EINTR {
+		if _, e := waitid(pPID, p.pid, wExited|wNowait); e != syscall.EINTR {
 			return
 		}
 	}
+}
+
+// waitid's id types and options (linux/wait.h); package syscall has no
+// waitid.
+const (
+	pPID    = 1
+	pPIDFD  = 3
+	wNohang = 0x1
+	wExited = 0x4
+	wNowait = 0x01000000
+	// siPid is the offset of si_pid in siginfo_t on 64-bit Linux; it
+	// stays 0 when WNOHANG found no exited child.
+	siPid = 16
+)
+
+// waitid reports whether a child matching id has exited.
+func waitid(idtype, id, options int) (bool, syscall.Errno) {
+	var info [128]byte // siginfo_t
+	_, _, e := syscall.Syscall6(syscall.SYS_WAITID, uintptr(idtype), uintptr(id),
+		uintptr(unsafe.Pointer(&info[0])), uintptr(options), 0, 0)
+	return *(*int32)(unsafe.Pointer(&info[siPid])) != 0, e
+}
+
+// exitStatus describes how the script ended, for logs.
+func exitStatus(ws syscall.WaitStatus) string {
+	switch {
+	case ws.Exited():
+		return fmt.Sprintf("exit status %d", ws.ExitStatus())
+	case ws.Signaled():
+		return "signal: " + ws.Signal().String()
+	}
+	return fmt.Sprintf("wait status %#x", uint32(ws))
 }
 
 // pipeReader reads a script's output pipe. Once the script has exited,

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sync"
 	"syscall"
@@ -38,11 +37,24 @@ var hopByHop = []string{"Connection", "Keep-Alive", "Transfer-Encoding"}
 func (b *Backend) run(w http.ResponseWriter, r *http.Request, s script) error {
 	ctx, cancel := context.WithTimeoutCause(r.Context(), b.timeout, errTimeout)
 	defer cancel()
+	if b.obs != nil {
+		// Before cancel (deferred earlier, so run later) changes the cause.
+		defer func() {
+			if context.Cause(ctx) == errTimeout && r.Context().Err() == nil {
+				b.obs.TimedOut()
+			}
+		}()
+	}
 
-	p, stdin, err := b.start(ctx, r, s)
+	p, stdin, err := b.start(r, s)
 	if err != nil {
 		return err
 	}
+	// On timeout or when the client goes away: SIGTERM to the group, and
+	// SIGKILL if the script is still there after grace. Its exit then
+	// kills the rest of the group (proc.wait).
+	stop := context.AfterFunc(ctx, p.terminate)
+	defer stop()
 	stderrDone := make(chan struct{})
 	go b.logStderr(p, s.Name, stderrDone)
 	var feedErr chan error
@@ -80,7 +92,7 @@ func (b *Backend) run(w http.ResponseWriter, r *http.Request, s script) error {
 		status = http.StatusFound
 	}
 	w.WriteHeader(status)
-	werr, rerr := copyBody(w, br)
+	werr, rerr := copyBody(w, br, p)
 	kill := werr != nil || rerr != nil
 	ferr := b.finish(w, p, kill, stderrDone, feedErr)
 	switch {
@@ -94,56 +106,34 @@ func (b *Backend) run(w http.ResponseWriter, r *http.Request, s script) error {
 		b.log.Warn("cgi: reading script output", "script", s.Name, "err", rerr)
 	case ferr != nil:
 		b.log.Warn("cgi: request body", "script", s.Name, "err", ferr)
-	case p.state != nil && !p.state.Success():
-		b.log.Warn("cgi: script failed after its response started", "script", s.Name, "status", p.state.String())
+	case p.status != 0:
+		b.log.Warn("cgi: script failed after its response started", "script", s.Name, "status", exitStatus(p.status))
 	}
 	return nil
 }
 
 // start spawns the script in its own process group.
-func (b *Backend) start(ctx context.Context, r *http.Request, s script) (*proc, *os.File, error) {
-	outR, outW, err := os.Pipe()
+func (b *Backend) start(r *http.Request, s script) (*proc, *os.File, error) {
+	null, err := devNull()
 	if err != nil {
-		return nil, nil, fmt.Errorf("cgi: stdout pipe: %w", err)
+		return nil, nil, fmt.Errorf("cgi: %s: %w", b.name, err)
 	}
-	errR, errW, err := os.Pipe()
+	fds, err := newPipes(r.ContentLength > 0, null)
 	if err != nil {
-		outR.Close()
-		outW.Close()
-		return nil, nil, fmt.Errorf("cgi: stderr pipe: %w", err)
+		return nil, nil, err
 	}
-	var inR, inW *os.File
-	if r.ContentLength > 0 {
-		if inR, inW, err = os.Pipe(); err != nil {
-			closeAll(outR, outW, errR, errW)
-			return nil, nil, fmt.Errorf("cgi: stdin pipe: %w", err)
-		}
-	}
-	p := &proc{grace: b.grace, done: make(chan struct{}), stdout: outR, stderr: errR}
-	// argv is the script alone, never words from QUERY_STRING (RFC 3875
-	// 4.4's ISINDEX command line is a shell-injection hazard).
-	cmd := exec.CommandContext(ctx, s.Filename)
-	cmd.Env = b.env.Env(r, s.Script)
-	cmd.Dir = filepath.Dir(s.Filename)
-	if inR != nil {
-		cmd.Stdin = inR
-	}
-	cmd.Stdout = outW
-	cmd.Stderr = errW
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: b.cred}
-	cmd.Cancel = func() error { return p.signal(syscall.SIGTERM) }
-	// After SIGTERM the script has WaitDelay to exit before exec kills it;
-	// its exit then kills the rest of the group (proc.wait).
-	cmd.WaitDelay = b.grace
-	p.cmd = cmd
-	err = cmd.Start()
-	closeAll(outW, errW, inR)
+	t0 := time.Now()
+	p, err := spawn(s.Filename, filepath.Dir(s.Filename), b.env.Env(r, s.Script), b.cred, fds, b.grace)
+	fds.closeChild()
 	if err != nil {
-		closeAll(outR, errR, inW)
-		return nil, nil, fmt.Errorf("cgi: %s: starting %s: %w", b.name, s.Filename, err)
+		fds.closeParent()
+		return nil, nil, fmt.Errorf("cgi: %s: starting %s: %w", b.name, s.Filename, &os.PathError{Op: "fork/exec", Path: s.Filename, Err: err})
+	}
+	if b.obs != nil {
+		b.obs.Spawned(time.Since(t0))
 	}
 	go p.wait()
-	return p, inW, nil
+	return p, fds.stdin, nil
 }
 
 func closeAll(fs ...*os.File) {
@@ -169,6 +159,7 @@ func (b *Backend) finish(w http.ResponseWriter, p *proc, kill bool, stderrDone c
 		t.Stop()
 	}
 	<-p.done
+	b.observeExit(p.status)
 	_ = p.stdout.Close() // read end; closing cannot fail meaningfully
 	<-stderrDone
 	if feedErr == nil {
@@ -195,18 +186,20 @@ func (b *Backend) headError(r *http.Request, ctx context.Context, s script, p *p
 	case errors.Is(feedErr, errShortBody):
 		return &backends.Error{Status: http.StatusBadRequest, Err: feedErr}
 	case errors.Is(err, cgiresp.ErrNoHead):
-		b.log.Warn("cgi: script wrote no output", "script", s.Name, "status", p.state.String())
-		return &backends.Error{Status: http.StatusBadGateway, Err: fmt.Errorf("cgi: %s: %w (%s)", s.Name, err, p.state)}
+		b.log.Warn("cgi: script wrote no output", "script", s.Name, "status", exitStatus(p.status))
+		return &backends.Error{Status: http.StatusBadGateway, Err: fmt.Errorf("cgi: %s: %w (%s)", s.Name, err, exitStatus(p.status))}
 	}
-	b.log.Warn("cgi: bad response head", "script", s.Name, "err", err, "status", p.state.String())
+	b.log.Warn("cgi: bad response head", "script", s.Name, "err", err, "status", exitStatus(p.status))
 	return &backends.Error{Status: http.StatusBadGateway, Err: fmt.Errorf("cgi: %s: %w", s.Name, err)}
 }
 
-// copyBody relays the body, flushing after every read from the pipe so
-// streaming scripts stream; a read returns whatever is available (up to
-// 32 KiB), so a burst of output is one write and one flush.
-func copyBody(w http.ResponseWriter, br *bufio.Reader) (werr, rerr error) {
-	rc := http.NewResponseController(w)
+// copyBody relays the body, flushing after every read from the pipe while
+// the script runs, so streaming scripts stream; a read returns whatever is
+// available (up to 32 KiB), so a burst of output is one write and one
+// flush. Once the script has exited the rest is already in the pipe: it is
+// written without flushes and the codec sends it when the response ends.
+func copyBody(w http.ResponseWriter, br *bufio.Reader, p *proc) (werr, rerr error) {
+	var rc *http.ResponseController
 	for {
 		if br.Buffered() == 0 {
 			if _, err := br.Peek(1); err != nil {
@@ -221,6 +214,12 @@ func copyBody(w http.ResponseWriter, br *bufio.Reader) (werr, rerr error) {
 			return err, nil
 		}
 		_, _ = br.Discard(len(chunk)) // cannot fail: the bytes are buffered
+		if p.exited.Load() {
+			continue
+		}
+		if rc == nil {
+			rc = http.NewResponseController(w)
+		}
 		if err := rc.Flush(); err != nil && !errors.Is(err, http.ErrNotSupported) {
 			return err, nil
 		}
@@ -281,5 +280,16 @@ func (b *Backend) logStderr(p *proc, name string, done chan struct{}) {
 		default:
 			skip = false
 		}
+	}
+}
+
+// observeExit tells the observer how the script ended.
+func (b *Backend) observeExit(ws syscall.WaitStatus) {
+	switch {
+	case b.obs == nil:
+	case ws.Exited():
+		b.obs.Exited(ws.ExitStatus())
+	case ws.Signaled():
+		b.obs.Signaled(ws.Signal().String())
 	}
 }
