@@ -1,0 +1,76 @@
+package balancer
+
+import (
+	"context"
+	"sync"
+)
+
+// Run performs active health checks every Health.Interval on instances
+// whose Backend is a Checker, until ctx ends (then it returns nil). With
+// no interval configured it just waits for ctx. Fall consecutive failures
+// take an instance down; Rise consecutive passes bring it back.
+func (p *Pool) Run(ctx context.Context) error {
+	if p.o.Health.Interval <= 0 {
+		<-ctx.Done()
+		return nil
+	}
+	for {
+		p.checkAll(ctx)
+		t := p.clock.NewTimer(p.o.Health.Interval)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C():
+		}
+	}
+}
+
+// checkAll runs one round of checks concurrently and applies the results.
+func (p *Pool) checkAll(ctx context.Context) {
+	p.mu.Lock()
+	var ups []*upstream
+	for _, u := range p.ups {
+		if _, ok := u.Backend.(Checker); ok {
+			ups = append(ups, u)
+		}
+	}
+	p.mu.Unlock()
+	errs := make([]error, len(ups))
+	var wg sync.WaitGroup
+	for i, u := range ups {
+		wg.Go(func() {
+			cctx, cancel := context.WithCancel(ctx)
+			t := p.clock.AfterFunc(p.o.Health.Timeout, cancel)
+			errs[i] = u.Backend.(Checker).Check(cctx)
+			t.Stop()
+			cancel()
+		})
+	}
+	wg.Wait()
+	if ctx.Err() != nil {
+		return // shutting down: cancelled checks say nothing
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := p.clock.Now()
+	for i, u := range ups {
+		if err := errs[i]; err != nil {
+			u.okRun = 0
+			u.failRun++
+			u.lastFail, u.lastErr = now, "health check: "+err.Error()
+			if !u.down && u.failRun >= p.o.Health.Fall {
+				u.down = true
+				p.log.Warn("instance down", "instance", u.Name, "err", err)
+			}
+			continue
+		}
+		u.failRun = 0
+		u.okRun++
+		if u.down && u.okRun >= p.o.Health.Rise {
+			u.down = false
+			p.log.Info("instance up", "instance", u.Name)
+		}
+	}
+	p.dispatchLocked()
+}

@@ -1,0 +1,225 @@
+package balancer
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/junction-gw/junction/backends"
+)
+
+// outcome is what an attempt says about the instance's health.
+type outcome int
+
+const (
+	outcomeOK      outcome = iota // the instance answered
+	outcomeFail                   // the instance failed
+	outcomeNeutral                // says nothing: client gone, instance full
+)
+
+// Serve sends r to an instance, retrying elsewhere while the failure
+// allows it (see retryable) and MaxAttempts lasts. A non-nil error means
+// nothing was written: the last attempt's error, or ErrOverloaded when
+// the queue was full or timed out, or a 503 *backends.Error when no
+// instance is available.
+func (p *Pool) Serve(w http.ResponseWriter, r *http.Request) error {
+	pk := &pick{tried: make(map[*upstream]bool, 2)}
+	if p.o.StickyCookie != "" {
+		if c, err := r.Cookie(p.o.StickyCookie); err == nil {
+			pk.sticky = c.Value
+		}
+	}
+	p.mu.Lock()
+	routes, attempts := p.routes, p.o.MaxAttempts
+	if attempts == 0 {
+		attempts = max(len(p.ups), 1)
+	}
+	p.mu.Unlock()
+	if routes {
+		pk.route = sessionRoute(r, p.o.RouteCookie)
+	}
+	if p.o.Policy == Hash {
+		pk.key = p.hashKey(r)
+	}
+	var last error
+	for attempt := 0; attempt < attempts; attempt++ {
+		u, err := p.acquire(r.Context(), pk)
+		if err != nil {
+			if errors.Is(err, errNone) {
+				if last != nil {
+					return last
+				}
+				return &backends.Error{Status: http.StatusServiceUnavailable, Err: fmt.Errorf("balancer: pool %q: %w", p.name, err)}
+			}
+			return err
+		}
+		pk.tried[u] = true
+		req := r
+		if attempt > 0 && r.GetBody != nil {
+			body, err := r.GetBody()
+			if err != nil {
+				p.release(u, nil, 0, outcomeNeutral)
+				return fmt.Errorf("balancer: replaying body: %w", err)
+			}
+			req = r.WithContext(r.Context())
+			req.Body = body
+		}
+		cookie := p.stickyCookie(w, r, u, pk)
+		start := p.clock.Now()
+		err = u.Backend.Serve(w, req)
+		p.release(u, err, p.clock.Now().Sub(start), classify(r, err))
+		if err == nil {
+			return nil
+		}
+		if cookie != "" {
+			removeHeaderValue(w.Header(), "Set-Cookie", cookie)
+		}
+		last = err
+		if !retryable(r, err) {
+			return err
+		}
+		p.log.Debug("retrying", "instance", u.Name, "attempt", attempt+1, "err", err)
+	}
+	return last
+}
+
+// stickyCookie adds the Set-Cookie that pins later requests to u when the
+// request did not already carry it, and returns the header value.
+func (p *Pool) stickyCookie(w http.ResponseWriter, r *http.Request, u *upstream, pk *pick) string {
+	if p.o.StickyCookie == "" || pk.sticky == u.cookie {
+		return ""
+	}
+	c := &http.Cookie{Name: p.o.StickyCookie, Value: u.cookie, Path: "/", HttpOnly: true,
+		Secure: r.TLS != nil, SameSite: http.SameSiteLaxMode}
+	v := c.String()
+	w.Header().Add("Set-Cookie", v)
+	return v
+}
+
+func removeHeaderValue(h http.Header, key, value string) {
+	vs := h.Values(key)
+	kept := vs[:0:0]
+	for _, v := range vs {
+		if v != value {
+			kept = append(kept, v)
+		}
+	}
+	if len(kept) == 0 {
+		h.Del(key)
+	} else {
+		h[http.CanonicalHeaderKey(key)] = kept
+	}
+}
+
+// classify says what err tells about the instance.
+func classify(r *http.Request, err error) outcome {
+	var be *backends.Error
+	var lr *backends.LocalRedirect
+	switch {
+	case err == nil, errors.As(err, &lr):
+		return outcomeOK
+	case errors.As(err, &be) && be.Status < 500:
+		return outcomeOK
+	case errors.Is(err, backends.ErrOverloaded), r.Context().Err() != nil:
+		return outcomeNeutral
+	}
+	return outcomeFail
+}
+
+// retryable reports whether a failed attempt may be repeated on another
+// instance: always when nothing reached the instance (dial error, instance
+// full); otherwise only for idempotent methods (RFC 9110 9.2.2) whose body
+// is absent or replayable. Local redirects, 4xx answers and requests whose
+// client is gone are final.
+func retryable(r *http.Request, err error) bool {
+	var be *backends.Error
+	var lr *backends.LocalRedirect
+	var de *backends.DialError
+	switch {
+	case r.Context().Err() != nil, errors.As(err, &lr):
+		return false
+	case errors.As(err, &be) && be.Status < 500:
+		return false
+	case errors.As(err, &de), errors.Is(err, backends.ErrOverloaded):
+		return true
+	}
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
+	default:
+		return false
+	}
+	return r.Body == nil || r.Body == http.NoBody || r.GetBody != nil
+}
+
+// release frees u's slot, records the attempt and hands the slot on.
+func (p *Pool) release(u *upstream, err error, took time.Duration, oc outcome) {
+	var closer io.Closer
+	p.mu.Lock()
+	u.inflight--
+	now := p.clock.Now()
+	switch oc {
+	case outcomeOK:
+		u.requests++
+		u.fails, u.backoff = 0, 0
+		u.lat.add(took)
+	case outcomeFail:
+		u.requests++
+		u.failures++
+		u.fails++
+		u.lastFail, u.lastErr = now, err.Error()
+		u.lat.add(took)
+		p.maybeEjectLocked(u, now)
+	}
+	if u.inflight == 0 {
+		if u.idle != nil {
+			close(u.idle)
+			u.idle = nil
+		}
+		if u.removed {
+			for i, q := range p.retiring {
+				if q == u {
+					p.retiring = append(p.retiring[:i], p.retiring[i+1:]...)
+					closer = closerOfUps(u, p.ups)
+					break
+				}
+			}
+		}
+	}
+	p.dispatchLocked()
+	p.mu.Unlock()
+	if closer != nil {
+		p.closeAll([]io.Closer{closer})
+	}
+}
+
+func closerOfUps(u *upstream, ups []*upstream) io.Closer {
+	insts := make([]Instance, len(ups))
+	for i, x := range ups {
+		insts[i] = x.Instance
+	}
+	return closerOf(u.Backend, insts)
+}
+
+// maybeEjectLocked ejects u after FailThreshold consecutive failures, or
+// after one failure once it came back from an ejection without a success
+// since; each such ejection doubles, up to EjectMax.
+func (p *Pool) maybeEjectLocked(u *upstream, now time.Time) {
+	if p.o.FailThreshold < 0 || now.Before(u.ejectedUntil) {
+		return
+	}
+	if u.fails < p.o.FailThreshold && u.backoff == 0 {
+		return
+	}
+	d := p.o.EjectBase
+	for i := 0; i < u.backoff && d < p.o.EjectMax; i++ {
+		d *= 2
+	}
+	d = min(d, p.o.EjectMax)
+	u.ejectedUntil = now.Add(d)
+	u.backoff++
+	u.ejections++
+	u.fails = 0
+	p.log.Warn("instance ejected", "instance", u.Name, "for", d, "err", u.lastErr)
+}

@@ -1,0 +1,93 @@
+package balancer
+
+import (
+	"slices"
+	"time"
+)
+
+// PoolStatus is a point-in-time view of a pool for the status page.
+type PoolStatus struct {
+	Name      string
+	Policy    string
+	QueueLen  int // requests waiting for a slot
+	Instances []InstanceStatus
+}
+
+// InstanceStatus describes one instance. Removed instances that still
+// finish requests are listed with Removed set.
+type InstanceStatus struct {
+	Name     string
+	Route    string
+	Weight   int
+	MaxConns int
+	Backup   bool
+	// Healthy means the instance may get new requests now: not ejected,
+	// not down, not draining.
+	Healthy      bool
+	Ejected      bool      // passive health took it out
+	EjectedUntil time.Time // when the current ejection ends
+	Down         bool      // active health checks failed
+	Draining     bool
+	Removed      bool
+	InFlight     int
+	Ejections    int64 // times ejected
+	Requests     int64 // attempts that reached a verdict
+	Failures     int64
+	LastError    string
+	LastFailure  time.Time
+	// Latency percentiles of the last latencyWindow attempts.
+	P50, P90, P99 time.Duration
+}
+
+// Snapshot returns the pool's current state.
+func (p *Pool) Snapshot() PoolStatus {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := p.clock.Now()
+	st := PoolStatus{Name: p.name, Policy: p.o.Policy, QueueLen: len(p.queue)}
+	for _, u := range append(append([]*upstream(nil), p.ups...), p.retiring...) {
+		ejected := now.Before(u.ejectedUntil)
+		is := InstanceStatus{
+			Name: u.Name, Route: u.Route, Weight: u.Weight, MaxConns: u.MaxConns, Backup: u.Backup,
+			Healthy: !ejected && !u.down && !u.draining,
+			Ejected: ejected, Down: u.down, Draining: u.draining, Removed: u.removed,
+			InFlight: u.inflight, Ejections: u.ejections, Requests: u.requests, Failures: u.failures,
+			LastError: u.lastErr, LastFailure: u.lastFail,
+		}
+		if ejected {
+			is.EjectedUntil = u.ejectedUntil
+		}
+		is.P50, is.P90, is.P99 = u.lat.percentiles()
+		st.Instances = append(st.Instances, is)
+	}
+	return st
+}
+
+// latencyWindow is how many recent attempts the percentiles cover: enough
+// for a stable p99, small enough to follow change.
+const latencyWindow = 512
+
+// latencyRing keeps the latest latencyWindow durations.
+type latencyRing struct {
+	buf  []time.Duration
+	next int
+}
+
+func (l *latencyRing) add(d time.Duration) {
+	if len(l.buf) < latencyWindow {
+		l.buf = append(l.buf, d)
+		return
+	}
+	l.buf[l.next] = d
+	l.next = (l.next + 1) % latencyWindow
+}
+
+func (l *latencyRing) percentiles() (p50, p90, p99 time.Duration) {
+	if len(l.buf) == 0 {
+		return 0, 0, 0
+	}
+	s := slices.Clone(l.buf)
+	slices.Sort(s)
+	at := func(q int) time.Duration { return s[(len(s)-1)*q/100] }
+	return at(50), at(90), at(99)
+}
