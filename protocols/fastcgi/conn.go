@@ -216,7 +216,7 @@ func (cn *conn) dispatch(rec record) error {
 			return nil // DATA belongs to the FILTER role; a responder ignores it
 		}
 	default:
-		return fmt.Errorf("%w: %v record for request %d", ErrProtocol, rec.Type, rec.ID)
+		return fmt.Errorf("%w: %v record for request %d", errUnexpectedRecord, rec.Type, rec.ID)
 	}
 }
 
@@ -224,13 +224,14 @@ func (cn *conn) dispatch(rec record) error {
 func (cn *conn) management(rec record) error {
 	switch rec.Type {
 	case typeGetValues:
+		cn.srv.cs.Event(eventGetValues)
 		asked, err := parseNameValues(rec.content)
 		if err != nil {
 			return fmt.Errorf("fastcgi: GET_VALUES: %w", err)
 		}
 		return cn.w.write(typeGetValuesResult, 0, appendNameValues(nil, cn.srv.values(asked)))
 	case typeBeginRequest, typeAbortRequest, typeParams, typeStdin, typeData:
-		return fmt.Errorf("%w: %v record with request id 0", ErrProtocol, rec.Type)
+		return fmt.Errorf("%w: %v record with request id 0", errUnexpectedRecord, rec.Type)
 	default:
 		var b [8]byte
 		b[0] = byte(rec.Type)
@@ -273,7 +274,7 @@ func (cn *conn) begin(rec record) error {
 	cn.mu.Lock()
 	if _, busy := cn.reqs[rec.ID]; busy {
 		cn.mu.Unlock()
-		return fmt.Errorf("%w: BEGIN_REQUEST for request %d already in flight", ErrProtocol, rec.ID)
+		return fmt.Errorf("%w: BEGIN_REQUEST for request %d already in flight", errUnexpectedRecord, rec.ID)
 	}
 	active := len(cn.reqs)
 	cn.mu.Unlock()
@@ -284,6 +285,7 @@ func (cn *conn) begin(rec record) error {
 		if !keep {
 			cn.markCloseAfter()
 		}
+		cn.srv.cs.Event(endRequestEvent(status))
 		return cn.w.endRequest(rec.ID, 0, status)
 	}
 	switch {
@@ -314,7 +316,7 @@ func (cn *conn) markCloseAfter() {
 
 func (cn *conn) params(r *request, p []byte) error {
 	if r.paramsDone {
-		return fmt.Errorf("%w: PARAMS record after the end of request %d's PARAMS", ErrProtocol, r.id)
+		return fmt.Errorf("%w: PARAMS record after the end of request %d's PARAMS", errUnexpectedRecord, r.id)
 	}
 	if len(p) > 0 {
 		if r.tooBig || len(r.params)+len(p) > cn.srv.maxHeaderBytes() {
@@ -329,6 +331,7 @@ func (cn *conn) params(r *request, p []byte) error {
 	r.paramsDone = true
 	if r.tooBig {
 		cn.log.Warn("request refused: params larger than max_header_bytes", "request", r.id, "max_header_bytes", cn.srv.maxHeaderBytes())
+		cn.srv.cs.DecodeError(reasonHeaderTooLarge)
 		cn.start(r, errorHandler(431))
 		return nil
 	}
@@ -343,10 +346,10 @@ func (cn *conn) params(r *request, p []byte) error {
 
 func (cn *conn) stdin(r *request, p []byte) error {
 	if !r.paramsDone {
-		return fmt.Errorf("%w: STDIN before the end of request %d's PARAMS", ErrProtocol, r.id)
+		return fmt.Errorf("%w: STDIN before the end of request %d's PARAMS", errUnexpectedRecord, r.id)
 	}
 	if r.stdinDone {
-		return fmt.Errorf("%w: STDIN record after the end of request %d's STDIN", ErrProtocol, r.id)
+		return fmt.Errorf("%w: STDIN record after the end of request %d's STDIN", errUnexpectedRecord, r.id)
 	}
 	if len(p) == 0 {
 		cn.mu.Lock()
@@ -360,6 +363,7 @@ func (cn *conn) stdin(r *request, p []byte) error {
 	cn.mu.Unlock()
 	if err := r.body.write(p, alone); err != nil {
 		cn.log.Warn("request body failed; cancelling request", "request", r.id, "err", err)
+		cn.srv.cs.DecodeError(Reason(err))
 		r.body.fail(err)
 		r.cancel()
 	}
@@ -367,6 +371,7 @@ func (cn *conn) stdin(r *request, p []byte) error {
 }
 
 func (cn *conn) abort(r *request) {
+	cn.srv.cs.Event(eventAbort)
 	r.aborted.Store(true)
 	r.cancel()
 	if !r.started {

@@ -16,13 +16,13 @@ const maxNameValueLen = 1<<31 - 1
 // four bytes with the top bit set.
 func readLen(b []byte) (n int, used int, err error) {
 	if len(b) == 0 {
-		return 0, 0, fmt.Errorf("%w: truncated name-value length", ErrProtocol)
+		return 0, 0, fmt.Errorf("%w: truncated name-value length", errBadParams)
 	}
 	if b[0]&0x80 == 0 {
 		return int(b[0]), 1, nil
 	}
 	if len(b) < 4 {
-		return 0, 0, fmt.Errorf("%w: truncated 4-byte name-value length", ErrProtocol)
+		return 0, 0, fmt.Errorf("%w: truncated 4-byte name-value length", errBadParams)
 	}
 	return int(binary.BigEndian.Uint32(b) & maxNameValueLen), 4, nil
 }
@@ -52,7 +52,7 @@ func parseNameValues(b []byte) (vars.Vars, error) {
 		b = b[u2:]
 		off += u1 + u2
 		if nl > len(b) || vl > len(b)-nl {
-			return nil, fmt.Errorf("%w: name-value pair of %d+%d bytes overruns its %d-byte stream", ErrProtocol, nl, vl, len(b))
+			return nil, fmt.Errorf("%w: name-value pair of %d+%d bytes overruns its %d-byte stream", errBadParams, nl, vl, len(b))
 		}
 		out = append(out, vars.Var{Name: all[off : off+nl], Value: all[off+nl : off+nl+vl]})
 		b = b[nl+vl:]

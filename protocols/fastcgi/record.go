@@ -66,6 +66,11 @@ const (
 var (
 	ErrProtocol     = errors.New("fastcgi: protocol error")
 	ErrBodyTooLarge = errors.New("fastcgi: request body spool limit exceeded")
+
+	// Finer kinds of ErrProtocol, for Reason.
+	errBadVersion       = fmt.Errorf("%w: unsupported version", ErrProtocol)
+	errBadParams        = fmt.Errorf("%w: malformed name-value pairs", ErrProtocol)
+	errUnexpectedRecord = fmt.Errorf("%w: unexpected record", ErrProtocol)
 )
 
 // header is the fixed 8-byte record header.
@@ -137,7 +142,7 @@ func (rr *recordReader) next() (rec record, n int, err error) {
 		rr.h = parseHeader(rr.hdr[:])
 		rr.bn = 0
 		if rr.h.Version != version1 {
-			return rec, n, fmt.Errorf("%w: version %d, want 1", ErrProtocol, rr.h.Version)
+			return rec, n, fmt.Errorf("%w %d, want 1", errBadVersion, rr.h.Version)
 		}
 		if total := int(rr.h.ContentLength) + int(rr.h.PaddingLength); cap(rr.buf) < total {
 			// Grow in steps so a stream of small records never reallocates.

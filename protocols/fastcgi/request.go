@@ -62,6 +62,7 @@ func (cn *conn) startVars(r *request, v vars.Vars) {
 	req, err := vars.Request(r.ctx, v, r.body)
 	if err != nil {
 		cn.log.Warn("bad request", "request", r.id, "err", err)
+		cn.srv.cs.DecodeError(Reason(fmt.Errorf("%w: %w", errBadRequest, err)))
 		cn.run(r, stubRequest(r), errorHandler(http.StatusBadRequest))
 		return
 	}
@@ -148,6 +149,7 @@ func (cn *conn) finish(r *request, appStatus uint32) {
 	}
 	cn.mu.Unlock()
 
+	cn.srv.cs.Event(endRequestEvent(statusRequestComplete))
 	if err := cn.w.endRequest(r.id, appStatus, statusRequestComplete); err != nil {
 		cn.log.Debug("writing END_REQUEST", "request", r.id, "err", err)
 	}

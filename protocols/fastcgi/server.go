@@ -79,6 +79,11 @@ type Server struct {
 	// Logger receives one line per connection closed for a reason, and
 	// debug lines for accepted and ended connections.
 	Logger *slog.Logger
+	// Observer, if set, counts connections, decode errors (see Reason)
+	// and protocol events: "fastcgi_end_request_<status>" for every
+	// END_REQUEST sent (request_complete, cant_mpx_conn, overloaded,
+	// unknown_role), "fastcgi_abort" and "fastcgi_get_values".
+	Observer Observer
 
 	initOnce sync.Once
 	cs       connserver.Server
@@ -92,6 +97,8 @@ func (s *Server) init() {
 		s.cs.Protocol = "fastcgi"
 		s.cs.Logger = s.logger()
 		s.cs.Handler = s.serveConn
+		s.cs.Observer = s.Observer
+		s.cs.Reason = Reason
 		for _, a := range s.WebServerAddrs {
 			ip, err := netip.ParseAddr(strings.TrimSpace(a))
 			if err != nil {
@@ -200,7 +207,7 @@ func (s *Server) peerAllowed(c net.Conn) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("fastcgi: peer %s is not in FCGI_WEB_SERVER_ADDRS", ip)
+	return fmt.Errorf("%w: %s is not in FCGI_WEB_SERVER_ADDRS", errPeerRefused, ip)
 }
 
 // ParseWebServerAddrs splits an FCGI_WEB_SERVER_ADDRS value
