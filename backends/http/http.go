@@ -1,0 +1,379 @@
+// Package httpbackend proxies requests to one HTTP/1.1 application
+// instance (a Go, Node.js, Python or Java server listening on TCP or a Unix
+// socket). Its directory is backends/http; the package is named
+// httpbackend so that it does not shadow net/http where both are imported.
+//
+// A Backend is one instance. Pools of instances, retries and health
+// bookkeeping belong to the balancer, which holds one Backend per instance
+// address and calls Check for active health checks.
+//
+// The proxy is net/http/httputil.ReverseProxy with a Rewrite function:
+//
+//   - The Host header is the client's (r.Host), so the application builds
+//     its own URLs; X-Forwarded-Host says the same.
+//   - X-Forwarded-For is the front server's value (the front server is
+//     trusted) with the client address from r.RemoteAddr appended, unless
+//     it already ends with that address. The codecs set r.RemoteAddr from
+//     REMOTE_ADDR / the AJP remote_addr.
+//   - X-Forwarded-Proto is "https" when r.TLS is set (the codecs set it
+//     from HTTPS=on or AJP is_ssl), else "http"; X-Forwarded-Host is r.Host.
+//     Both replace whatever came in: a client can send these headers through
+//     the front server, and junction knows better.
+//   - Forwarded (RFC 7239) gets one element for=…;host=…;proto=… appended
+//     to the incoming value.
+//   - Hop-by-hop headers are removed both ways (ReverseProxy does it), and
+//     the Proxy request header is never forwarded (httpoxy, CVE-2016-5385).
+//   - Bodies stream both ways; every write to the client is flushed, so
+//     server-sent events and long polls pass through as they are produced.
+//   - The request context cancels the upstream request.
+//   - The transport never uses proxy settings from the environment and
+//     never adds or removes compression.
+//
+// Failures before the first byte of the response was written are returned
+// from Serve, never written: a dial failure as *backends.DialError, a
+// response-header timeout as a *backends.Error with status 504, anything
+// else as a *backends.Error with status 502. On a dial failure the request
+// body has not been read at all: http.Transport reads the body only on an
+// established connection, and ReverseProxy hands the transport a wrapper
+// whose Close leaves the inbound body open. A balancer may therefore retry
+// a DialError with the same *http.Request, whatever the method. After any
+// other failure the body may be partly consumed; a body without GetBody
+// cannot be replayed, so only requests without a body (or idempotent
+// requests whose body the caller can rebuild) may be retried then.
+//
+// Once the response head was written, a failure while copying the body
+// ends the response early (under net/http's own server ReverseProxy aborts
+// the connection with http.ErrAbortHandler) and Serve returns nil.
+package httpbackend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/junction-gw/junction/backends"
+)
+
+// Options configure a Backend.
+type Options struct {
+	// Addr is the instance: "host:port" or "unix:/path/to/socket".
+	Addr string
+	// StripPrefix is removed from the request path before it is
+	// forwarded ("/app" turns "/app/x" into "/x" and "/app" into "/"). A
+	// request whose path is not under it is answered 404. Empty forwards
+	// the full path unchanged.
+	StripPrefix string
+	// DialTimeout bounds connecting to the instance; 0 means 5s.
+	DialTimeout time.Duration
+	// ResponseHeaderTimeout bounds the wait for the response head after
+	// the request was sent; 0 means 60s. The body may take longer.
+	ResponseHeaderTimeout time.Duration
+	// IdleConnTimeout closes pooled keep-alive connections unused this
+	// long; 0 means 90s.
+	IdleConnTimeout time.Duration
+	// MaxIdleConns is how many keep-alive connections to the instance are
+	// kept for reuse; 0 means 64.
+	MaxIdleConns int
+	// MaxConns caps connections to the instance (requests beyond it wait
+	// for one); 0 means no cap. The balancer limits requests per instance
+	// too; this is the transport's own bound.
+	MaxConns int
+	// HealthPath is what Check requests; "" means "/".
+	HealthPath string
+	// Logger receives failures after the response started and dial
+	// problems; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Defaults for zero Options fields.
+const (
+	// DefaultDialTimeout: a local instance answers a connect in
+	// microseconds; one that takes seconds is down or drowning, and the
+	// balancer should try another.
+	DefaultDialTimeout = 5 * time.Second
+	// DefaultResponseHeaderTimeout matches the usual proxy read timeouts
+	// (nginx proxy_read_timeout, Apache ProxyTimeout: 60s).
+	DefaultResponseHeaderTimeout = 60 * time.Second
+	// DefaultIdleConnTimeout is net/http's own default.
+	DefaultIdleConnTimeout = 90 * time.Second
+	// DefaultMaxIdleConns: net/http's per-host default of 2 would make a
+	// busy proxy open and close a connection for most requests.
+	DefaultMaxIdleConns = 64
+	// healthBodyLimit bounds what Check reads of a health response.
+	healthBodyLimit = 64 << 10
+)
+
+// Backend proxies to one HTTP instance. It implements backends.Backend and
+// is safe for concurrent use.
+type Backend struct {
+	addr       string // as configured, for errors and logs
+	target     *url.URL
+	prefix     string
+	healthPath string
+	transport  *http.Transport
+	proxy      *httputil.ReverseProxy
+	log        *slog.Logger
+}
+
+// New validates o and returns a Backend. No connection is made yet.
+func New(o Options) (*Backend, error) {
+	network, address, err := parseAddr(o.Addr)
+	if err != nil {
+		return nil, err
+	}
+	if o.StripPrefix != "" && !strings.HasPrefix(o.StripPrefix, "/") {
+		return nil, fmt.Errorf("httpbackend: strip prefix %q must start with /", o.StripPrefix)
+	}
+	hp := o.HealthPath
+	if hp == "" {
+		hp = "/"
+	}
+	if !strings.HasPrefix(hp, "/") {
+		return nil, fmt.Errorf("httpbackend: health path %q must start with /", o.HealthPath)
+	}
+	if o.DialTimeout < 0 || o.ResponseHeaderTimeout < 0 || o.IdleConnTimeout < 0 || o.MaxIdleConns < 0 || o.MaxConns < 0 {
+		return nil, errors.New("httpbackend: negative timeout or limit")
+	}
+	host := address
+	if network == "unix" {
+		// Any name will do: the dialer ignores it. The Host header is the
+		// client's anyway.
+		host = "localhost"
+	}
+	b := &Backend{
+		addr:       o.Addr,
+		target:     &url.URL{Scheme: "http", Host: host},
+		prefix:     strings.TrimSuffix(o.StripPrefix, "/"),
+		healthPath: hp,
+		log:        o.Logger,
+	}
+	if b.log == nil {
+		b.log = slog.Default()
+	}
+	b.log = b.log.With("instance", o.Addr)
+	dialer := &net.Dialer{Timeout: orDefault(o.DialTimeout, DefaultDialTimeout), KeepAlive: 30 * time.Second}
+	idle := orDefault(o.MaxIdleConns, DefaultMaxIdleConns)
+	b.transport = &http.Transport{
+		Proxy: nil, // never the environment's proxy settings
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			c, err := dialer.DialContext(ctx, network, address)
+			if err != nil {
+				return nil, &dialError{err: err}
+			}
+			return c, nil
+		},
+		ResponseHeaderTimeout: orDefault(o.ResponseHeaderTimeout, DefaultResponseHeaderTimeout),
+		IdleConnTimeout:       orDefault(o.IdleConnTimeout, DefaultIdleConnTimeout),
+		MaxIdleConns:          idle,
+		MaxIdleConnsPerHost:   idle,
+		MaxConnsPerHost:       o.MaxConns,
+		// Pass Accept-Encoding and compressed bodies through untouched.
+		DisableCompression: true,
+		ForceAttemptHTTP2:  false,
+	}
+	b.proxy = &httputil.ReverseProxy{
+		Rewrite:       b.rewrite,
+		Transport:     b.transport,
+		FlushInterval: -1,
+		ErrorHandler:  b.errorHandler,
+		ErrorLog:      slog.NewLogLogger(b.log.Handler(), slog.LevelWarn),
+	}
+	return b, nil
+}
+
+func orDefault[T int | time.Duration](v, def T) T {
+	if v == 0 {
+		return def
+	}
+	return v
+}
+
+// parseAddr splits "unix:/path" and "host:port".
+func parseAddr(addr string) (network, address string, err error) {
+	if p, ok := strings.CutPrefix(addr, "unix:"); ok {
+		if !strings.HasPrefix(p, "/") {
+			return "", "", fmt.Errorf("httpbackend: unix socket path %q must be absolute", p)
+		}
+		return "unix", p, nil
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", "", fmt.Errorf("httpbackend: address %q: %w", addr, err)
+	}
+	if host == "" || port == "" {
+		return "", "", fmt.Errorf("httpbackend: address %q needs a host and a port", addr)
+	}
+	return "tcp", addr, nil
+}
+
+// Serve proxies r to the instance. A non-nil error means nothing was
+// written to w; see the package documentation for which errors leave the
+// request body unread.
+func (b *Backend) Serve(w http.ResponseWriter, r *http.Request) error {
+	if b.prefix != "" && !underPrefix(r.URL.Path, b.prefix) {
+		return backends.Errorf(http.StatusNotFound, "httpbackend: %s: %q is not under %q", b.addr, r.URL.Path, b.prefix)
+	}
+	st := &state{}
+	rw := &recorder{ResponseWriter: w, st: st}
+	b.proxy.ServeHTTP(rw, r.WithContext(context.WithValue(r.Context(), stateKey{}, st)))
+	if st.err != nil && !st.wrote {
+		return st.err
+	}
+	return nil
+}
+
+// Close closes the idle keep-alive connections to the instance. The
+// Backend stays usable: later requests open new connections.
+func (b *Backend) Close() error {
+	b.transport.CloseIdleConnections()
+	return nil
+}
+
+// Check is an active health check: a GET of HealthPath (with Host set to
+// the instance address), healthy when the status is 2xx or 3xx. Redirects
+// are not followed. The context bounds the check; the transport's dial and
+// response-header timeouts apply too.
+func (b *Backend) Check(ctx context.Context) error {
+	u := *b.target
+	u.Path = b.healthPath
+	if p, q, ok := strings.Cut(b.healthPath, "?"); ok {
+		u.Path, u.RawQuery = p, q
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return fmt.Errorf("httpbackend: %s: health check: %w", b.addr, err)
+	}
+	req.Header.Set("User-Agent", "junction-health-check")
+	resp, err := b.transport.RoundTrip(req)
+	if err != nil {
+		return b.classify(ctx, fmt.Errorf("health check: %w", err))
+	}
+	// Drain a little so the connection can be reused; a huge body is not
+	// worth reading.
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, healthBodyLimit)) // a read error changes nothing: the status decides
+	_ = resp.Body.Close()                                                  // nothing was written; closing cannot lose data
+	if resp.StatusCode < 200 || resp.StatusCode >= 400 {
+		return fmt.Errorf("httpbackend: %s: health check %s: status %d", b.addr, b.healthPath, resp.StatusCode)
+	}
+	return nil
+}
+
+// underPrefix reports whether p is prefix or below it ("/app" matches
+// "/app" and "/app/x", not "/apps").
+func underPrefix(p, prefix string) bool {
+	rest, ok := strings.CutPrefix(p, prefix)
+	return ok && (rest == "" || rest[0] == '/')
+}
+
+// stripPrefix removes prefix from a path that is under it.
+func stripPrefix(p, prefix string) string {
+	rest := strings.TrimPrefix(p, prefix)
+	if rest == "" {
+		return "/"
+	}
+	return rest
+}
+
+// rewrite builds the outgoing request.
+func (b *Backend) rewrite(pr *httputil.ProxyRequest) {
+	pr.SetURL(b.target)
+	pr.Out.Host = pr.In.Host
+	if b.prefix != "" {
+		u := pr.Out.URL
+		u.Path = stripPrefix(pr.In.URL.Path, b.prefix)
+		u.RawPath = ""
+		if raw := pr.In.URL.RawPath; raw != "" && underPrefix(raw, b.prefix) {
+			// Keep the client's encoding (%2F and friends) when the prefix
+			// appears literally in it; url.URL checks it still matches Path.
+			u.RawPath = stripPrefix(raw, b.prefix)
+		}
+	}
+	// httpoxy: an application (or a library in it) may read HTTP_PROXY
+	// or the Proxy header as its outgoing proxy.
+	pr.Out.Header.Del("Proxy")
+	setForwarded(pr.In, pr.Out.Header)
+}
+
+// dialError marks errors from our dialer, whatever the transport wraps
+// around them.
+type dialError struct{ err error }
+
+func (e *dialError) Error() string { return e.err.Error() }
+func (e *dialError) Unwrap() error { return e.err }
+
+// classify turns a transport error into the error Serve returns; ctx is
+// the caller's request context.
+func (b *Backend) classify(ctx context.Context, err error) error {
+	var de *dialError
+	if errors.As(err, &de) {
+		return &backends.DialError{Addr: b.addr, Err: fmt.Errorf("httpbackend: %w", de.err)}
+	}
+	if ctx.Err() != nil {
+		// The caller's context ended (the client went away, or its
+		// deadline passed): the caller knows why.
+		return fmt.Errorf("httpbackend: %s: %w", b.addr, context.Cause(ctx))
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		// The transport's ResponseHeaderTimeout.
+		return &backends.Error{Status: http.StatusGatewayTimeout, Err: fmt.Errorf("httpbackend: %s: %w", b.addr, err)}
+	}
+	return &backends.Error{Status: http.StatusBadGateway, Err: fmt.Errorf("httpbackend: %s: %w", b.addr, err)}
+}
+
+// state is what one Serve call learns from ReverseProxy's callbacks, which
+// run on the calling goroutine (ServeHTTP returns after them).
+type state struct {
+	wrote bool  // a final status or body byte reached w
+	err   error // the failure reported before anything was written
+}
+
+type stateKey struct{}
+
+// errorHandler replaces ReverseProxy's 502 page: before anything was
+// written the error is kept for Serve to return; after, the response can
+// only end early, and the failure is logged.
+func (b *Backend) errorHandler(_ http.ResponseWriter, r *http.Request, err error) {
+	st, _ := r.Context().Value(stateKey{}).(*state)
+	if st == nil {
+		// Not reached through Serve; nothing to record into.
+		b.log.Warn("httpbackend: proxy error", "err", err)
+		return
+	}
+	if st.wrote {
+		b.log.Warn("httpbackend: failure after the response started", "uri", r.RequestURI, "err", err)
+		return
+	}
+	st.err = b.classify(r.Context(), err)
+}
+
+// recorder notes whether anything reached the client. 1xx responses do
+// not count: the final response is still to come.
+type recorder struct {
+	http.ResponseWriter
+	st *state
+}
+
+func (w *recorder) WriteHeader(code int) {
+	if code >= 200 || code == http.StatusSwitchingProtocols {
+		w.st.wrote = true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *recorder) Write(p []byte) (int, error) {
+	w.st.wrote = true
+	return w.ResponseWriter.Write(p)
+}
+
+// Unwrap lets http.ResponseController reach the codec's Flush, Hijack and
+// deadlines.
+func (w *recorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
