@@ -145,14 +145,16 @@ func (c *conn) serve(ctx context.Context) error {
 			return err
 		}
 		if len(payload) == 0 {
-			return fmt.Errorf("ajp13: empty packet between requests: %w", ErrMalformed)
+			return fmt.Errorf("ajp13: %w: empty packet between requests: %w", errUnexpectedPacket, ErrMalformed)
 		}
 		switch t := inType(payload[0]); t {
 		case typeCPing, typePing:
+			c.srv.server().Event(eventCPing)
 			if err := c.writeSmall(typeCPong); err != nil {
 				return err
 			}
 		case typeShutdown:
+			c.srv.server().Event(eventShutdownRefused)
 			return errShutdownRefused
 		case typeForwardRequest:
 			if keep, err := c.serveRequest(ctx, payload); err != nil || !keep {
@@ -162,7 +164,7 @@ func (c *conn) serve(ctx context.Context) error {
 				return nil
 			}
 		default:
-			return fmt.Errorf("ajp13: unexpected packet type %d between requests: %w", t, ErrMalformed)
+			return fmt.Errorf("ajp13: %w %d between requests: %w", errUnexpectedPacket, t, ErrMalformed)
 		}
 	}
 }
@@ -185,7 +187,8 @@ func (c *conn) serveRequest(ctx context.Context, payload []byte) (keep bool, err
 			if !ok {
 				why = "no secret"
 			}
-			return false, c.refuse(http.StatusForbidden, fmt.Errorf("ajp13: request refused: %s", why))
+			c.srv.server().Event(eventSecretRefused)
+			return false, c.refuse(http.StatusForbidden, fmt.Errorf("%w: %s", errSecretRefused, why))
 		}
 	}
 	c.logDroppedAttributes(f)

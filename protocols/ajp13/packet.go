@@ -66,11 +66,11 @@ func readPacket(r io.Reader, buf []byte) ([]byte, error) {
 // buf[:headerLen].
 func readPayload(r io.Reader, buf []byte) ([]byte, error) {
 	if buf[0] != 0x12 || buf[1] != 0x34 {
-		return nil, fmt.Errorf("ajp13: bad magic %#02x%02x: %w", buf[0], buf[1], ErrMalformed)
+		return nil, fmt.Errorf("ajp13: %w %#02x%02x: %w", errBadMagic, buf[0], buf[1], ErrMalformed)
 	}
 	n := int(binary.BigEndian.Uint16(buf[2:4]))
 	if n > len(buf)-headerLen {
-		return nil, fmt.Errorf("ajp13: packet of %d bytes exceeds packet size %d: %w", n+headerLen, len(buf), ErrTooLarge)
+		return nil, fmt.Errorf("ajp13: %w: %d bytes exceed packet size %d: %w", errPacketTooLarge, n+headerLen, len(buf), ErrTooLarge)
 	}
 	payload := buf[headerLen : headerLen+n]
 	if _, err := io.ReadFull(r, payload); err != nil {

@@ -58,6 +58,11 @@ type Server struct {
 	// Logger receives one line per connection closed for a reason, and per
 	// refused request; nil means slog.Default().
 	Logger *slog.Logger
+	// Observer, if set, counts connections, decode errors (see Reason)
+	// and protocol events: "ajp_cping" (CPING and PING), and
+	// "ajp_secret_refused" and "ajp_shutdown_refused" for refused
+	// requests whose connection is then closed.
+	Observer Observer
 
 	once sync.Once
 	cs   *connserver.Server
@@ -114,6 +119,8 @@ func (s *Server) server() *connserver.Server {
 		s.cs = &connserver.Server{
 			Protocol: "ajp13",
 			Logger:   s.Logger,
+			Observer: s.Observer,
+			Reason:   Reason,
 			Handler: func(ctx context.Context, c *connserver.Conn) error {
 				return newConn(s, c).serve(ctx)
 			},
