@@ -107,7 +107,7 @@ func (l *Listener) validate(v *validator, key string, c *Config) {
 	default:
 		v.add(key+".protocol", "%q is not one of scgi, fastcgi, ajp, http", l.Protocol)
 	}
-	if err := checkAddress(l.Address); err != nil {
+	if err := checkListenAddress(l.Address); err != nil {
 		v.add(key+".address", "%v", err)
 	}
 	unix := strings.HasPrefix(l.Address, "unix:")
@@ -163,6 +163,31 @@ func (l *Listener) validateAJP(v *validator, key string) {
 	}
 }
 
+// checkListenAddress accepts what checkAddress does and inherited
+// sockets: "fd:N" (a listening socket on descriptor N) and "systemd" or
+// "systemd:NAME" (socket activation).
+func checkListenAddress(addr string) error {
+	if n, ok := strings.CutPrefix(addr, "fd:"); ok {
+		if _, err := strconv.ParseUint(n, 10, 31); err != nil {
+			return fmt.Errorf("%q: fd:N needs a descriptor number", addr)
+		}
+		return nil
+	}
+	if addr == "systemd" {
+		return nil
+	}
+	if name, ok := strings.CutPrefix(addr, "systemd:"); ok {
+		if name == "" || strings.ContainsRune(name, ':') {
+			return fmt.Errorf("%q: systemd:NAME needs a socket name without colons", addr)
+		}
+		return nil
+	}
+	if addr == "" {
+		return errors.New("required (host:port, unix:/path, fd:N, systemd or systemd:NAME)")
+	}
+	return checkAddress(addr)
+}
+
 // checkAddress accepts "host:port" and "unix:/path".
 func checkAddress(addr string) error {
 	if addr == "" {
@@ -179,7 +204,7 @@ func checkAddress(addr string) error {
 	}
 	_, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return fmt.Errorf("%q is not host:port or unix:/path", addr)
+		return fmt.Errorf("%q is not host:port, unix:/path, fd:N or systemd[:NAME]", addr)
 	}
 	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
 		return fmt.Errorf("%q: port %q is not a number 0..65535", addr, port)

@@ -28,6 +28,9 @@ import (
 //	JUNCTION_BENCH=1 go test ./integration -run '^$' -bench EndToEnd -benchtime=1x -v
 //
 // JUNCTION_BENCH_DURATION (default 10s) sets each wrk run's length.
+// JUNCTION_BENCH_BASELINE names another junction binary (an older build)
+// that is measured in the same run, on the same nginx, for before/after
+// figures from the same machine state.
 const (
 	wrkBin   = "/usr/bin/wrk"
 	uwsgiBin = "/usr/bin/uwsgi"
@@ -187,13 +190,17 @@ func groupCPU(pgid int) time.Duration {
 	return time.Duration(ticks) * 10 * time.Millisecond
 }
 
-// runWrk loads url for d with 2 threads and 16 connections.
+// wrkConns is how many requests wrk keeps in flight; the fork+exec ceiling
+// runs as many scripts at once.
+const wrkConns = 16
+
+// runWrk loads url for d with 2 threads and wrkConns connections.
 // server is the gateway's process group, whose CPU time is charged.
 func runWrk(b *testing.B, url string, d time.Duration, server int) wrkResult {
 	b.Helper()
 	cpu0 := groupCPU(server)
 	secs := max(1, int(d.Round(time.Second)/time.Second))
-	out, err := exec.Command(wrkBin, "-t2", "-c16", fmt.Sprintf("-d%ds", secs), "--latency", "--timeout", "10s", url).CombinedOutput()
+	out, err := exec.Command(wrkBin, "-t2", fmt.Sprintf("-c%d", wrkConns), fmt.Sprintf("-d%ds", secs), "--latency", "--timeout", "10s", url).CombinedOutput()
 	if err != nil {
 		b.Fatalf("wrk %s: %v\n%s", url, err, out)
 	}
@@ -273,12 +280,22 @@ func BenchmarkEndToEnd(b *testing.B) {
 	}
 
 	jAddr, uAddr := freeAddr(b), freeAddr(b)
-	j := startJunction(b, fmt.Sprintf(`log: {level: warn, format: text}
+	jConf := func(addr string) string {
+		return fmt.Sprintf(`log: {level: warn, format: text}
 listeners:
   - {protocol: scgi, address: %q, backend: scripts}
 backends:
   scripts: {type: cgi, root: %q, url_prefix: /cgi-bin/, timeout: 30s, max_concurrent: 64}
-`, jAddr, s.Root), jAddr)
+`, addr, s.Root)
+	}
+	j := startJunction(b, jConf(jAddr), jAddr)
+	var base *proc
+	baseAddr, baseHTTP := freeAddr(b), freeAddr(b)
+	if bin := os.Getenv("JUNCTION_BENCH_BASELINE"); bin != "" {
+		cfg := writeFile(b, b.TempDir(), "baseline.yaml", jConf(baseAddr))
+		base = startCmd(b, "junction-baseline", exec.Command(bin, "serve", "-c", cfg), 5*time.Second, false)
+		waitListening(b, base, 10*time.Second, baseAddr)
+	}
 
 	// uWSGI: 4 processes × 4 threads = the 16 connections wrk keeps busy.
 	// modifier1 9 selects the CGI plugin for requests on the SCGI socket.
@@ -306,7 +323,11 @@ backends:
             scgi_pass %s;
         }
     }
-`, jHTTP, jAddr, uHTTP, uAddr))
+    server {
+        listen %s;
+        location / { include /etc/nginx/scgi_params; scgi_pass %s; }
+    }
+`, jHTTP, jAddr, uHTTP, uAddr, baseHTTP, baseAddr))
 
 	scripts := []struct{ name, file string }{
 		{"hello.sh", "hello.sh"},
@@ -315,6 +336,7 @@ backends:
 	type row struct {
 		name               string
 		junction, uwsgi    wrkResult
+		baseline           wrkResult
 		ceiling            float64
 		vsUWSGI, vsCeiling float64
 	}
@@ -330,8 +352,12 @@ backends:
 		var rw row
 		rw.name = sc.name
 		rw.junction = runWrk(b, "http://"+jHTTP+path, d, j.cmd.Process.Pid)
+		if base != nil {
+			rw.baseline = runWrk(b, "http://"+baseHTTP+path, d, base.cmd.Process.Pid)
+		}
 		rw.uwsgi = runWrk(b, "http://"+uHTTP+path, d, u.cmd.Process.Pid)
-		rw.ceiling = forkExecRate(b, filepath.Join(s.Root, sc.file), 2*runtime.NumCPU(), d/2)
+		// As many at once as wrk keeps requests in flight.
+		rw.ceiling = forkExecRate(b, filepath.Join(s.Root, sc.file), wrkConns, d/2)
 		for _, r := range []wrkResult{rw.junction, rw.uwsgi} {
 			if r.Errors > 0 {
 				b.Errorf("%s: %d errors of %d requests", sc.name, r.Errors, r.Requests)
@@ -348,7 +374,7 @@ backends:
 	}
 
 	var t strings.Builder
-	fmt.Fprintf(&t, "\nwrk -t2 -c16 -d%v through nginx scgi_pass (GOMAXPROCS %d)\n", d, runtime.GOMAXPROCS(0))
+	fmt.Fprintf(&t, "\nwrk -t2 -c%d -d%v through nginx scgi_pass (GOMAXPROCS %d)\n", wrkConns, d, runtime.GOMAXPROCS(0))
 	fmt.Fprintf(&t, "%-10s %11s %9s %9s %9s %11s %9s %9s %9s %11s %8s %9s\n",
 		"script", "junction/s", "avg", "p99", "cpu/req", "uwsgi/s", "avg", "p99", "cpu/req", "forkexec/s", "j/uwsgi", "j/ceiling")
 	for _, r := range rows {
@@ -356,6 +382,13 @@ backends:
 			r.name, r.junction.RPS, r.junction.LatencyAvg.Round(10*time.Microsecond), r.junction.LatencyP99.Round(10*time.Microsecond), r.junction.CPUPerReq.Round(time.Microsecond),
 			r.uwsgi.RPS, r.uwsgi.LatencyAvg.Round(10*time.Microsecond), r.uwsgi.LatencyP99.Round(10*time.Microsecond), r.uwsgi.CPUPerReq.Round(time.Microsecond),
 			r.ceiling, r.vsUWSGI, 100*r.vsCeiling)
+	}
+	if base != nil {
+		for _, r := range rows {
+			fmt.Fprintf(&t, "%-10s baseline %s: %.0f/s avg %v p99 %v cpu/req %v; junction/baseline %.2fx\n", r.name,
+				os.Getenv("JUNCTION_BENCH_BASELINE"), r.baseline.RPS, r.baseline.LatencyAvg.Round(10*time.Microsecond),
+				r.baseline.LatencyP99.Round(10*time.Microsecond), r.baseline.CPUPerReq.Round(time.Microsecond), r.junction.RPS/r.baseline.RPS)
+		}
 	}
 	t.WriteString("cpu/req: the gateway process group's own CPU per request (scripts excluded); forkexec/s runs\n" +
 		"without nginx and wrk sharing the cores, so j/ceiling also carries their cost\n")

@@ -4,7 +4,10 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/junction-gw/junction/config"
@@ -90,5 +93,215 @@ func TestLookupID(t *testing.T) {
 		if (err != nil) != tt.wantErr || !tt.wantErr && got != tt.want {
 			t.Errorf("lookupID(%q) = %d, %v; want %d, error %v", tt.name, got, err, tt.want, tt.wantErr)
 		}
+	}
+}
+
+func TestParseActivation(t *testing.T) {
+	const pid = 4242
+	tests := []struct {
+		name      string
+		env       map[string]string
+		wantFDs   []int
+		wantNames []string
+		wantErr   bool
+	}{
+		{name: "not activated", env: map[string]string{}},
+		{name: "for another process", env: map[string]string{"LISTEN_PID": "1", "LISTEN_FDS": "2"}},
+		{name: "pid not a number", env: map[string]string{"LISTEN_PID": "x", "LISTEN_FDS": "2"}},
+		{name: "bad count", env: map[string]string{"LISTEN_PID": "4242", "LISTEN_FDS": "two"}, wantErr: true},
+		{name: "negative count", env: map[string]string{"LISTEN_PID": "4242", "LISTEN_FDS": "-1"}, wantErr: true},
+		{name: "unnamed", env: map[string]string{"LISTEN_PID": "4242", "LISTEN_FDS": "2"},
+			wantFDs: []int{3, 4}, wantNames: []string{"", ""}},
+		{name: "named", env: map[string]string{"LISTEN_PID": "4242", "LISTEN_FDS": "3", "LISTEN_FDNAMES": "scgi:fcgi:web"},
+			wantFDs: []int{3, 4, 5}, wantNames: []string{"scgi", "fcgi", "web"}},
+		{name: "fewer names", env: map[string]string{"LISTEN_PID": "4242", "LISTEN_FDS": "2", "LISTEN_FDNAMES": "scgi"},
+			wantFDs: []int{3, 4}, wantNames: []string{"scgi", ""}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fds, names, err := parseActivation(func(k string) string { return tt.env[k] }, pid)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("err = %v, want error %v", err, tt.wantErr)
+			}
+			if !slices.Equal(fds, tt.wantFDs) || !slices.Equal(names, tt.wantNames) {
+				t.Errorf("got %v %q, want %v %q", fds, names, tt.wantFDs, tt.wantNames)
+			}
+		})
+	}
+}
+
+// rawFD returns a descriptor the test owns, duplicated from c's.
+func rawFD(t *testing.T, c interface{ File() (*os.File, error) }) int {
+	t.Helper()
+	f, err := c.File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fd, err := syscall.Dup(int(f.Fd()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fd
+}
+
+// fdOpen reports whether fd is an open descriptor.
+func fdOpen(fd int) bool {
+	_, err := unixFcntl(fd)
+	return err == nil
+}
+
+func unixFcntl(fd int) (uintptr, error) {
+	r, _, e := syscall.Syscall(syscall.SYS_FCNTL, uintptr(fd), syscall.F_GETFD, 0)
+	if e != 0 {
+		return 0, e
+	}
+	return r, nil
+}
+
+func TestInheritedSockets(t *testing.T) {
+	tcp, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tcp.Close()
+	path := filepath.Join(t.TempDir(), "s.sock")
+	unix, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close()
+	tcp2, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tcp2.Close()
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pw.Close()
+	pipeFD, err := syscall.Dup(int(pr.Fd()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr.Close()
+	defer syscall.Close(pipeFD)
+
+	fds := []int{rawFD(t, tcp.(*net.TCPListener)), rawFD(t, unix.(*net.UnixListener)), pipeFD, rawFD(t, tcp2.(*net.TCPListener))}
+	s := &sockets{}
+	s.adopt(fds, []string{"web", "local", "bad", ""})
+	// The descriptor that is no listener stays open, close-on-exec. (The
+	// others were closed, but their numbers are reused at once.)
+	if flags, err := unixFcntl(pipeFD); err != nil || flags&syscall.FD_CLOEXEC == 0 {
+		t.Errorf("non-listening fd %d: flags %#x, %v; want open and close-on-exec", pipeFD, flags, err)
+	}
+
+	tests := []struct {
+		name    string
+		addr    string
+		want    net.Addr // nil: an error is wanted
+		wantErr string
+	}{
+		{name: "by name", addr: "systemd:web", want: tcp.Addr()},
+		{name: "name taken", addr: "systemd:web", wantErr: "no unused systemd socket"},
+		{name: "unknown name", addr: "systemd:nope", wantErr: "no unused systemd socket"},
+		{name: "unix by address", addr: "unix:" + path, want: unix.Addr()},
+		{name: "not a listener", addr: "systemd:bad", wantErr: "not a listening"},
+		{name: "next", addr: "systemd", want: tcp2.Addr()},
+		{name: "none left", addr: "systemd", wantErr: "taken"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ln, err := s.listen(config.Listener{Address: tt.addr})
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("listen(%q) = %v, want an error containing %q", tt.addr, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			if ln.Addr().String() != tt.want.String() {
+				t.Errorf("listen(%q) on %v, want %v", tt.addr, ln.Addr(), tt.want)
+			}
+		})
+	}
+
+	// The TCP address of an inherited socket is used instead of binding
+	// it again (which would fail: the socket is bound already).
+	tcp3, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tcp3.Close()
+	s = &sockets{}
+	s.adopt([]int{rawFD(t, tcp3.(*net.TCPListener))}, []string{""})
+	ln, err := s.listen(config.Listener{Address: tcp3.Addr().String()})
+	if err != nil {
+		t.Fatalf("listen on the inherited address: %v", err)
+	}
+	defer ln.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+
+	if _, err := (&sockets{}).listen(config.Listener{Address: "systemd"}); err == nil || !strings.Contains(err.Error(), "not started by systemd") {
+		t.Errorf("systemd without activation: %v", err)
+	}
+}
+
+func TestListenFD(t *testing.T) {
+	tcp, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tcp.Close()
+	conn, err := net.Dial("tcp", tcp.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	closed := rawFD(t, tcp.(*net.TCPListener))
+	syscall.Close(closed)
+
+	tests := []struct {
+		name    string
+		fd      func() string
+		wantErr string
+	}{
+		{name: "listening socket", fd: func() string { return strconv.Itoa(rawFD(t, tcp.(*net.TCPListener))) }},
+		{name: "connected socket", fd: func() string { return strconv.Itoa(rawFD(t, conn.(*net.TCPConn))) }, wantErr: "not listening"},
+		{name: "closed descriptor", fd: func() string { return strconv.Itoa(closed) }, wantErr: "not open"},
+		{name: "not a number", fd: func() string { return "x" }, wantErr: "not a descriptor number"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fd := tt.fd()
+			ln, err := listen(config.Listener{Protocol: config.ProtocolSCGI, Address: "fd:" + fd})
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("listen(fd:%s) = %v, want an error containing %q", fd, err, tt.wantErr)
+				}
+				if n, err := strconv.Atoi(fd); err == nil && fdOpen(n) {
+					syscall.Close(n)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			if n, _ := strconv.Atoi(fd); fdOpen(n) {
+				t.Errorf("fd %s still open: the listener should own a duplicate only", fd)
+			}
+			if ln.Addr().String() != tcp.Addr().String() {
+				t.Errorf("listener on %v, want %v", ln.Addr(), tcp.Addr())
+			}
+		})
 	}
 }
