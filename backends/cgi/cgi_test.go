@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -195,6 +196,13 @@ func TestResolve(t *testing.T) {
 		{name: "encoded NUL", target: "/x", vars: []string{"REQUEST_URI", "/cgi-bin/env.cgi%00.txt"}, status: 400},
 		{name: "double encoded stays encoded", target: "/x", vars: []string{"REQUEST_URI", "/cgi-bin/%252e%252e/x"}, status: 404},
 		{name: "missing", target: "/cgi-bin/missing.cgi", status: 404},
+		{name: "jsessionid from AJP", target: "/x", vars: []string{"REQUEST_URI", "/cgi-bin/env.cgi;jsessionid=xyz.b"},
+			sname: "/cgi-bin/env.cgi", file: "env.cgi"},
+		{name: "JSESSIONID any case, path info kept", target: "/x", vars: []string{"REQUEST_URI", "/cgi-bin/env.cgi;JSessionID=1.a/more?q=1"},
+			sname: "/cgi-bin/env.cgi", pathInfo: "/more", file: "env.cgi"},
+		{name: "jsessionid on the request path", target: "/cgi-bin/sub/deep.cgi;jsessionid=abc", sname: "/cgi-bin/sub/deep.cgi", file: "sub/deep.cgi"},
+		{name: "encoded semicolon stays", target: "/x", vars: []string{"REQUEST_URI", "/cgi-bin/env.cgi%3Bjsessionid=x"}, status: 404},
+		{name: "other path parameter stays", target: "/x", vars: []string{"REQUEST_URI", "/cgi-bin/env.cgi;v=1"}, status: 404},
 		{name: "file as directory", target: "/cgi-bin/plain.txt/x", status: 403},
 		{name: "not executable", target: "/cgi-bin/plain.txt", status: 403},
 		{name: "directory", target: "/cgi-bin/sub/dir/", status: 404},
@@ -595,4 +603,53 @@ func benchBackend(b *testing.B) (*Backend, string) {
 		b.Fatal(err)
 	}
 	return be, root
+}
+
+// fakeObserver records what the backend reported.
+type fakeObserver struct {
+	mu       sync.Mutex
+	spawned  []time.Duration
+	exited   []int
+	signaled []string
+	timedOut int
+}
+
+func (f *fakeObserver) Spawned(d time.Duration) { f.mu.Lock(); f.spawned = append(f.spawned, d); f.mu.Unlock() }
+func (f *fakeObserver) Exited(code int)         { f.mu.Lock(); f.exited = append(f.exited, code); f.mu.Unlock() }
+func (f *fakeObserver) Signaled(sig string)     { f.mu.Lock(); f.signaled = append(f.signaled, sig); f.mu.Unlock() }
+func (f *fakeObserver) TimedOut()               { f.mu.Lock(); f.timedOut++; f.mu.Unlock() }
+
+func TestObserver(t *testing.T) {
+	checkLeaks(t)
+	tests := []struct {
+		mode         string
+		wantExited   []int
+		wantSignaled []string
+		wantTimedOut int
+	}{
+		{mode: "nostatus", wantExited: []int{0}},
+		{mode: "exit3", wantExited: []int{3}},
+		{mode: "sleep", wantSignaled: []string{syscall.SIGTERM.String()}, wantTimedOut: 1},
+		{mode: "ignoreterm", wantSignaled: []string{syscall.SIGKILL.String()}, wantTimedOut: 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.mode, func(t *testing.T) {
+			obs := &fakeObserver{}
+			b, _ := newBackend(t, func(o *Options) { o.Observer = obs; o.Timeout = 300 * time.Millisecond })
+			b.grace = 200 * time.Millisecond
+			r := request("GET", "/cgi-bin/env.cgi", nil, tt.mode)
+			pidfile := filepath.Join(t.TempDir(), "pid")
+			r.Header.Set("X-Pidfile", pidfile)
+			_ = b.Serve(httptest.NewRecorder(), r) // the outcome is what the observer saw
+			obs.mu.Lock()
+			defer obs.mu.Unlock()
+			if len(obs.spawned) != 1 || obs.spawned[0] <= 0 {
+				t.Errorf("spawned %v, want one positive start latency", obs.spawned)
+			}
+			if !slices.Equal(obs.exited, tt.wantExited) || !slices.Equal(obs.signaled, tt.wantSignaled) || obs.timedOut != tt.wantTimedOut {
+				t.Errorf("exited %v signaled %q timed out %d; want %v %q %d",
+					obs.exited, obs.signaled, obs.timedOut, tt.wantExited, tt.wantSignaled, tt.wantTimedOut)
+			}
+		})
+	}
 }

@@ -41,7 +41,9 @@ func (b *Backend) resolve(r *http.Request) (script, error) {
 
 // urlPath returns the decoded URL path that names the script: what the
 // front server said (SCRIPT_NAME+PATH_INFO, else DOCUMENT_URI, else
-// REQUEST_URI decoded once), else the request's own path.
+// REQUEST_URI decoded once), else the request's own path. A servlet
+// session id path parameter is not part of the script's path (see
+// stripSessionID); REQUEST_URI itself reaches the script unaltered.
 func urlPath(r *http.Request, v vars.Vars) (string, error) {
 	sn, hasSN := v.Lookup("SCRIPT_NAME")
 	pi, hasPI := v.Lookup("PATH_INFO")
@@ -54,13 +56,50 @@ func urlPath(r *http.Request, v vars.Vars) (string, error) {
 	case hasURI:
 		raw, _, _ := strings.Cut(uri, "?")
 		var err error
-		if p, err = url.PathUnescape(raw); err != nil {
+		if p, err = url.PathUnescape(stripSessionID(raw)); err != nil {
 			return "", backends.Errorf(http.StatusBadRequest, "cgi: bad REQUEST_URI %q: %w", uri, err)
 		}
 	default:
 		p = r.URL.Path
+		if raw := r.URL.EscapedPath(); strings.IndexByte(raw, ';') >= 0 {
+			var err error
+			if p, err = url.PathUnescape(stripSessionID(raw)); err != nil {
+				return "", backends.Errorf(http.StatusBadRequest, "cgi: bad path %q: %w", raw, err)
+			}
+		}
 	}
 	return p, checkPath(p)
+}
+
+// stripSessionID removes ";jsessionid=..." path parameters (any case, up
+// to the next "/") from the still-encoded path raw. Servlet containers keep
+// the session id there when cookies are off; Apache mod_proxy_balancer and
+// mod_jk route on it and forward it, so "/cgi-bin/env.sh;jsessionid=x.b"
+// must still run env.sh. An encoded ";" (%3B) is part of a name and stays.
+func stripSessionID(raw string) string {
+	const param = ";jsessionid="
+	for {
+		i := indexFold(raw, param)
+		if i < 0 {
+			return raw
+		}
+		end := strings.IndexByte(raw[i+len(param):], '/')
+		if end < 0 {
+			raw = raw[:i]
+		} else {
+			raw = raw[:i] + raw[i+len(param)+end:]
+		}
+	}
+}
+
+// indexFold is strings.Index ignoring ASCII case; sub is lower case.
+func indexFold(s, sub string) int {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if s[i] == ';' && strings.EqualFold(s[i:i+len(sub)], sub) {
+			return i
+		}
+	}
+	return -1
 }
 
 // checkPath refuses NUL bytes and ".." segments instead of cleaning them.
