@@ -614,10 +614,22 @@ type fakeObserver struct {
 	timedOut int
 }
 
-func (f *fakeObserver) Spawned(d time.Duration) { f.mu.Lock(); f.spawned = append(f.spawned, d); f.mu.Unlock() }
-func (f *fakeObserver) Exited(code int)         { f.mu.Lock(); f.exited = append(f.exited, code); f.mu.Unlock() }
-func (f *fakeObserver) Signaled(sig string)     { f.mu.Lock(); f.signaled = append(f.signaled, sig); f.mu.Unlock() }
-func (f *fakeObserver) TimedOut()               { f.mu.Lock(); f.timedOut++; f.mu.Unlock() }
+func (f *fakeObserver) Spawned(d time.Duration) {
+	f.mu.Lock()
+	f.spawned = append(f.spawned, d)
+	f.mu.Unlock()
+}
+func (f *fakeObserver) Exited(code int) {
+	f.mu.Lock()
+	f.exited = append(f.exited, code)
+	f.mu.Unlock()
+}
+func (f *fakeObserver) Signaled(sig string) {
+	f.mu.Lock()
+	f.signaled = append(f.signaled, sig)
+	f.mu.Unlock()
+}
+func (f *fakeObserver) TimedOut() { f.mu.Lock(); f.timedOut++; f.mu.Unlock() }
 
 func TestObserver(t *testing.T) {
 	checkLeaks(t)
