@@ -1,0 +1,94 @@
+package metrics
+
+import (
+	"io"
+	"net/http"
+	"time"
+)
+
+// Middleware counts the requests next serves for listener: totals by
+// status class, duration, in-flight, and body bytes both ways. backendOf
+// names the backend that served a request; it is called after next
+// returns, and nil or "" means "none". The ResponseWriter next sees keeps
+// Flush working and unwraps for http.ResponseController.
+func (m *Metrics) Middleware(listener, protocol string, backendOf func(*http.Request) string, next http.Handler) http.Handler {
+	inFlight := m.inFlight.WithLabelValues(listener, protocol)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		inFlight.Inc()
+		defer inFlight.Dec()
+		rw := &responseWriter{ResponseWriter: w}
+		var body *countingBody
+		if r.Body != nil && r.Body != http.NoBody {
+			body = &countingBody{ReadCloser: r.Body}
+			r.Body = body
+		}
+		next.ServeHTTP(rw, r)
+
+		backend := ""
+		if backendOf != nil {
+			backend = backendOf(r)
+		}
+		if backend == "" {
+			backend = "none"
+		}
+		code := rw.code
+		if code == 0 {
+			code = http.StatusOK // nothing written: net/http and the codecs answer 200
+		}
+		m.requests.WithLabelValues(listener, protocol, backend, codeClass(code)).Inc()
+		m.duration.WithLabelValues(listener, protocol, backend).Observe(time.Since(start).Seconds())
+		if body != nil && body.n > 0 {
+			m.requestBytes.WithLabelValues(listener, protocol, backend).Add(float64(body.n))
+		}
+		if rw.n > 0 {
+			m.responseBytes.WithLabelValues(listener, protocol, backend).Add(float64(rw.n))
+		}
+	})
+}
+
+// responseWriter records the final status and counts body bytes.
+type responseWriter struct {
+	http.ResponseWriter
+	code int
+	n    int64
+}
+
+func (w *responseWriter) WriteHeader(code int) {
+	// 1xx responses are interim; the final status comes later.
+	if w.code == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
+		w.code = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *responseWriter) Write(p []byte) (int, error) {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(p)
+	w.n += int64(n)
+	return n, err
+}
+
+// Flush forwards to the codec's writer; handlers that type-assert
+// http.Flusher keep streaming.
+func (w *responseWriter) Flush() {
+	http.NewResponseController(w.ResponseWriter).Flush() //nolint:errcheck // Flusher has no error; the next Write reports it
+}
+
+// Unwrap lets http.ResponseController reach the codec's writer.
+func (w *responseWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// countingBody counts request body bytes read by the handler. Reads
+// happen on the handler's goroutine, which also reads n after it returns.
+type countingBody struct {
+	io.ReadCloser
+	n int64
+}
+
+func (b *countingBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.n += int64(n)
+	return n, err
+}
