@@ -260,6 +260,9 @@ func nullStdio(fd int) error {
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
+	if null == fd {
+		return nil // fd was closed already and /dev/null took its place
+	}
 	defer syscall.Close(null)
 	if err := dup2(null, fd); err != nil {
 		return fmt.Errorf("listen: fd:%d to /dev/null: %w", fd, err)
