@@ -41,13 +41,24 @@ fuzz-smoke:
 fuzz:
 	./.ci/fuzz-smoke $(FUZZTIME)
 
-## bench: micro-benchmarks of every package
+# Where the end-to-end benchmark writes its summary table.
+BENCH_SUMMARY ?= bin/bench-summary.txt
+# JUNCTION_BENCH_BASELINE=/path/to/older/junction adds a before/after column.
+BENCH_E2E = mkdir -p $(dir $(BENCH_SUMMARY)) && rm -f $(BENCH_SUMMARY) && \
+	JUNCTION_BENCH=1 JUNCTION_BENCH_SUMMARY=$(abspath $(BENCH_SUMMARY)) \
+	$(GO) test ./integration -run '^$$' -bench EndToEnd -benchtime $(BENCHTIME) -timeout 30m -v
+
+## bench: micro-benchmarks of every package (SCGI decoder, CGI response
+## parser, ...) and the end-to-end comparison, summary table last
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./...
+	$(GO) test -run '^$$' -bench . -benchmem $$($(GO) list ./... | grep -v '/integration$$')
+	$(BENCH_E2E)
+	@echo; echo '==== end-to-end summary ===='; cat $(BENCH_SUMMARY)
 
 ## bench-e2e: end-to-end benchmarks against real front servers (integration/)
 bench-e2e:
-	JUNCTION_BENCH=1 $(GO) test ./integration -run '^$$' -bench . -benchtime $(BENCHTIME) -timeout 30m -v
+	$(BENCH_E2E)
+	@echo; echo '==== end-to-end summary ===='; cat $(BENCH_SUMMARY)
 
 clean:
 	rm -rf bin

@@ -28,7 +28,8 @@ import (
 //	JUNCTION_BENCH=1 go test ./integration -run '^$' -bench EndToEnd -benchtime=1x -v
 //
 // JUNCTION_BENCH_DURATION (default 10s) sets each wrk run's length.
-// JUNCTION_BENCH_BASELINE names another junction binary (an older build)
+// JUNCTION_BENCH_SUMMARY names a file the summary table is written to
+// (make bench prints it last). JUNCTION_BENCH_BASELINE names another junction binary (an older build)
 // that is measured in the same run, on the same nginx, for before/after
 // figures from the same machine state.
 const (
@@ -395,4 +396,9 @@ backends:
 	t.WriteString("targets: junction ≥ 1.5× uWSGI on hello.sh, ≥ 1.8× on static C, ≥ 75% of the fork+exec ceiling\n")
 	b.Log(t.String())
 	fmt.Print(t.String())
+	if f := os.Getenv("JUNCTION_BENCH_SUMMARY"); f != "" {
+		if err := os.WriteFile(f, []byte(t.String()), 0o644); err != nil {
+			b.Errorf("JUNCTION_BENCH_SUMMARY: %v", err)
+		}
+	}
 }
