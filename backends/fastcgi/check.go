@@ -1,0 +1,106 @@
+package fastcgi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/junction-gw/junction/backends"
+)
+
+// Check is an active health check. With HealthScript set it runs that
+// script with a GET request and wants a 2xx or 3xx status (a local
+// redirect counts as healthy: the script ran). Without, it connects and asks
+// FCGI_GET_VALUES, wanting a GET_VALUES_RESULT. The context bounds the
+// check; DialTimeout and Timeout apply too. The GET_VALUES probe does not
+// count against MaxConns (it must answer while the instance is busy); a
+// HealthScript run is a request like any other and does.
+func (b *Backend) Check(ctx context.Context) error {
+	if b.health != "" {
+		return b.checkScript(ctx)
+	}
+	conn, err := b.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() {
+		_ = conn.Close() // wakes the read below
+	})
+	defer stop()
+	timeout := b.timeout
+	if d, ok := ctx.Deadline(); ok {
+		timeout = min(timeout, time.Until(d))
+	}
+	if err := conn.SetWriteDeadline(time.Now().Add(timeout)); err != nil {
+		return fmt.Errorf("fastcgi: %s: health check: %w", b.addr, err)
+	}
+	if _, err := conn.Write(getValuesRecord()); err != nil {
+		return fmt.Errorf("fastcgi: %s: health check: sending GET_VALUES: %w", b.addr, err)
+	}
+	rr := newResponseReader(conn, timeout, nil)
+	defer rr.release()
+	for {
+		typ, id, _, err := readRecord(conn, rr.br, *rr.buf, timeout)
+		if err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("fastcgi: %s: health check: %w", b.addr, context.Cause(ctx))
+			}
+			return fmt.Errorf("fastcgi: %s: health check: waiting for GET_VALUES_RESULT: %w", b.addr, err)
+		}
+		switch {
+		case id == 0 && typ == typeGetValuesResult:
+			return nil
+		case id == 0 && typ == typeUnknownType:
+			// The instance speaks FastCGI but not this management record:
+			// alive all the same.
+			return nil
+		}
+	}
+}
+
+// checkScript runs HealthScript.
+func (b *Backend) checkScript(ctx context.Context) error {
+	r, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://localhost"+b.prefix+b.health, nil)
+	if err != nil {
+		return fmt.Errorf("fastcgi: %s: health check: %w", b.addr, err)
+	}
+	r.RemoteAddr = "127.0.0.1:0"
+	r.RequestURI = b.prefix + b.health
+	r.Header.Set("User-Agent", "junction-health-check")
+	w := &statusWriter{header: http.Header{}}
+	err = b.Serve(w, r)
+	var lr *backends.LocalRedirect
+	switch {
+	case errors.As(err, &lr):
+		return nil
+	case err != nil:
+		return err
+	case w.status < 200 || w.status >= 400:
+		return fmt.Errorf("fastcgi: %s: health script %s: status %d", b.addr, b.health, w.status)
+	}
+	return nil
+}
+
+// statusWriter keeps the status and throws the body away.
+type statusWriter struct {
+	header http.Header
+	status int
+}
+
+func (w *statusWriter) Header() http.Header { return w.header }
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+}
+
+func (w *statusWriter) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return len(p), nil
+}

@@ -1,0 +1,262 @@
+package fastcgi
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/yookoala/gofast"
+
+	"github.com/junction-gw/junction/backends"
+	"github.com/junction-gw/junction/backends/cgienv"
+	"github.com/junction-gw/junction/backends/cgiresp"
+)
+
+// bodyBufSize is the stdout buffer: one read from it is at most one
+// record's content, written and flushed at once.
+const bodyBufSize = 32 << 10
+
+var stdoutPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, bodyBufSize) }}
+
+var errShortBody = errors.New("fastcgi: request body ended early")
+
+// hopByHop are response fields a script may not set: the codec frames the
+// response itself.
+var hopByHop = []string{"Connection", "Keep-Alive", "Transfer-Encoding"}
+
+// exchange sends the request on conn, which it closes, and relays the
+// response.
+func (b *Backend) exchange(w http.ResponseWriter, r *http.Request, conn net.Conn, s cgienv.Script) error {
+	ctx := r.Context()
+	stop := context.AfterFunc(ctx, func() {
+		_ = conn.Close() // wakes the reads below; their error is reported instead
+	})
+	defer stop()
+
+	in := &stdin{conn: conn, left: max(r.ContentLength, 0), body: r.Body}
+	writerDone, werrText := b.send(r, conn, s, in)
+	finish := func() {
+		_ = conn.Close() // ends gofast's writes; nothing buffered is worth keeping
+		select {
+		case <-writerDone:
+		default:
+			// gofast's writer is blocked reading the client's body for a
+			// response that is over: interrupt the read where the codec
+			// supports it, else wait for the codec's own read deadline.
+			_ = http.NewResponseController(w).SetReadDeadline(time.Now()) // ErrNotSupported: see above
+			<-writerDone
+		}
+		if t := werrText.String(); t != "" {
+			b.log.Debug("fastcgi: request writer", "script", s.Name, "err", strings.TrimSpace(t))
+		}
+	}
+
+	rr := newResponseReader(conn, b.timeout, func(p []byte) { b.logStderr(s.Name, p) })
+	defer rr.release()
+	br := stdoutPool.Get().(*bufio.Reader)
+	br.Reset(rr)
+	defer func() {
+		br.Reset(nil)
+		stdoutPool.Put(br)
+	}()
+
+	resp, err := cgiresp.Parse(br, b.limits)
+	if err == nil && resp.LocalRedirect != "" {
+		finish()
+		return &backends.LocalRedirect{Location: resp.LocalRedirect}
+	}
+	if err != nil {
+		finish()
+		return b.headError(ctx, s, rr, in, err)
+	}
+	h := w.Header()
+	for k, v := range resp.Header {
+		h[k] = v
+	}
+	for _, k := range hopByHop {
+		h.Del(k)
+	}
+	w.WriteHeader(resp.Status)
+	werr, rerr := copyBody(w, br)
+	finish()
+	switch {
+	case ctx.Err() != nil:
+		b.log.Info("fastcgi: client went away", "script", s.Name, "err", context.Cause(ctx))
+	case werr != nil:
+		b.log.Info("fastcgi: writing to the client", "script", s.Name, "err", werr)
+	case rerr != nil:
+		b.log.Warn("fastcgi: response ended early", "script", s.Name, "err", rerr)
+	case rr.protoStatus != statusRequestComplete:
+		b.log.Warn("fastcgi: END_REQUEST after a response", "script", s.Name, "protocol_status", rr.protoStatus)
+	}
+	return nil
+}
+
+// send starts gofast's client on conn. gofast writes BEGIN_REQUEST, PARAMS
+// and STDIN; its own response reading sees end of input at once (see
+// writeOnly), so junction's reader gets every response record. writerDone
+// closes when gofast has finished writing (or given up); the text buffer
+// then holds gofast's write errors.
+func (b *Backend) send(r *http.Request, conn net.Conn, s cgienv.Script, in *stdin) (writerDone chan struct{}, text *bytes.Buffer) {
+	text = new(bytes.Buffer)
+	writerDone = make(chan struct{})
+	wo := &writeOnly{Conn: conn, timeout: b.timeout}
+	client, err := gofast.SimpleClientFactory(func() (net.Conn, error) { return wo, nil })()
+	if err != nil {
+		// Our factory cannot fail; keep the contract anyway.
+		text.WriteString(err.Error())
+		close(writerDone)
+		return writerDone, text
+	}
+	req := gofast.NewRequest(nil)
+	req.Params = b.params(r, s)
+	if r.ContentLength > 0 {
+		req.Stdin = in
+	}
+	pipe, err := client.Do(req)
+	if err != nil {
+		text.WriteString(err.Error())
+		close(writerDone)
+		return writerDone, text
+	}
+	go func() {
+		defer close(writerDone)
+		// WriteTo returns once gofast's writer and reader are both done;
+		// its stdout side sees no records and complains, which is
+		// expected. Its stderr side carries the writer's errors as text.
+		_ = pipe.WriteTo(discard{}, text) // always "no headers": gofast never sees a record
+	}()
+	return writerDone, text
+}
+
+// headError turns a failure before the response head into Serve's error.
+func (b *Backend) headError(ctx context.Context, s cgienv.Script, rr *responseReader, in *stdin, err error) error {
+	switch {
+	case ctx.Err() != nil:
+		return fmt.Errorf("fastcgi: %s: %s: %w", b.addr, s.Name, context.Cause(ctx))
+	case in.err != nil:
+		return &backends.Error{Status: http.StatusBadRequest, Err: in.err}
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return &backends.Error{Status: http.StatusGatewayTimeout, Err: fmt.Errorf("fastcgi: %s: %s: no response within %v: %w", b.addr, s.Name, b.timeout, err)}
+	case rr.ended && (rr.protoStatus == statusOverloaded || rr.protoStatus == statusCantMpxConn):
+		if !in.started.Load() {
+			return fmt.Errorf("fastcgi: %s: END_REQUEST protocol status %d: %w", b.addr, rr.protoStatus, backends.ErrOverloaded)
+		}
+		// The body is gone: the same request cannot be sent elsewhere.
+		return backends.Errorf(http.StatusServiceUnavailable, "fastcgi: %s: instance overloaded (protocol status %d)", b.addr, rr.protoStatus)
+	case rr.ended && rr.protoStatus == statusUnknownRole:
+		return backends.Errorf(http.StatusBadGateway, "fastcgi: %s: instance does not serve the RESPONDER role", b.addr)
+	}
+	b.log.Warn("fastcgi: no valid response head", "script", s.Name, "err", err)
+	return &backends.Error{Status: http.StatusBadGateway, Err: fmt.Errorf("fastcgi: %s: %s: %w", b.addr, s.Name, err)}
+}
+
+// copyBody relays the body, flushing after every STDOUT record so
+// streaming scripts stream.
+func copyBody(w http.ResponseWriter, br *bufio.Reader) (werr, rerr error) {
+	rc := http.NewResponseController(w)
+	for {
+		if br.Buffered() == 0 {
+			if _, err := br.Peek(1); err != nil {
+				if errors.Is(err, io.EOF) {
+					return nil, nil
+				}
+				return nil, err
+			}
+		}
+		chunk, _ := br.Peek(br.Buffered()) // cannot fail: the bytes are buffered
+		if _, err := w.Write(chunk); err != nil {
+			return err, nil
+		}
+		_, _ = br.Discard(len(chunk)) // cannot fail: the bytes are buffered
+		if err := rc.Flush(); err != nil && !errors.Is(err, http.ErrNotSupported) {
+			return err, nil
+		}
+	}
+}
+
+// maxStderrLog bounds one logged STDERR record.
+const maxStderrLog = 4 << 10
+
+func (b *Backend) logStderr(script string, p []byte) {
+	msg := strings.TrimRight(string(p[:min(len(p), maxStderrLog)]), "\r\n")
+	if msg != "" {
+		b.log.Warn("fastcgi: stderr", "script", script, "msg", msg)
+	}
+}
+
+// stdin gives gofast exactly ContentLength bytes of the request body. A
+// body that ends short closes the connection first, so gofast cannot end
+// the STDIN stream and the script never sees a truncated body as whole.
+type stdin struct {
+	conn    net.Conn
+	body    io.Reader
+	left    int64
+	started atomic.Bool // a body byte was read (the request cannot be resent)
+	err     error       // set on a short or failed body; read after the writer is done
+}
+
+func (s *stdin) Read(p []byte) (int, error) {
+	if s.left <= 0 {
+		return 0, io.EOF
+	}
+	s.started.Store(true)
+	if int64(len(p)) > s.left {
+		p = p[:s.left]
+	}
+	n, err := s.body.Read(p)
+	s.left -= int64(n)
+	if s.left == 0 {
+		return n, io.EOF
+	}
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		_ = s.conn.Close() // before gofast sees the error and ends STDIN
+		s.err = fmt.Errorf("%w: %w", errShortBody, err)
+		return n, s.err
+	}
+	return n, nil
+}
+
+// Close does nothing: the body belongs to the front end's codec.
+func (s *stdin) Close() error { return nil }
+
+// writeOnly is the connection as gofast sees it: writes go to the
+// instance with a deadline; reads see end of input at once, because
+// junction reads the response itself.
+type writeOnly struct {
+	net.Conn
+	timeout time.Duration
+}
+
+func (c *writeOnly) Read([]byte) (int, error) { return 0, io.EOF }
+
+func (c *writeOnly) Write(p []byte) (int, error) {
+	if err := c.Conn.SetWriteDeadline(time.Now().Add(c.timeout)); err != nil {
+		return 0, fmt.Errorf("fastcgi: setting write deadline: %w", err)
+	}
+	return c.Conn.Write(p)
+}
+
+// Close is junction's to do, once the response is read.
+func (c *writeOnly) Close() error { return nil }
+
+// discard is the http.ResponseWriter handed to gofast's response parser,
+// which never gets a byte.
+type discard struct{}
+
+func (discard) Header() http.Header         { return http.Header{} }
+func (discard) Write(p []byte) (int, error) { return len(p), nil }
+func (discard) WriteHeader(int)             {}

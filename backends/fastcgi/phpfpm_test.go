@@ -1,0 +1,397 @@
+package fastcgi
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/junction-gw/junction/backends"
+)
+
+const phpFPM = "/usr/sbin/php-fpm8.2"
+
+var phpScripts = map[string]string{
+	"hello.php": `<?php header("Content-Type: text/plain");
+echo "hello|", $_SERVER["SCRIPT_NAME"], "|", $_SERVER["PATH_INFO"] ?? "", "|", $_SERVER["SCRIPT_FILENAME"], "|",
+	$_SERVER["DOCUMENT_ROOT"], "|", $_SERVER["QUERY_STRING"], "|", getenv("HTTP_PROXY") === false ? "noproxy" : "PROXY";`,
+	"sub/index.php": `<?php echo "index of sub";`,
+	"post.php":      `<?php $b = file_get_contents("php://input"); echo strlen($b), " ", hash("sha256", $b);`,
+	"nostatus.php":  `<?php echo "no status here";`,
+	"status.php":    `<?php http_response_code(418); echo "teapot";`,
+	// PHP turns header("Location: …") into "Status: 302" itself: a client
+	// redirect. Only a head of a lone Location is a local redirect.
+	"location.php": `<?php header("Location: /x");`,
+	"local.php":    `<?php ini_set("default_mimetype", ""); header("Location: /x?y=1"); http_response_code(200);`,
+	"stderr.php":   `<?php error_log("junction-stderr-marker"); echo "logged";`,
+	"stream.php": `<?php header("Content-Type: text/plain");
+for ($i = 0; $i < 600; $i++) { echo "tick $i\n"; flush(); usleep(100000); }`,
+}
+
+var (
+	fpmOnce sync.Once
+	fpmAddr string
+	fpmRoot string
+	fpmErr  error
+	fpmStop func()
+)
+
+// startFPM starts one php-fpm for the package's tests (one worker, so a
+// request that is not ended blocks the next one).
+func startFPM(t *testing.T) (addr, root string) {
+	t.Helper()
+	if _, err := os.Stat(phpFPM); err != nil {
+		t.Skipf("backends/fastcgi: %s not installed: %v", phpFPM, err)
+	}
+	fpmOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "junction-fpm-")
+		if err != nil {
+			fpmErr = err
+			return
+		}
+		fpmRoot = filepath.Join(dir, "www")
+		for name, src := range phpScripts {
+			p := filepath.Join(fpmRoot, name)
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				fpmErr = err
+				return
+			}
+			if err := os.WriteFile(p, []byte(src), 0o644); err != nil {
+				fpmErr = err
+				return
+			}
+		}
+		sock := filepath.Join(dir, "fpm.sock")
+		user := ""
+		args := []string{"-n", "-F", "-y", filepath.Join(dir, "fpm.conf"), "-p", dir}
+		if os.Geteuid() == 0 {
+			user = "user = root\ngroup = root\n"
+			args = append(args, "-R")
+		}
+		conf := fmt.Sprintf(`[global]
+pid = %[1]s/fpm.pid
+error_log = %[1]s/fpm.log
+daemonize = no
+[test]
+%[2]slisten = %[3]s
+listen.mode = 0600
+pm = static
+pm.max_children = 1
+clear_env = yes
+security.limit_extensions = .php
+php_admin_value[display_errors] = off
+php_admin_flag[log_errors] = on
+php_admin_flag[expose_php] = off
+php_admin_value[output_buffering] = 0
+`, dir, user, sock)
+		if err := os.WriteFile(filepath.Join(dir, "fpm.conf"), []byte(conf), 0o644); err != nil {
+			fpmErr = err
+			return
+		}
+		cmd := exec.Command(phpFPM, args...)
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			fpmErr = err
+			return
+		}
+		fpmStop = func() {
+			_ = cmd.Process.Signal(os.Interrupt)
+			done := make(chan struct{})
+			go func() { _ = cmd.Wait(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(5 * time.Second):
+				_ = cmd.Process.Kill()
+				<-done
+			}
+			os.RemoveAll(dir)
+		}
+		// Wait for the socket to accept (process start-up, not a timeout
+		// being tested).
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			c, err := net.Dial("unix", sock)
+			if err == nil {
+				c.Close()
+				break
+			}
+			if time.Now().After(deadline) {
+				log, _ := os.ReadFile(filepath.Join(dir, "fpm.log"))
+				fpmErr = fmt.Errorf("php-fpm did not listen: %v\n%s\n%s", err, out.String(), log)
+				return
+			}
+		}
+		fpmAddr = "unix:" + sock
+	})
+	if fpmErr != nil {
+		t.Fatalf("starting php-fpm: %v", fpmErr)
+	}
+	return fpmAddr, fpmRoot
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if fpmStop != nil {
+		fpmStop()
+	}
+	os.Exit(code)
+}
+
+// logRecorder collects log records.
+type logRecorder struct {
+	mu   sync.Mutex
+	recs []string
+}
+
+func (l *logRecorder) Enabled(context.Context, slog.Level) bool { return true }
+func (l *logRecorder) Handle(_ context.Context, r slog.Record) error {
+	var b strings.Builder
+	b.WriteString(r.Level.String() + " " + r.Message)
+	r.Attrs(func(a slog.Attr) bool { b.WriteString(" " + a.String()); return true })
+	l.mu.Lock()
+	l.recs = append(l.recs, b.String())
+	l.mu.Unlock()
+	return nil
+}
+func (l *logRecorder) WithAttrs(as []slog.Attr) slog.Handler {
+	return &attrHandler{l, as}
+}
+func (l *logRecorder) WithGroup(string) slog.Handler { return l }
+
+func (l *logRecorder) find(sub string) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, r := range l.recs {
+		if strings.Contains(r, sub) {
+			return r
+		}
+	}
+	return ""
+}
+
+type attrHandler struct {
+	*logRecorder
+	attrs []slog.Attr
+}
+
+func (h *attrHandler) Handle(ctx context.Context, r slog.Record) error {
+	r.AddAttrs(h.attrs...)
+	return h.logRecorder.Handle(ctx, r)
+}
+
+func TestPHPFPM(t *testing.T) {
+	addr, root := startFPM(t)
+	logs := &logRecorder{}
+	b, err := New(Options{Addr: addr, Root: root, StripPrefix: "/php", Timeout: 20 * time.Second, Logger: slog.New(logs)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name       string
+		target     string
+		wantStatus int
+		wantBody   string
+		wantHeader map[string]string
+	}{
+		{
+			name: "hello", target: "/php/hello.php/extra/info?a=b",
+			wantStatus: 200,
+			wantBody:   "hello|/php/hello.php|/extra/info|" + root + "/hello.php|" + root + "|a=b|noproxy",
+			wantHeader: map[string]string{"Content-Type": "text/plain;charset=UTF-8"},
+		},
+		{name: "index", target: "/php/sub/", wantStatus: 200, wantBody: "index of sub"},
+		{name: "no status", target: "/php/nostatus.php", wantStatus: 200, wantBody: "no status here"},
+		{name: "explicit status", target: "/php/status.php", wantStatus: 418, wantBody: "teapot"},
+		{name: "php location is a client redirect", target: "/php/location.php", wantStatus: 302, wantHeader: map[string]string{"Location": "/x"}},
+		{name: "missing script", target: "/php/nope.php", wantStatus: 404, wantBody: "File not found.\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest("GET", tt.target, nil)
+			r.Header.Set("Proxy", "http://evil.example:3128")
+			rec := httptest.NewRecorder()
+			if err := b.Serve(rec, r); err != nil {
+				t.Fatalf("Serve: %v", err)
+			}
+			if rec.Code != tt.wantStatus {
+				t.Errorf("status %d, want %d (body %q)", rec.Code, tt.wantStatus, rec.Body)
+			}
+			if tt.wantBody != "" && rec.Body.String() != tt.wantBody {
+				t.Errorf("body %q, want %q", rec.Body, tt.wantBody)
+			}
+			for k, v := range tt.wantHeader {
+				if got := strings.ReplaceAll(rec.Header().Get(k), " ", ""); got != v {
+					t.Errorf("%s = %q, want %q", k, got, v)
+				}
+			}
+		})
+	}
+
+	t.Run("local redirect", func(t *testing.T) {
+		rec := httptest.NewRecorder()
+		err := b.Serve(rec, httptest.NewRequest("GET", "/php/local.php", nil))
+		var lr *backends.LocalRedirect
+		if !errors.As(err, &lr) || lr.Location != "/x?y=1" {
+			t.Fatalf("Serve = %v, want LocalRedirect to /x?y=1", err)
+		}
+		if rec.Body.Len() != 0 || len(rec.Header()) != 0 {
+			t.Errorf("something was written: %v %q", rec.Header(), rec.Body)
+		}
+	})
+
+	t.Run("missing script logs stderr", func(t *testing.T) {
+		// php-fpm reports "Primary script unknown" on the STDERR stream.
+		if got := logs.find("Primary script unknown"); !strings.Contains(got, "instance="+addr) {
+			t.Errorf("no stderr log with the instance; got %q", got)
+		}
+	})
+
+	t.Run("stderr", func(t *testing.T) {
+		rec := httptest.NewRecorder()
+		if err := b.Serve(rec, httptest.NewRequest("GET", "/php/stderr.php", nil)); err != nil {
+			t.Fatalf("Serve: %v", err)
+		}
+		if rec.Body.String() != "logged" {
+			t.Errorf("body %q", rec.Body)
+		}
+		got := logs.find("junction-stderr-marker")
+		if !strings.HasPrefix(got, "WARN") || !strings.Contains(got, "script=/php/stderr.php") || !strings.Contains(got, "instance="+addr) {
+			t.Errorf("stderr log %q", got)
+		}
+	})
+
+	t.Run("POST 10MB", func(t *testing.T) {
+		body := make([]byte, 10<<20+3)
+		for i := range body {
+			body[i] = byte(i*31 + i>>12)
+		}
+		sum := sha256.Sum256(body)
+		rec := httptest.NewRecorder()
+		if err := b.Serve(rec, httptest.NewRequest("POST", "/php/post.php", bytes.NewReader(body))); err != nil {
+			t.Fatalf("Serve: %v", err)
+		}
+		if want := fmt.Sprintf("%d %s", len(body), hex.EncodeToString(sum[:])); rec.Body.String() != want {
+			t.Errorf("body %q, want %q", rec.Body, want)
+		}
+	})
+
+	t.Run("client cancel ends the script", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		fr := &flushWriter{ResponseRecorder: httptest.NewRecorder(), flushed: make(chan struct{}, 1000)}
+		done := make(chan error, 1)
+		go func() { done <- b.Serve(fr, httptest.NewRequestWithContext(ctx, "GET", "/php/stream.php", nil)) }()
+		select {
+		case <-fr.flushed:
+		case <-time.After(20 * time.Second):
+			t.Fatal("no streamed output")
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Serve after the response started = %v, want nil", err)
+		}
+		// The pool has one worker: the next request is served only once
+		// php-fpm ended the streaming script (it has 60 s to run), which
+		// it does when its writes fail on the closed connection.
+		rec := httptest.NewRecorder()
+		start := time.Now()
+		if err := b.Serve(rec, httptest.NewRequest("GET", "/php/nostatus.php", nil)); err != nil {
+			t.Fatalf("next request: %v", err)
+		}
+		if rec.Code != 200 || time.Since(start) > 15*time.Second {
+			t.Errorf("next request: status %d after %v", rec.Code, time.Since(start))
+		}
+	})
+
+	t.Run("check", func(t *testing.T) {
+		for _, hs := range []string{"", "/hello.php"} {
+			cb, err := New(Options{Addr: addr, Root: root, StripPrefix: "/php", HealthScript: hs})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cb.Check(context.Background()); err != nil {
+				t.Errorf("Check (health script %q): %v", hs, err)
+			}
+		}
+		cb, err := New(Options{Addr: addr, Root: root, HealthScript: "/nope.php"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cb.Check(context.Background()); err == nil {
+			t.Error("Check of a missing health script passed")
+		}
+	})
+}
+
+// flushWriter signals every flush.
+type flushWriter struct {
+	*httptest.ResponseRecorder
+	mu      sync.Mutex
+	flushed chan struct{}
+}
+
+func (f *flushWriter) Write(p []byte) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.ResponseRecorder.Write(p)
+}
+
+func (f *flushWriter) Flush() {
+	select {
+	case f.flushed <- struct{}{}:
+	default:
+	}
+}
+
+func TestDialError(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := l.Addr().String()
+	l.Close()
+	for _, addr := range []string{dead, "unix:" + filepath.Join(t.TempDir(), "none.sock")} {
+		t.Run(addr, func(t *testing.T) {
+			b, err := New(Options{Addr: addr, Root: "/srv"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			const payload = "a=1&b=2"
+			r := httptest.NewRequest("POST", "/x.php", strings.NewReader(payload))
+			rec := httptest.NewRecorder()
+			err = b.Serve(rec, r)
+			var de *backends.DialError
+			if !errors.As(err, &de) || de.Addr != addr {
+				t.Fatalf("Serve = %v, want DialError for %s", err, addr)
+			}
+			if rec.Body.Len() != 0 || len(rec.Header()) != 0 {
+				t.Errorf("something was written")
+			}
+			if rest, _ := readBody(r); rest != payload {
+				t.Errorf("body after dial error %q, want unread", rest)
+			}
+			if err := b.Check(context.Background()); !errors.As(err, &de) {
+				t.Errorf("Check = %v, want DialError", err)
+			}
+		})
+	}
+}
+
+func readBody(r *http.Request) (string, error) {
+	var b bytes.Buffer
+	_, err := b.ReadFrom(r.Body)
+	return b.String(), err
+}
