@@ -1,0 +1,96 @@
+package accesslog
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// Record is the per-request detail only the inner layers know: which
+// backend and instance served the request and how long the upstream took.
+// The access log middleware puts one in every request's context; the
+// router, balancer or backend fills it with FromContext(ctx).Set*. All
+// methods are safe on a nil *Record (no access log configured) and for
+// concurrent use.
+type Record struct {
+	mu       sync.Mutex
+	backend  string
+	instance string
+	upstream time.Duration
+}
+
+type ctxKey struct{}
+
+// NewContext returns ctx carrying rec.
+func NewContext(ctx context.Context, rec *Record) context.Context {
+	return context.WithValue(ctx, ctxKey{}, rec)
+}
+
+// FromContext returns the request's Record, or nil when there is none.
+func FromContext(ctx context.Context) *Record {
+	rec, _ := ctx.Value(ctxKey{}).(*Record)
+	return rec
+}
+
+// SetBackend names the backend that served the request.
+func (r *Record) SetBackend(name string) {
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	r.backend = name
+	r.mu.Unlock()
+}
+
+// SetInstance names the instance (upstream address, pool member) that
+// served the request. After retries, the last call wins.
+func (r *Record) SetInstance(name string) {
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	r.instance = name
+	r.mu.Unlock()
+}
+
+// SetUpstreamTime records how long the backend took, from sending the
+// request to the end of its response. After retries, the last call wins.
+func (r *Record) SetUpstreamTime(d time.Duration) {
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	r.upstream = d
+	r.mu.Unlock()
+}
+
+// Backend returns the name given to SetBackend.
+func (r *Record) Backend() string {
+	if r == nil {
+		return ""
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.backend
+}
+
+// Instance returns the name given to SetInstance.
+func (r *Record) Instance() string {
+	if r == nil {
+		return ""
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.instance
+}
+
+// UpstreamTime returns the duration given to SetUpstreamTime; 0 when the
+// request never reached an upstream.
+func (r *Record) UpstreamTime() time.Duration {
+	if r == nil {
+		return 0
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.upstream
+}
