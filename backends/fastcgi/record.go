@@ -45,15 +45,15 @@ const (
 var (
 	errProtocol = errors.New("fastcgi: protocol error")
 	// errNoEnd means the connection ended before END_REQUEST.
-	errNoEnd = errors.New("fastcgi: connection closed before END_REQUEST")
+	errNoEnd   = errors.New("fastcgi: connection closed before END_REQUEST")
+	errUnknown = fmt.Errorf("%w: unexpected record", errProtocol)
 )
 
 // bufPool holds record buffers (one maximal record each) and the readers
 // in front of the connection.
 var (
-	bufPool    = sync.Pool{New: func() any { b := make([]byte, maxContent+maxPadding); return &b }}
-	bufrdPool  = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 16<<10) }}
-	errUnknown = fmt.Errorf("%w: unexpected record", errProtocol)
+	bufPool   = sync.Pool{New: func() any { b := make([]byte, maxContent+maxPadding); return &b }}
+	bufrdPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 16<<10) }}
 )
 
 // responseReader reads the records of one response. Read returns the

@@ -1,0 +1,352 @@
+package fastcgi
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/junction-gw/junction/backends"
+	fcgifront "github.com/junction-gw/junction/protocols/fastcgi"
+)
+
+func TestResolve(t *testing.T) {
+	b, err := New(Options{Addr: "127.0.0.1:9000", Root: "/srv/www/", StripPrefix: "/app/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		path                 string
+		filename, name, info string
+		status               int
+	}{
+		{path: "/app/x.php", filename: "/srv/www/x.php", name: "/app/x.php"},
+		{path: "/app/a/b.php/c/d", filename: "/srv/www/a/b.php", name: "/app/a/b.php", info: "/c/d"},
+		{path: "/app/", filename: "/srv/www/index.php", name: "/app/index.php"},
+		{path: "/app", filename: "/srv/www/index.php", name: "/app/index.php"},
+		{path: "/app/dir/", filename: "/srv/www/dir/index.php", name: "/app/dir/index.php"},
+		{path: "/app/.php/x", filename: "/srv/www/.php/x", name: "/app/.php/x"},
+		{path: "/app/../etc/passwd", status: http.StatusForbidden},
+		{path: "/app/x.php/..", status: http.StatusForbidden},
+		{path: "/app/x\x00.php", status: http.StatusBadRequest},
+		{path: "/apps/x.php", status: http.StatusNotFound},
+		{path: "/other", status: http.StatusNotFound},
+	}
+	for _, tt := range tests {
+		t.Run(tt.path, func(t *testing.T) {
+			r := httptest.NewRequest("GET", "/", nil)
+			r.URL.Path = tt.path
+			s, err := b.resolve(r)
+			if tt.status != 0 {
+				if err == nil || backends.Status(err) != tt.status {
+					t.Fatalf("resolve = %+v, %v; want status %d", s, err, tt.status)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("resolve: %v", err)
+			}
+			if s.Filename != tt.filename || s.Name != tt.name || s.PathInfo != tt.info || s.DocumentRoot != "/srv/www" {
+				t.Errorf("resolve = %+v, want %s %s %q", s, tt.filename, tt.name, tt.info)
+			}
+		})
+	}
+}
+
+func TestParamsDocumentRootIsRoot(t *testing.T) {
+	b, err := New(Options{Addr: "127.0.0.1:9000", Root: "/srv/www", SetEnv: map[string]string{"APP_ENV": "test"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := httptest.NewRequest("GET", "/a.php/more", nil)
+	r.Header.Set("Proxy", "evil")
+	s, err := b.resolve(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := b.params(r, s)
+	want := map[string]string{
+		"DOCUMENT_ROOT": "/srv/www", "SCRIPT_FILENAME": "/srv/www/a.php", "PATH_INFO": "/more",
+		"PATH_TRANSLATED": "/srv/www/more", "APP_ENV": "test", "REQUEST_METHOD": "GET",
+	}
+	for k, v := range want {
+		if m[k] != v {
+			t.Errorf("%s = %q, want %q", k, m[k], v)
+		}
+	}
+	for _, k := range []string{"HTTP_PROXY", "PATH"} {
+		if v, ok := m[k]; ok {
+			t.Errorf("%s sent: %q", k, v)
+		}
+	}
+}
+
+// fakeInstance accepts one connection at a time, reads the request up to
+// the end of STDIN and then runs respond with the connection.
+func fakeInstance(t *testing.T, respond func(c net.Conn)) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					var h [8]byte
+					if _, err := io.ReadFull(br, h[:]); err != nil {
+						return
+					}
+					n := int(binary.BigEndian.Uint16(h[4:])) + int(h[6])
+					if _, err := io.CopyN(io.Discard, br, int64(n)); err != nil {
+						return
+					}
+					if h[1] == 5 && n == 0 { // end of STDIN
+						break
+					}
+				}
+				respond(c)
+			}()
+		}
+	}()
+	return l.Addr().String()
+}
+
+// rec encodes one record for request 1.
+func rec(typ recType, content string) []byte {
+	b := []byte{1, byte(typ), 0, 1, byte(len(content) >> 8), byte(len(content)), 0, 0}
+	return append(b, content...)
+}
+
+func endRequest(proto byte) []byte {
+	return rec(typeEndRequest, string([]byte{0, 0, 0, 0, proto, 0, 0, 0}))
+}
+
+func TestFakeInstanceResponses(t *testing.T) {
+	tests := []struct {
+		name       string
+		records    [][]byte
+		wantStatus int    // written status, or the error's status
+		wantErr    string // "" = written; "local", "overloaded", "error"
+		wantBody   string
+	}{
+		{
+			name:       "split head and stderr",
+			records:    [][]byte{rec(typeStderr, "warning\n"), rec(typeStdout, "Content-Type: text/plain\r\nX-A: 1"), rec(typeStdout, "\r\n\r\nbo"), rec(typeStdout, "dy"), rec(typeStdout, ""), endRequest(0)},
+			wantStatus: 200, wantBody: "body",
+		},
+		{
+			name:    "lone local location",
+			records: [][]byte{rec(typeStdout, "Location: /elsewhere?x=1\r\n\r\n"), endRequest(0)},
+			wantErr: "local",
+		},
+		{
+			name:    "overloaded",
+			records: [][]byte{endRequest(statusOverloaded)},
+			wantErr: "overloaded", wantStatus: 503,
+		},
+		{
+			name:    "unknown role",
+			records: [][]byte{endRequest(statusUnknownRole)},
+			wantErr: "error", wantStatus: 502,
+		},
+		{
+			name:    "connection lost before any output",
+			records: nil,
+			wantErr: "error", wantStatus: 502,
+		},
+		{
+			name:    "malformed head",
+			records: [][]byte{rec(typeStdout, "Bad Header Line\r\n\r\n"), endRequest(0)},
+			wantErr: "error", wantStatus: 502,
+		},
+		{
+			name:    "wrong request id",
+			records: [][]byte{{1, byte(typeStdout), 0, 2, 0, 0, 0, 0}},
+			wantErr: "error", wantStatus: 502,
+		},
+		{
+			name:       "hop-by-hop dropped",
+			records:    [][]byte{rec(typeStdout, "Status: 201 Made\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\nok"), endRequest(0)},
+			wantStatus: 201, wantBody: "ok",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			addr := fakeInstance(t, func(c net.Conn) {
+				for _, r := range tt.records {
+					if _, err := c.Write(r); err != nil {
+						return
+					}
+				}
+			})
+			b, err := New(Options{Addr: addr, Root: "/srv", Timeout: 10 * time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			w := httptest.NewRecorder()
+			err = b.Serve(w, httptest.NewRequest("GET", "/x.php", nil))
+			var lr *backends.LocalRedirect
+			switch tt.wantErr {
+			case "":
+				if err != nil {
+					t.Fatalf("Serve: %v", err)
+				}
+				if w.Code != tt.wantStatus || w.Body.String() != tt.wantBody {
+					t.Errorf("got %d %q, want %d %q", w.Code, w.Body, tt.wantStatus, tt.wantBody)
+				}
+				for _, h := range []string{"Connection", "Transfer-Encoding"} {
+					if _, ok := w.Header()[h]; ok {
+						t.Errorf("%s passed to the client", h)
+					}
+				}
+				return
+			case "local":
+				if !errors.As(err, &lr) || lr.Location != "/elsewhere?x=1" {
+					t.Fatalf("Serve = %v, want a local redirect", err)
+				}
+			case "overloaded":
+				if !errors.Is(err, backends.ErrOverloaded) {
+					t.Fatalf("Serve = %v, want ErrOverloaded", err)
+				}
+			default:
+				if err == nil || errors.As(err, &lr) || backends.Status(err) != tt.wantStatus {
+					t.Fatalf("Serve = %v, want status %d", err, tt.wantStatus)
+				}
+			}
+			if w.Body.Len() != 0 || len(w.Header()) != 0 {
+				t.Errorf("written despite the error: %v %q", w.Header(), w.Body)
+			}
+		})
+	}
+}
+
+func TestTimeoutBeforeHead(t *testing.T) {
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	addr := fakeInstance(t, func(net.Conn) { <-release })
+	// The instance never answers: the timeout decides whatever its length.
+	b, err := New(Options{Addr: addr, Root: "/srv", Timeout: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = b.Serve(httptest.NewRecorder(), httptest.NewRequest("GET", "/x.php", nil))
+	if backends.Status(err) != http.StatusGatewayTimeout {
+		t.Fatalf("Serve = %v, want 504", err)
+	}
+}
+
+func TestShortBody(t *testing.T) {
+	addr := fakeInstance(t, func(c net.Conn) {
+		c.Write(rec(typeStdout, "Status: 200\r\n\r\nwrongly complete"))
+		c.Write(endRequest(0))
+	})
+	b, err := New(Options{Addr: addr, Root: "/srv"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := httptest.NewRequest("POST", "/x.php", strings.NewReader("short"))
+	r.ContentLength = 100
+	err = b.Serve(httptest.NewRecorder(), r)
+	if !errors.Is(err, errShortBody) || backends.Status(err) != http.StatusBadRequest {
+		t.Fatalf("Serve = %v, want 400 short body", err)
+	}
+	r = httptest.NewRequest("POST", "/x.php", strings.NewReader("chunked"))
+	r.ContentLength = -1
+	if err := b.Serve(httptest.NewRecorder(), r); backends.Status(err) != http.StatusLengthRequired {
+		t.Fatalf("Serve = %v, want 411", err)
+	}
+}
+
+func TestMaxConnsOverloaded(t *testing.T) {
+	release := make(chan struct{})
+	accepted := make(chan struct{}, 1)
+	addr := fakeInstance(t, func(c net.Conn) {
+		accepted <- struct{}{}
+		<-release
+		c.Write(rec(typeStdout, "Status: 204\r\n\r\n"))
+		c.Write(endRequest(0))
+	})
+	b, err := New(Options{Addr: addr, Root: "/srv", MaxConns: 1, DialTimeout: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := make(chan error, 1)
+	go func() { first <- b.Serve(httptest.NewRecorder(), httptest.NewRequest("GET", "/x.php", nil)) }()
+	<-accepted
+	// The only slot is held until release: the wait ends at DialTimeout.
+	if err := b.Serve(httptest.NewRecorder(), httptest.NewRequest("GET", "/x.php", nil)); !errors.Is(err, backends.ErrOverloaded) {
+		t.Errorf("second Serve = %v, want ErrOverloaded", err)
+	}
+	close(release)
+	if err := <-first; err != nil {
+		t.Errorf("first Serve: %v", err)
+	}
+}
+
+// TestJunctionInstance uses junction's own FastCGI server as the instance:
+// cancellation before the head and the GET_VALUES health check.
+func TestJunctionInstance(t *testing.T) {
+	started := make(chan struct{}, 1)
+	cancelled := make(chan struct{}, 1)
+	srv := &fcgifront.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/wait.php" {
+			started <- struct{}{}
+			<-r.Context().Done()
+			cancelled <- struct{}{}
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain")
+		io.WriteString(w, "hi from "+r.URL.Path)
+	}), MaxConns: 10}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	b, err := New(Options{Addr: l.Addr().String(), Root: "/srv"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Check(context.Background()); err != nil {
+		t.Errorf("Check: %v", err)
+	}
+	w := httptest.NewRecorder()
+	if err := b.Serve(w, httptest.NewRequest("GET", "/hello.php", nil)); err != nil || w.Body.String() != "hi from /hello.php" {
+		t.Errorf("Serve = %v, body %q", err, w.Body)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	w = httptest.NewRecorder()
+	go func() { done <- b.Serve(w, httptest.NewRequestWithContext(ctx, "GET", "/wait.php", nil)) }()
+	<-started
+	cancel()
+	select {
+	case <-cancelled:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the instance's request was not cancelled")
+	}
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("Serve = %v, want context.Canceled", err)
+	}
+	if w.Body.Len() != 0 || len(w.Header()) != 0 {
+		t.Errorf("written despite the error")
+	}
+}
