@@ -277,9 +277,8 @@ func (p *Pool) Replace(insts []Instance) error {
 		u := old[in.Name]
 		if u != nil && sameBackend(u.Backend, in.Backend) {
 			delete(old, in.Name)
-			draining := u.draining
-			u.Instance = in
-			u.draining = draining
+			// Name and Backend stay (Serve reads them without the lock).
+			u.Route, u.Weight, u.MaxConns, u.Backup = in.Route, in.Weight, in.MaxConns, in.Backup
 		} else {
 			sum := sha256.Sum256([]byte(in.Name))
 			u = &upstream{Instance: in, cookie: hex.EncodeToString(sum[:8])}
