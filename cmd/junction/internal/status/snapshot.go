@@ -1,0 +1,118 @@
+package status
+
+import (
+	"time"
+
+	"github.com/junction-gw/junction/balancer"
+)
+
+// Snapshot is everything the status page shows, as plain data. The
+// composition root builds one per request from its listeners, router,
+// pools and CGI backends.
+type Snapshot struct {
+	// Version is junction's version string.
+	Version string `json:"version"`
+	// Started is when the process started.
+	Started time.Time `json:"started"`
+	// Now is when the snapshot was taken; Handler fills it when zero.
+	Now time.Time `json:"now"`
+	// UptimeSeconds is Now - Started; Handler fills it.
+	UptimeSeconds float64 `json:"uptime_seconds"`
+	// ConfigVersion identifies the configuration in force (a hash, or
+	// the reload count).
+	ConfigVersion string `json:"config_version,omitempty"`
+	// ConfigLoaded is when that configuration was loaded.
+	ConfigLoaded time.Time `json:"config_loaded"`
+	// ShuttingDown is true once a graceful stop began.
+	ShuttingDown bool `json:"shutting_down"`
+
+	Listeners []Listener `json:"listeners"`
+	Routes    []Route    `json:"routes"`
+	Pools     []Pool     `json:"pools"`
+	CGI       []CGI      `json:"cgi"`
+}
+
+// Listener is one front-server listener.
+type Listener struct {
+	Name      string `json:"name"`
+	Protocol  string `json:"protocol"` // scgi, fastcgi, ajp13, http
+	Address   string `json:"address"`
+	OpenConns int    `json:"open_connections"`
+}
+
+// Route maps a request pattern to a backend.
+type Route struct {
+	Pattern string `json:"pattern"`
+	Backend string `json:"backend"`
+}
+
+// Pool is a balanced backend and its instances.
+type Pool struct {
+	Name      string     `json:"name"`
+	Policy    string     `json:"policy,omitempty"`
+	Queue     int        `json:"queue"` // requests waiting for a free instance
+	Instances []Instance `json:"instances"`
+}
+
+// Instance states, from best to worst.
+const (
+	StateUp       = "up"
+	StateBackup   = "backup"   // healthy, used when the primaries cannot serve
+	StateDraining = "draining" // finishing its requests, gets no new ones
+	StateEjected  = "ejected"  // passive health took it out for a while
+	StateDown     = "down"     // active health checks fail
+)
+
+// Instance is one member of a pool.
+type Instance struct {
+	Name      string `json:"name"`
+	State     string `json:"state"` // one of the State constants
+	InFlight  int    `json:"in_flight"`
+	Queue     int    `json:"queue,omitempty"`
+	Ejections int64  `json:"ejections"`
+	Requests  int64  `json:"requests"`
+	Failures  int64  `json:"failures"`
+	// Latency percentiles of recent requests, in seconds.
+	P50 float64 `json:"p50_seconds"`
+	P90 float64 `json:"p90_seconds"`
+	P99 float64 `json:"p99_seconds"`
+	// LastError is the most recent failure, and when it happened.
+	LastError     string    `json:"last_error,omitempty"`
+	LastErrorTime time.Time `json:"last_error_time,omitzero"`
+}
+
+// CGI is a CGI backend: a bounded number of concurrent scripts.
+type CGI struct {
+	Name     string `json:"name"`
+	InUse    int    `json:"in_use"`
+	Max      int    `json:"max"`
+	Queue    int    `json:"queue"`
+	Timeouts int64  `json:"timeouts"`
+}
+
+// FromPool converts a balancer pool's status for the page. Instances that
+// were removed by a reload and still finish requests are listed as
+// draining.
+func FromPool(p balancer.PoolStatus) Pool {
+	out := Pool{Name: p.Name, Policy: p.Policy, Queue: p.QueueLen, Instances: make([]Instance, 0, len(p.Instances))}
+	for _, in := range p.Instances {
+		st := StateUp
+		switch {
+		case in.Down:
+			st = StateDown
+		case in.Ejected:
+			st = StateEjected
+		case in.Draining || in.Removed:
+			st = StateDraining
+		case in.Backup:
+			st = StateBackup
+		}
+		out.Instances = append(out.Instances, Instance{
+			Name: in.Name, State: st, InFlight: in.InFlight,
+			Ejections: in.Ejections, Requests: in.Requests, Failures: in.Failures,
+			P50: in.P50.Seconds(), P90: in.P90.Seconds(), P99: in.P99.Seconds(),
+			LastError: in.LastError, LastErrorTime: in.LastFailure,
+		})
+	}
+	return out
+}
