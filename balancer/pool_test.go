@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -486,5 +488,74 @@ func TestNewPoolErrors(t *testing.T) {
 	}
 	if _, err := NewPool("p", []Instance{{Name: "a", Backend: f}}, Options{}); err != nil {
 		t.Error(err)
+	}
+}
+
+// bodyCheck fails its first request and records the body of the rest.
+type bodyCheck struct {
+	mu     sync.Mutex
+	failed bool
+	got    []string
+}
+
+func (b *bodyCheck) Serve(w http.ResponseWriter, r *http.Request) error {
+	body, _ := io.ReadAll(r.Body)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.failed {
+		b.failed = true
+		return err502
+	}
+	b.got = append(b.got, string(body))
+	return nil
+}
+
+func TestRetryReplaysBody(t *testing.T) {
+	b := &bodyCheck{}
+	p := newPool(t, []Instance{{Name: "a", Backend: b}, {Name: "b", Backend: b}}, Options{})
+	r := httptest.NewRequest(http.MethodPut, "/", strings.NewReader("payload"))
+	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader("payload")), nil }
+	if err := p.Serve(httptest.NewRecorder(), r); err != nil {
+		t.Fatal(err)
+	}
+	if len(b.got) != 1 || b.got[0] != "payload" {
+		t.Errorf("retried body %q", b.got)
+	}
+}
+
+func TestConcurrentServeReplace(t *testing.T) {
+	noLeaks(t)
+	_, insts := fakes("a", "b", "c")
+	for i := range insts {
+		insts[i].MaxConns = 2
+	}
+	p := newPool(t, insts, Options{Policy: LeastConn, QueueSize: 100})
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	for range 8 {
+		wg.Go(func() {
+			for range 200 {
+				if _, err, _ := do(p, get("/")); err != nil {
+					failed.Add(1)
+				}
+			}
+		})
+	}
+	for i := range 100 {
+		set := insts[i%3:]
+		set[0].Weight = i%4 + 1
+		if err := p.Replace(set); err != nil {
+			t.Fatal(err)
+		}
+		p.Snapshot()
+	}
+	wg.Wait()
+	if failed.Load() != 0 {
+		t.Errorf("%d requests failed", failed.Load())
+	}
+	for _, st := range p.Snapshot().Instances {
+		if st.InFlight != 0 || st.Removed {
+			t.Errorf("after the load: %+v", st)
+		}
 	}
 }
