@@ -10,6 +10,8 @@
 package metrics
 
 import (
+	"net"
+	"net/http"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -207,3 +209,18 @@ func (o *CGIObserver) Signaled(sig string) { o.signals.WithLabelValues(sig).Inc(
 
 // TimedOut counts a process killed for running past its timeout.
 func (o *CGIObserver) TimedOut() { o.timeouts.Inc() }
+
+// ConnState returns an http.Server ConnState hook that counts the open
+// connections of an HTTP listener in junction_connections_open, as
+// CodecObserver does for the other codecs.
+func (m *Metrics) ConnState(listener, protocol string) func(net.Conn, http.ConnState) {
+	open := m.connsOpen.WithLabelValues(listener, protocol)
+	return func(_ net.Conn, s http.ConnState) {
+		switch s {
+		case http.StateNew:
+			open.Inc()
+		case http.StateClosed, http.StateHijacked:
+			open.Dec()
+		}
+	}
+}

@@ -247,3 +247,13 @@ func TestHandler(t *testing.T) {
 		}
 	}
 }
+
+func TestConnState(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	m := New(reg)
+	hook := m.ConnState("web", "http")
+	for _, s := range []http.ConnState{http.StateNew, http.StateNew, http.StateNew, http.StateActive, http.StateIdle, http.StateClosed, http.StateHijacked} {
+		hook(nil, s)
+	}
+	mustValue(t, reg, "junction_connections_open", map[string]string{"listener": "web", "protocol": "http"}, 1)
+}
