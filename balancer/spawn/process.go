@@ -71,6 +71,12 @@ func (s *Supervisor) runOnce(ctx context.Context, sl *slot) error {
 	sl.pid = p.pid
 	s.mu.Unlock()
 	defer func() {
+		if network, path := SplitAddr(p.addr); network == "unix" {
+			// The app may leave its socket behind; don't let them pile up.
+			if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+				sl.log.Warn("removing socket", "err", err)
+			}
+		}
 		s.mu.Lock()
 		sl.pid = 0
 		sl.lastExit = p.exitStatus()
