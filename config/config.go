@@ -49,6 +49,11 @@ type Config struct {
 	// to them by name.
 	Backends map[string]*Backend `mapstructure:"backends"`
 
+	// Version identifies the configuration: the first 12 hex digits of the
+	// SHA-256 of the file's bytes, set by Load and Parse. It is not a key
+	// in the file.
+	Version string `mapstructure:"-"`
+
 	// Metrics configures the Prometheus metrics endpoint. The section is
 	// accepted and validated; the endpoint is not served yet.
 	Metrics Metrics `mapstructure:"metrics"`
@@ -156,22 +161,31 @@ type Route struct {
 
 // Backend types accepted in Backend.Type.
 const (
-	BackendCGI = "cgi"
+	BackendCGI     = "cgi"
+	BackendHTTP    = "http"
+	BackendFastCGI = "fastcgi"
 )
 
 // Backend is a named place requests go.
 type Backend struct {
-	// Type is the kind of backend. Today only cgi: run a CGI script
-	// (RFC 3875) per request. Required.
+	// Type is the kind of backend. Required. One of:
+	//   - cgi: run a CGI script (RFC 3875) per request;
+	//   - http: proxy to a pool of HTTP/1.1 application instances;
+	//   - fastcgi: send to a pool of FastCGI instances (php-fpm).
+	// Keys that belong to another type are errors.
 	Type string `mapstructure:"type"`
 
-	// Root is a directory of CGI scripts (like Apache's ScriptAlias): the
+	// Root, for cgi, is a directory of CGI scripts (like Apache's ScriptAlias): the
 	// request path after URLPrefix names the script and the rest of the
 	// path becomes PATH_INFO. Scripts can never be reached outside Root: a
 	// ".." segment (also encoded) is refused, and a SCRIPT_FILENAME sent by
 	// the front server is honoured only when, symlinks resolved, it names an
 	// executable file inside Root. Exactly one of Root and Script is
 	// required.
+	//
+	// For fastcgi, Root is the document root on the instance's side
+	// (required, absolute, not resolved against the file's directory):
+	// SCRIPT_FILENAME is Root plus the request path (minus StripPrefix).
 	Root string `mapstructure:"root"`
 	// URLPrefix is the part of the request path that maps onto Root, e.g.
 	// "/cgi-bin/": "/cgi-bin/env.sh/x" runs Root/env.sh with PATH_INFO
@@ -186,6 +200,9 @@ type Backend struct {
 	// Timeout bounds one run of a script, from start to its last byte of
 	// output; a script still running then is killed with its whole process
 	// group. Default 60s, nginx's default scgi/fastcgi read timeout.
+	// For fastcgi it bounds each read and write on the instance connection
+	// (the response head must start within it); for http it is the default
+	// of ResponseHeaderTimeout.
 	Timeout time.Duration `mapstructure:"timeout"`
 	// MaxConcurrent bounds the scripts of this backend running at once.
 	// Default 64.
@@ -193,12 +210,14 @@ type Backend struct {
 	// MaxQueue bounds the requests waiting for a free slot; more get
 	// 503 with Retry-After. Default: the same as MaxConcurrent.
 	MaxQueue int `mapstructure:"max_queue"`
-	// QueueTimeout is how long a request may wait for a free slot before
-	// it gets 503. Default 10s.
+	// QueueTimeout is how long a request may wait for a free slot (a cgi
+	// slot, or a pool instance under its max_conns) before it gets 503.
+	// Default 10s.
 	QueueTimeout time.Duration `mapstructure:"queue_timeout"`
 
 	// PassEnv names variables of junction's own environment to pass to
-	// scripts (e.g. TZ, PERL5LIB). Scripts otherwise see only the CGI
+	// scripts (e.g. TZ, PERL5LIB); for fastcgi they are sent as request
+	// parameters. Scripts otherwise see only the CGI
 	// variables and PATH=/usr/local/bin:/usr/bin:/bin. Variables set here
 	// or in SetEnv are trusted; the same names sent by a front server are
 	// not (see the security notes in README.md).
@@ -213,8 +232,63 @@ type Backend struct {
 	Group string `mapstructure:"group"`
 
 	// MaxHeaderBytes bounds the response header a script may print before
-	// its body. Default 65536 (64 KiB).
+	// its body (cgi and fastcgi). Default 65536 (64 KiB).
 	MaxHeaderBytes int `mapstructure:"max_header_bytes"`
+
+	// The keys below are for the pool types, http and fastcgi. Each
+	// instance gets its own connection handling; the pool spreads requests
+	// over them, retries failed attempts on another instance, and takes
+	// failing instances out of rotation.
+
+	// Instances are the application instances: "host:port" or
+	// "unix:/path" strings, or objects {address, weight, max_conns,
+	// backup, route}. Exactly one of Instances and Spawn is required.
+	Instances []Instance `mapstructure:"instances"`
+	// Spawn makes junction start and supervise the instances itself; the
+	// pool then follows the running processes. Exactly one of Instances
+	// and Spawn is required.
+	Spawn *Spawn `mapstructure:"spawn"`
+	// Balance is the policy choosing an instance per request:
+	// round_robin, weighted_round_robin (smooth, by weight), least_conn
+	// (fewest requests in flight per weight), random_two (the less busy of
+	// two random instances) or hash (same key, same instance; see
+	// HashKey). Default round_robin.
+	Balance string `mapstructure:"balance"`
+	// HashKey is the hash policy's key: "ip" (client address),
+	// "header:Name" or "cookie:Name". Required with balance: hash, and only
+	// allowed then. Requests without the key are spread round robin.
+	HashKey string `mapstructure:"hash_key"`
+	// StickyCookie names a cookie junction sets to the instance that
+	// served a client, and honours while that instance is available.
+	// Default: none. Independently, instances with a route get sessions
+	// whose JSESSIONID ends in ".route" (the Tomcat jvmRoute convention).
+	StickyCookie string `mapstructure:"sticky_cookie"`
+	// MaxAttempts bounds the tries per request, each on a different
+	// instance. Default 0: every instance at most once.
+	MaxAttempts int `mapstructure:"max_attempts"`
+	// QueueSize is how many requests may wait when every instance is at
+	// its max_conns; more get 503 at once. Default 128.
+	QueueSize int `mapstructure:"queue_size"`
+	// MaxConns bounds the requests in flight per instance (an instance's
+	// own max_conns overrides it). Default 0: no bound.
+	MaxConns int `mapstructure:"max_conns"`
+	// Health configures active health checks and passive ejection.
+	Health Health `mapstructure:"health"`
+	// DialTimeout bounds connecting to an instance. Default 5s.
+	DialTimeout time.Duration `mapstructure:"dial_timeout"`
+	// ResponseHeaderTimeout bounds the wait for an http instance's
+	// response head after the request was sent; the body may take longer.
+	// Default: Timeout. http only.
+	ResponseHeaderTimeout time.Duration `mapstructure:"response_header_timeout"`
+	// StripPrefix is removed from the request path before it reaches the
+	// instance ("/app" turns "/app/x" into "/x"); a path not under it gets
+	// 404. Default empty: the full path is forwarded (http), and
+	// SCRIPT_FILENAME is Root plus the full path (fastcgi).
+	StripPrefix string `mapstructure:"strip_prefix"`
+	// Index is the script appended to a fastcgi path ending in "/";
+	// its extension also splits the path into script and PATH_INFO.
+	// Default index.php. fastcgi only.
+	Index string `mapstructure:"index"`
 }
 
 // Metrics configures the Prometheus endpoint.

@@ -100,23 +100,30 @@ func (l *Listener) setDefaults() {
 
 func (b *Backend) setDefaults() {
 	b.Type = strings.ToLower(b.Type)
-	if b.Root != "" && b.URLPrefix == "" {
-		b.URLPrefix = "/" // the whole URL space maps onto root
-	}
 	if b.Timeout == 0 {
 		b.Timeout = defaultBackendTimeout
-	}
-	if b.MaxConcurrent == 0 {
-		b.MaxConcurrent = defaultMaxConcurrent
-	}
-	if b.MaxQueue == 0 {
-		b.MaxQueue = b.MaxConcurrent // absorb one burst as big as the pool
 	}
 	if b.QueueTimeout == 0 {
 		b.QueueTimeout = defaultQueueTimeout
 	}
-	if b.MaxHeaderBytes == 0 {
+	// Only the keys of b's own type get defaults, so that Validate can
+	// tell a key of another type that the file set.
+	if b.Type == BackendCGI {
+		if b.Root != "" && b.URLPrefix == "" {
+			b.URLPrefix = "/" // the whole URL space maps onto root
+		}
+		if b.MaxConcurrent == 0 {
+			b.MaxConcurrent = defaultMaxConcurrent
+		}
+		if b.MaxQueue == 0 {
+			b.MaxQueue = b.MaxConcurrent // absorb one burst as big as the pool
+		}
+	}
+	if (b.Type == BackendCGI || b.Type == BackendFastCGI) && b.MaxHeaderBytes == 0 {
 		b.MaxHeaderBytes = defaultMaxHeaderBytes
+	}
+	if b.pool() {
+		b.setPoolDefaults()
 	}
 	if len(b.SetEnv) > 0 {
 		// The loader folds keys to lower case; environment names are

@@ -93,6 +93,7 @@ func parse(data []byte, format, base string) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
+	cfg.Version = version(data)
 	cfg.setDefaults()
 	cfg.resolvePaths(base)
 	if err := cfg.Validate(); err != nil {
@@ -125,6 +126,7 @@ func decode(data []byte, format string) (*Config, error) {
 	hooks := viper.DecodeHook(mapstructure.ComposeDecodeHookFunc(
 		fileModeHook,
 		durationHook,
+		instanceHook,
 	))
 	if err := v.UnmarshalExact(&cfg, hooks); err != nil {
 		return nil, errors.Join(keyedErrors(err)...)
@@ -339,8 +341,11 @@ func (c *Config) resolvePaths(base string) {
 		if b == nil {
 			continue
 		}
-		b.Root = abs(b.Root)
-		b.Script = abs(b.Script)
+		if b.Type == BackendCGI {
+			b.Root = abs(b.Root)
+			b.Script = abs(b.Script)
+		}
+		b.resolvePoolPaths(abs)
 	}
 }
 

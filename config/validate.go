@@ -232,13 +232,18 @@ func loopback(addr string) bool {
 func (b *Backend) validate(v *validator, key string) {
 	switch b.Type {
 	case BackendCGI:
+		b.validateCGI(v, key)
+	case BackendHTTP, BackendFastCGI:
+		b.validatePool(v, key) // pool.go
 	case "":
-		v.add(key+".type", "required (cgi)")
-		return
+		v.add(key+".type", "required (cgi, http or fastcgi)")
 	default:
-		v.add(key+".type", "%q is not a known backend type (cgi)", b.Type)
-		return
+		v.add(key+".type", "%q is not a known backend type (cgi, http, fastcgi)", b.Type)
 	}
+}
+
+func (b *Backend) validateCGI(v *validator, key string) {
+	b.rejectPoolKeys(v, key) // pool.go
 	switch {
 	case b.Root == "" && b.Script == "":
 		v.add(key, "one of root or script is required")
@@ -253,16 +258,7 @@ func (b *Backend) validate(v *validator, key string) {
 	v.nonNegative(key+".max_concurrent", b.MaxConcurrent)
 	v.nonNegative(key+".max_queue", b.MaxQueue)
 	v.nonNegative(key+".max_header_bytes", b.MaxHeaderBytes)
-	for i, name := range b.PassEnv {
-		if !envName(name) {
-			v.add(fmt.Sprintf("%s.pass_env[%d]", key, i), "%q is not an environment variable name", name)
-		}
-	}
-	for _, name := range sortedKeys(b.SetEnv) {
-		if !envName(name) {
-			v.add(key+".set_env."+name, "not an environment variable name")
-		}
-	}
+	b.validateEnv(v, key) // pool.go
 }
 
 // envName accepts what a shell can export: letters, digits, underscore,
