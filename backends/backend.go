@@ -134,3 +134,43 @@ func Handler(b Backend, log *slog.Logger) http.Handler {
 		}
 	})
 }
+
+// Upstream receives what the layers behind a front end learn about one
+// request: which backend and instance served it and how long the upstream
+// took. The access log and metrics read it after the request. The
+// composition root puts one in the request context (NewUpstreamContext);
+// routers, balancers and backends report to UpstreamFromContext.
+// Implementations must be safe for concurrent use.
+type Upstream interface {
+	// SetBackend names the configured backend that served the request.
+	SetBackend(name string)
+	// SetInstance names the instance (pool member, address) that served
+	// the request. After retries, the last call wins.
+	SetInstance(name string)
+	// SetUpstreamTime is how long the upstream took, from sending the
+	// request to the end of its response. After retries, the last call
+	// wins.
+	SetUpstreamTime(d time.Duration)
+}
+
+type upstreamKey struct{}
+
+// NewUpstreamContext returns ctx carrying u.
+func NewUpstreamContext(ctx context.Context, u Upstream) context.Context {
+	return context.WithValue(ctx, upstreamKey{}, u)
+}
+
+// UpstreamFromContext returns the Upstream in ctx, or one that discards
+// everything when there is none, so callers need no nil check.
+func UpstreamFromContext(ctx context.Context) Upstream {
+	if u, ok := ctx.Value(upstreamKey{}).(Upstream); ok && u != nil {
+		return u
+	}
+	return noUpstream{}
+}
+
+type noUpstream struct{}
+
+func (noUpstream) SetBackend(string)             {}
+func (noUpstream) SetInstance(string)            {}
+func (noUpstream) SetUpstreamTime(time.Duration) {}

@@ -102,7 +102,27 @@ type Options struct {
 	Rand func(n int) int
 	// Logger receives state changes (ejections, health transitions).
 	Logger *slog.Logger
+	// Observer, when set, is told about retries and queue waits (for
+	// metrics).
+	Observer Observer
 }
+
+// Observer receives a pool's per-request events. Its methods are called
+// from request goroutines, concurrently, and must not block.
+type Observer interface {
+	// Retried reports a request sent again, to another instance, after a
+	// failed attempt.
+	Retried()
+	// QueueWaited reports how long a request that found every candidate
+	// busy waited in the queue, whether it then got an instance or not.
+	QueueWaited(d time.Duration)
+}
+
+// noObserver is the Observer when none is set.
+type noObserver struct{}
+
+func (noObserver) Retried()                  {}
+func (noObserver) QueueWaited(time.Duration) {}
 
 // Policy names.
 const (
@@ -179,6 +199,9 @@ func NewPool(name string, insts []Instance, o Options) (*Pool, error) {
 	}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
+	}
+	if p.o.Observer == nil {
+		p.o.Observer = noObserver{}
 	}
 	p.log = p.log.With("pool", name)
 	p.hashKey = hashKeyFunc(o.HashKey)

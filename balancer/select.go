@@ -262,6 +262,8 @@ func (p *Pool) acquire(ctx context.Context, pk *pick) (*upstream, error) {
 	p.queue = append(p.queue, w)
 	p.mu.Unlock()
 
+	queued := p.clock.Now()
+	defer func() { p.o.Observer.QueueWaited(p.clock.Now().Sub(queued)) }()
 	t := p.clock.NewTimer(p.o.QueueTimeout)
 	defer t.Stop()
 	var why error

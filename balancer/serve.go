@@ -24,6 +24,10 @@ const (
 // nothing was written: the last attempt's error, or ErrOverloaded when
 // the queue was full or timed out, or a 503 *backends.Error when no
 // instance is available.
+//
+// Each attempt reports its instance and upstream time to the request's
+// backends.Upstream (the last attempt wins); retries and queue waits go
+// to Options.Observer.
 func (p *Pool) Serve(w http.ResponseWriter, r *http.Request) error {
 	pk := &pick{tried: make(map[*upstream]bool, 2)}
 	if p.o.StickyCookie != "" {
@@ -43,6 +47,7 @@ func (p *Pool) Serve(w http.ResponseWriter, r *http.Request) error {
 	if p.o.Policy == Hash {
 		pk.key = p.hashKey(r)
 	}
+	up := backends.UpstreamFromContext(r.Context())
 	var last error
 	for attempt := 0; attempt < attempts; attempt++ {
 		u, err := p.acquire(r.Context(), pk)
@@ -56,6 +61,9 @@ func (p *Pool) Serve(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 		pk.tried[u] = true
+		if attempt > 0 {
+			p.o.Observer.Retried() // counted once another instance was found
+		}
 		req := r
 		if attempt > 0 && r.GetBody != nil {
 			body, err := r.GetBody()
@@ -69,7 +77,10 @@ func (p *Pool) Serve(w http.ResponseWriter, r *http.Request) error {
 		cookie := p.stickyCookie(w, r, u, pk)
 		start := p.clock.Now()
 		err = u.Backend.Serve(w, req)
-		p.release(u, err, p.clock.Now().Sub(start), classify(r, err))
+		took := p.clock.Now().Sub(start)
+		up.SetInstance(u.Name)
+		up.SetUpstreamTime(took)
+		p.release(u, err, took, classify(r, err))
 		if err == nil {
 			return nil
 		}
