@@ -122,7 +122,10 @@ type Backend struct {
 	timeout    time.Duration
 	queueWait  time.Duration
 	maxQueue   int64
+	maxRun     int
 	waiting    atomic.Int64
+	running    atomic.Int64
+	timeouts   atomic.Int64
 	sem        *semaphore.Weighted
 	cred       *syscall.Credential
 	env        *cgienv.Builder
@@ -150,6 +153,7 @@ func New(o Options) (*Backend, error) {
 		timeout:   o.Timeout,
 		queueWait: o.QueueTimeout,
 		maxQueue:  int64(max(o.MaxQueue, 0)),
+		maxRun:    max(o.MaxConcurrent, 0),
 		limits:    cgiresp.Limits{MaxBytes: o.MaxHeaderBytes},
 		log:       o.Logger,
 		obs:       o.Observer,
@@ -301,7 +305,33 @@ func (b *Backend) Serve(w http.ResponseWriter, r *http.Request) error {
 	if b.sem != nil {
 		defer b.sem.Release(1)
 	}
+	b.running.Add(1)
+	defer b.running.Add(-1)
 	return b.run(w, r, s)
+}
+
+// Stats is a point-in-time view of a Backend's load, for the status page.
+type Stats struct {
+	// InUse is the number of requests running a script now.
+	InUse int
+	// Max is MaxConcurrent; 0 means unlimited.
+	Max int
+	// Queue is the number of requests waiting for a slot.
+	Queue int
+	// Timeouts counts requests whose script ran past Timeout since the
+	// Backend was created.
+	Timeouts int64
+}
+
+// Stats returns the backend's current load. It is safe to call at any
+// time, concurrently with Serve.
+func (b *Backend) Stats() Stats {
+	return Stats{
+		InUse:    int(b.running.Load()),
+		Max:      b.maxRun,
+		Queue:    int(b.waiting.Load()),
+		Timeouts: b.timeouts.Load(),
+	}
 }
 
 // acquire takes a concurrency slot, waiting in a bounded queue.

@@ -37,14 +37,15 @@ var hopByHop = []string{"Connection", "Keep-Alive", "Transfer-Encoding"}
 func (b *Backend) run(w http.ResponseWriter, r *http.Request, s script) error {
 	ctx, cancel := context.WithTimeoutCause(r.Context(), b.timeout, errTimeout)
 	defer cancel()
-	if b.obs != nil {
-		// Before cancel (deferred earlier, so run later) changes the cause.
-		defer func() {
-			if context.Cause(ctx) == errTimeout && r.Context().Err() == nil {
+	// Before cancel (deferred earlier, so run later) changes the cause.
+	defer func() {
+		if context.Cause(ctx) == errTimeout && r.Context().Err() == nil {
+			b.timeouts.Add(1)
+			if b.obs != nil {
 				b.obs.TimedOut()
 			}
-		}()
-	}
+		}
+	}()
 
 	p, stdin, err := b.start(r, s)
 	if err != nil {
