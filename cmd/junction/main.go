@@ -6,6 +6,7 @@
 //
 //	junction serve [-c FILE]   serve every listener (no -c: built-in config)
 //	junction inetd -c FILE     serve one connection on stdin/stdout, then exit
+//	junction reload -pid-file F  make the running junction re-read its file
 //	junction check -c FILE     validate FILE; print every problem
 //	junction version           print version information
 package main
@@ -21,6 +22,8 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/junction-gw/junction/cmd/junction/app"
@@ -34,7 +37,11 @@ var (
 )
 
 const usage = `usage:
-  junction serve [-c FILE]   serve every listener (without -c: the built-in configuration)
+  junction serve [-c FILE] [-pid-file F]
+                             serve every listener (without -c: the built-in configuration);
+                             SIGHUP re-reads FILE
+  junction reload -pid-file F
+                             send SIGHUP to the junction whose pid is in F (same as kill -HUP)
   junction inetd -c FILE     serve one connection on stdin/stdout with the first listener, then exit
   junction check -c FILE     check FILE and print every problem
   junction version           print the version
@@ -54,6 +61,8 @@ func main() {
 		code = inetd(args)
 	case "check":
 		code = check(args)
+	case "reload":
+		code = reload(args)
 	case "version", "-version", "--version":
 		printVersion(os.Stdout)
 	case "help", "-h", "-help", "--help":
@@ -91,11 +100,17 @@ func load(path string) (*config.Config, error) {
 }
 
 func serve(args []string) int {
-	path, ok := parseFlags("serve", args, false)
-	if !ok {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	path := fs.String("c", "", "configuration `FILE` (YAML; .toml and .json by extension)")
+	pidFile := fs.String("pid-file", "", "write the process id to `F` (for junction reload)")
+	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	cfg, err := load(path)
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "junction serve: unexpected argument %q\n%s", fs.Arg(0), usage)
+		return 2
+	}
+	cfg, err := load(*path)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "junction: %v\n", err)
 		return 1
@@ -106,6 +121,13 @@ func serve(args []string) int {
 		log.Error("cannot start", "err", err)
 		return 1
 	}
+	if *pidFile != "" {
+		if err := os.WriteFile(*pidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+			log.Error("cannot write pid file", "err", err)
+			return 1
+		}
+		defer os.Remove(*pidFile)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	go func() {
@@ -113,8 +135,66 @@ func serve(args []string) int {
 		<-ctx.Done()
 		stop()
 	}()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go reloadOnHUP(ctx, hup, *path, a, log)
 	if err := a.Run(ctx); err != nil {
 		log.Error("stopped", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// reloadOnHUP re-reads the configuration at every SIGHUP. A file with
+// problems is logged in one line, every problem in it, and the running
+// configuration stays.
+func reloadOnHUP(ctx context.Context, hup <-chan os.Signal, path string, a *app.App, log *slog.Logger) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+		}
+		log.Info("reloading", "file", path)
+		cfg, err := load(path)
+		if err == nil {
+			err = a.Reload(cfg)
+		}
+		if err != nil {
+			var msgs []string
+			for _, e := range flatten(err) {
+				msgs = append(msgs, e.Error())
+			}
+			log.Error("reload failed; still serving the previous configuration",
+				"config_version", a.ConfigVersion(), "err", strings.Join(msgs, "; "))
+		}
+	}
+}
+
+// reload signals a running junction serve to re-read its configuration.
+func reload(args []string) int {
+	fs := flag.NewFlagSet("reload", flag.ContinueOnError)
+	pidFile := fs.String("pid-file", "", "the pid file junction serve -pid-file wrote")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *pidFile == "" {
+		fmt.Fprintf(os.Stderr, "junction reload: -pid-file F is required (or send SIGHUP yourself: kill -HUP PID)\n%s", usage)
+		return 2
+	}
+	b, err := os.ReadFile(*pidFile)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "junction reload: %v\n", err)
+		return 1
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 {
+		fmt.Fprintf(os.Stderr, "junction reload: %s holds no process id\n", *pidFile)
+		return 1
+	}
+	if err := syscall.Kill(pid, syscall.SIGHUP); err != nil {
+		fmt.Fprintf(os.Stderr, "junction reload: signalling %d: %v\n", pid, err)
 		return 1
 	}
 	return 0

@@ -3,34 +3,167 @@ package app
 import (
 	"fmt"
 	"log/slog"
+	"reflect"
 
 	"github.com/junction-gw/junction/backends"
 	"github.com/junction-gw/junction/backends/cgi"
+	"github.com/junction-gw/junction/balancer"
 	"github.com/junction-gw/junction/config"
 )
 
-// newBackend builds the named backend from its configuration.
-func newBackend(name string, b *config.Backend, log *slog.Logger) (backends.Backend, error) {
-	log = log.With("backend", name)
-	switch b.Type {
-	case config.BackendCGI:
-		return cgi.New(cgi.Options{
-			Name:           name,
-			Root:           b.Root,
-			URLPrefix:      b.URLPrefix,
-			Script:         b.Script,
-			Timeout:        b.Timeout,
-			MaxConcurrent:  b.MaxConcurrent,
-			MaxQueue:       b.MaxQueue,
-			QueueTimeout:   b.QueueTimeout,
-			PassEnv:        b.PassEnv,
-			SetEnv:         b.SetEnv,
-			User:           b.User,
-			Group:          b.Group,
-			MaxHeaderBytes: b.MaxHeaderBytes,
-			Logger:         log,
-		})
-	default:
-		return nil, fmt.Errorf("backend type %q is not built into this junction", b.Type)
+// generation is everything one configuration builds: the backends by
+// name (cgi backends and pools) and the routes over them. Listeners hold
+// a router built from the current generation; a reload builds the next
+// one, reusing what did not change.
+type generation struct {
+	cfg      *config.Config
+	backends map[string]backends.Backend
+	cgis     map[string]*cgiUnit
+	pools    map[string]*poolUnit
+	routes   []balancer.Route
+}
+
+// cgiUnit is a cgi backend with the configuration it was built from.
+type cgiUnit struct {
+	cfg     config.Backend
+	backend *cgi.Backend
+}
+
+// rolling is a kept spawned pool whose command or count changed.
+type rolling struct {
+	unit *poolUnit
+	cfg  *config.Spawn
+}
+
+// buildGeneration builds cfg's backends. Units of prev whose
+// configuration is unchanged are reused; spawned pools whose spawn section
+// alone changed are reused and listed in roll; a static pool whose
+// instance list alone changed is reused and its new list returned in
+// replace. New pool units are not started.
+func buildGeneration(cfg *config.Config, prev *generation, log *slog.Logger) (g *generation, roll []rolling, replace map[*poolUnit][]config.Instance, err error) {
+	g = &generation{cfg: cfg, backends: map[string]backends.Backend{},
+		cgis: map[string]*cgiUnit{}, pools: map[string]*poolUnit{}}
+	replace = map[*poolUnit][]config.Instance{}
+	var errs []error
+	for _, name := range sortedNames(cfg.Backends) {
+		bc := cfg.Backends[name]
+		switch bc.Type {
+		case config.BackendCGI:
+			if old := prev.cgi(name); old != nil && reflect.DeepEqual(old.cfg, *bc) {
+				g.cgis[name] = old
+				break
+			}
+			b, err := newCGI(name, bc, log)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("app: backends.%s: %w", name, err))
+				continue
+			}
+			g.cgis[name] = &cgiUnit{cfg: *bc, backend: b}
+		case config.BackendHTTP, config.BackendFastCGI:
+			if old := prev.pool(name); old != nil && old.compatible(bc) {
+				g.pools[name] = old
+				switch {
+				case bc.Spawn != nil && !reflect.DeepEqual(*old.cfg.Spawn, *bc.Spawn):
+					roll = append(roll, rolling{unit: old, cfg: bc.Spawn})
+				case bc.Spawn == nil && !reflect.DeepEqual(old.cfg.Instances, bc.Instances):
+					replace[old] = bc.Instances
+				}
+				break
+			}
+			u, err := newPoolUnit(name, bc, log)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("app: backends.%s: %w", name, err))
+				continue
+			}
+			g.pools[name] = u
+		default:
+			errs = append(errs, fmt.Errorf("app: backends.%s: backend type %q is not built into this junction", name, bc.Type))
+		}
 	}
+	for name, c := range g.cgis {
+		g.backends[name] = c.backend
+	}
+	for name, p := range g.pools {
+		g.backends[name] = p.pool
+	}
+	if err := joinErrs(errs); err != nil {
+		g.stopNew(prev)
+		return nil, nil, nil, err
+	}
+	g.routes = make([]balancer.Route, len(cfg.Routes))
+	for i, r := range cfg.Routes {
+		g.routes[i] = balancer.Route{Prefix: r.Prefix, Backend: g.backends[r.Backend]}
+	}
+	return g, roll, replace, nil
+}
+
+// router returns the handler for one listener.
+func (g *generation) router(lc config.Listener, log *slog.Logger) *balancer.Router {
+	rt := &balancer.Router{Routes: g.routes, Logger: log}
+	if lc.Backend != "" {
+		rt.Default = g.backends[lc.Backend]
+	}
+	return rt
+}
+
+func (g *generation) cgi(name string) *cgiUnit {
+	if g == nil {
+		return nil
+	}
+	return g.cgis[name]
+}
+
+func (g *generation) pool(name string) *poolUnit {
+	if g == nil {
+		return nil
+	}
+	return g.pools[name]
+}
+
+// stopNew stops g's pool units that prev does not have.
+func (g *generation) stopNew(prev *generation) {
+	for _, u := range g.unitsNotIn(prev) {
+		u.stop()
+	}
+}
+
+// unitsNotIn returns g's pool units that other does not share.
+func (g *generation) unitsNotIn(other *generation) []*poolUnit {
+	var out []*poolUnit
+	for _, name := range sortedNames(g.pools) {
+		u := g.pools[name]
+		if other == nil || !other.has(u) {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+func (g *generation) has(u *poolUnit) bool {
+	for _, x := range g.pools {
+		if x == u {
+			return true
+		}
+	}
+	return false
+}
+
+// newCGI builds the named cgi backend from its configuration.
+func newCGI(name string, b *config.Backend, log *slog.Logger) (*cgi.Backend, error) {
+	return cgi.New(cgi.Options{
+		Name:           name,
+		Root:           b.Root,
+		URLPrefix:      b.URLPrefix,
+		Script:         b.Script,
+		Timeout:        b.Timeout,
+		MaxConcurrent:  b.MaxConcurrent,
+		MaxQueue:       b.MaxQueue,
+		QueueTimeout:   b.QueueTimeout,
+		PassEnv:        b.PassEnv,
+		SetEnv:         b.SetEnv,
+		User:           b.User,
+		Group:          b.Group,
+		MaxHeaderBytes: b.MaxHeaderBytes,
+		Logger:         log.With("backend", name),
+	})
 }

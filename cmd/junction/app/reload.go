@@ -1,0 +1,267 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/junction-gw/junction/config"
+)
+
+// Reload switches to cfg (already validated) while serving:
+//
+//   - Backends and routes are rebuilt; what did not change is kept as is
+//     (a pool keeps its instances' state, a spawned pool its processes).
+//     New pools start, and new spawned instances must become ready, before
+//     any request can reach them.
+//   - A spawned pool whose command, count or environment changed is
+//     replaced one instance at a time (spawn.Supervisor.Rolling): each new
+//     instance serves before its predecessor stops, and the predecessor
+//     finishes its requests first.
+//   - A static pool whose instance list alone changed keeps its pool and
+//     swaps the list (balancer.Pool.Replace).
+//   - Each listener's router is swapped atomically: requests in flight
+//     finish on the old one, new requests take the new one.
+//   - A listener whose protocol and address did not change keeps its
+//     socket. If its other options changed, a new server takes over the
+//     same socket and the old one finishes its connections (no connection
+//     is refused in between). New listeners are bound; removed ones shut
+//     down gracefully.
+//   - Removed pools get no new requests; once their requests finished (at
+//     most shutdown_timeout), their health checks and spawned instances
+//     stop.
+//
+// On error nothing changed (except instances a failed rolling replacement
+// had already replaced, which serve the new command) and the old
+// configuration keeps serving. Reload needs Run to be running.
+func (a *App) Reload(cfg *config.Config) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if !a.running || a.stopping.Load() {
+		return errors.New("app: reload: not running")
+	}
+	start := time.Now()
+	old := a.gen.Load()
+	next, roll, replace, err := buildGeneration(cfg, old, a.log)
+	if err != nil {
+		return err
+	}
+	added := next.unitsNotIn(old)
+	fail := func(err error) error {
+		for _, u := range added {
+			u.stop()
+		}
+		return err
+	}
+	for _, u := range added {
+		u.start(a.group.Go)
+	}
+	for _, u := range added {
+		if err := u.waitReady(a.runCtx); err != nil {
+			return fail(err)
+		}
+	}
+	for _, r := range roll {
+		if err := a.roll(r); err != nil {
+			return fail(err)
+		}
+	}
+	plan, err := a.planFronts(cfg, next)
+	if err != nil {
+		return fail(err)
+	}
+
+	// Commit: from here on nothing fails.
+	for u, list := range replace {
+		a.replaceInstances(u, list)
+	}
+	a.gen.Store(next)
+	a.commitFronts(plan, next)
+	removed := old.unitsNotIn(next)
+	a.drainUnits(removed, cfg.ShutdownTimeout)
+	a.log.Info("reloaded", "config_version", cfg.Version, "previous_version", old.cfg.Version,
+		"pools_started", len(added), "pools_rolled", len(roll), "pools_removed", len(removed),
+		"listeners_added", len(plan.added), "listeners_restarted", len(plan.restarted),
+		"listeners_removed", len(plan.removed), "took", time.Since(start).Round(time.Millisecond).String())
+	return nil
+}
+
+// roll replaces a spawned pool's instances with the new spawn section.
+func (a *App) roll(r rolling) error {
+	u := r.unit
+	a.log.Info("replacing spawned instances", "backend", u.name, "command", strings.Join(r.cfg.Command, " "), "count", r.cfg.Count)
+	if err := u.sup.Rolling(a.runCtx, u.spawnOptions(r.cfg)); err != nil {
+		return fmt.Errorf("app: backends.%s: replacing spawned instances: %w", u.name, err)
+	}
+	u.mu.Lock()
+	sc := *r.cfg
+	u.cfg.Spawn = &sc
+	u.mu.Unlock()
+	return nil
+}
+
+func (a *App) replaceInstances(u *poolUnit, list []config.Instance) {
+	insts, err := u.instances(list)
+	if err == nil {
+		err = u.pool.Replace(insts)
+	}
+	if err != nil {
+		// The list passed Validate; a backend that still fails to build
+		// leaves the old list serving.
+		a.log.Error("reload: keeping the old instances", "backend", u.name, "err", err)
+		return
+	}
+	keep := make([]string, len(list))
+	for i, in := range list {
+		keep[i] = in.Address
+	}
+	u.forget(keep)
+	u.mu.Lock()
+	u.cfg.Instances = list
+	u.mu.Unlock()
+}
+
+// frontPlan is how the listeners change.
+type frontPlan struct {
+	next      []*front // the new listener list, in configuration order
+	kept      []*front // same socket and options: router swapped
+	restarted []restart
+	added     []*front
+	removed   []*front
+}
+
+// restart is a listener whose options changed: a new server on its socket.
+type restart struct{ old, new *front }
+
+// planFronts matches cfg's listeners to the running ones by address
+// (sockets are kept by address; a changed protocol or option gets a new
+// server on the kept socket), builds the servers and binds new sockets. On
+// error it closes what it bound.
+func (a *App) planFronts(cfg *config.Config, g *generation) (*frontPlan, error) {
+	p := &frontPlan{}
+	used := map[*front]bool{}
+	var errs []error
+	for i, lc := range cfg.Listeners {
+		var match *front
+		for _, f := range a.fronts {
+			if !used[f] && sameAddress(f, lc.Address) {
+				match = f
+				break
+			}
+		}
+		if match != nil {
+			used[match] = true
+			// Port 0 in the running configuration: the bound address
+			// names the same socket.
+			lc.Address = match.cfg.Address
+		}
+		switch {
+		case match != nil && reflect.DeepEqual(match.cfg, lc):
+			p.kept = append(p.kept, match)
+			p.next = append(p.next, match)
+		case match != nil:
+			// The new server serves through the old front's handler, so
+			// requests on either server see the same router.
+			srv, err := newServer(lc, match.handler, a.log)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("app: listeners[%d]: %w", i, err))
+				continue
+			}
+			nf := &front{cfg: lc, srv: srv, handler: match.handler, sock: match.sock,
+				view: match.sock.view(), served: make(chan struct{})}
+			p.restarted = append(p.restarted, restart{old: match, new: nf})
+			p.next = append(p.next, nf)
+		default:
+			nf, err := a.newFront(lc, g)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("app: listeners[%d]: %w", i, err))
+				continue
+			}
+			ln, err := listen(lc)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("app: listeners[%d]: %w", i, err))
+				continue
+			}
+			nf.sock = newSocket(ln)
+			nf.view = nf.sock.view()
+			p.added = append(p.added, nf)
+			p.next = append(p.next, nf)
+		}
+	}
+	for _, f := range a.fronts {
+		if !used[f] {
+			p.removed = append(p.removed, f)
+		}
+	}
+	if len(errs) > 0 {
+		for _, f := range p.added {
+			f.sock.Close()
+		}
+		return nil, errors.Join(errs...)
+	}
+	return p, nil
+}
+
+// commitFronts swaps the routers and starts and stops servers as planned.
+// a.mu is held.
+func (a *App) commitFronts(p *frontPlan, g *generation) {
+	for _, f := range p.kept {
+		f.handler.rt.Store(g.router(f.cfg, a.log))
+	}
+	for _, r := range p.restarted {
+		r.new.handler.rt.Store(g.router(r.new.cfg, a.log))
+		a.serve(r.new)
+		a.log.Info("listener options changed; new server on the same socket", "address", r.new.cfg.Address)
+		a.retire(r.old, false, g.cfg.ShutdownTimeout)
+	}
+	for _, f := range p.added {
+		a.serve(f)
+	}
+	for _, f := range p.removed {
+		a.log.Info("listener removed", "protocol", f.cfg.Protocol, "address", f.cfg.Address)
+		a.retire(f, true, g.cfg.ShutdownTimeout)
+	}
+	a.fronts = p.next
+}
+
+// retire shuts f's server down gracefully in the background, and its
+// socket too when closeSocket is set.
+func (a *App) retire(f *front, closeSocket bool, timeout time.Duration) {
+	f.retired.Store(true)
+	a.draining.Go(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		a.stop(ctx, f.srv, f.cfg.Protocol)
+		if closeSocket {
+			f.sock.Close()
+		}
+	})
+}
+
+// drainUnits stops removed pools once their requests finished.
+func (a *App) drainUnits(units []*poolUnit, timeout time.Duration) {
+	for _, u := range units {
+		a.draining.Go(func() {
+			ctx, cancel := context.WithTimeout(a.runCtx, timeout)
+			defer cancel()
+			// The old router may still hand a request to u for a moment
+			// after the swap; a short grace covers that window.
+			select {
+			case <-time.After(100 * time.Millisecond):
+			case <-ctx.Done():
+			}
+			u.drain(ctx)
+			u.stop()
+			a.log.Info("pool stopped", "backend", u.name)
+		})
+	}
+}
+
+// sameAddress reports whether addr names f's socket: the same configured
+// address, or the address it is bound to.
+func sameAddress(f *front, addr string) bool {
+	return f.cfg.Address == addr || f.sock != nil && f.sock.ln.Addr().String() == addr
+}
