@@ -47,6 +47,10 @@ func (cn *conn) newRequest(id uint16, keep bool) *request {
 
 // startVars builds the *http.Request from PARAMS and runs the Handler.
 func (cn *conn) startVars(r *request, v vars.Vars) {
+	if dedup, dropped := v.LastWins(); dropped {
+		cn.log.Debug("repeated params: the last value of each wins", "request", r.id)
+		v = dedup
+	}
 	for i := range v {
 		if v[i].Name == "SCRIPT_FILENAME" {
 			v[i].Value = stripProxyScheme(v[i].Value)

@@ -110,12 +110,17 @@ func (s *Server) serveConn(ctx context.Context, c *connserver.Conn) error {
 	if err := c.SetReadDeadline(time.Now().Add(orDefault(s.IdleTimeout, DefaultIdleTimeout))); err != nil {
 		return err
 	}
+	// Until the first byte the connection is idle: Shutdown may close it.
+	if !c.SetIdle(true) {
+		return nil
+	}
 	if _, err := br.Peek(1); err != nil {
-		if errors.Is(err, io.EOF) {
+		if errors.Is(err, io.EOF) || c.ShuttingDown() {
 			return nil
 		}
 		return err
 	}
+	c.SetIdle(false)
 	if err := c.SetReadDeadline(time.Now().Add(readTimeout)); err != nil {
 		return err
 	}

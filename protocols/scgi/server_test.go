@@ -376,3 +376,29 @@ func TestLargeBodyStreams(t *testing.T) {
 		t.Errorf("got %q", out)
 	}
 }
+
+// TestShutdownClosesWaitingConnection: a front server that connected but
+// has not sent a byte does not hold up Shutdown until the idle timeout.
+func TestShutdownClosesWaitingConnection(t *testing.T) {
+	s := &Server{IdleTimeout: time.Hour, Handler: http.NotFoundHandler(), Logger: slog.New(slog.DiscardHandler)}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Serve(l)
+	c, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// Wait until the server has accepted and is waiting for the first byte.
+	deadline := time.Now().Add(5 * time.Second)
+	for s.cs.ActiveConns() == 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v (a waiting connection held it up)", err)
+	}
+}

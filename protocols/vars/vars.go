@@ -98,6 +98,41 @@ func (v Vars) Check() error {
 	return nil
 }
 
+// LastWins returns v with each repeated non-HTTP_* variable reduced to its
+// last occurrence, and whether anything was dropped. FastCGI front ends use
+// it: nginx sends SCRIPT_FILENAME twice when a site includes fastcgi.conf
+// and also sets its own fastcgi_param, and php-fpm takes the last value.
+// SCGI forbids repeats, so its codec never calls this.
+func (v Vars) LastWins() (Vars, bool) {
+	last := make(map[string]int, len(v))
+	for i, kv := range v {
+		if !strings.HasPrefix(kv.Name, "HTTP_") {
+			last[kv.Name] = i
+		}
+	}
+	if len(last) == len(v)-countHTTP(v) {
+		return v, false
+	}
+	out := make(Vars, 0, len(last))
+	for i, kv := range v {
+		if j, ok := last[kv.Name]; ok && j != i {
+			continue
+		}
+		out = append(out, kv)
+	}
+	return out, true
+}
+
+func countHTTP(v Vars) int {
+	n := 0
+	for _, kv := range v {
+		if strings.HasPrefix(kv.Name, "HTTP_") {
+			n++
+		}
+	}
+	return n
+}
+
 // Request builds the request the variables describe, in the manner of
 // net/http/cgi.RequestFromMap, with ctx (carrying v) as its context and
 // body as its body. CONTENT_LENGTH is not checked against the body here:

@@ -52,6 +52,7 @@ type Server struct {
 	shutdown  atomic.Bool
 	done      chan struct{} // closed by Close
 	onceDone  sync.Once
+	closeOnce sync.Once // closes done exactly once, however many Close calls race
 }
 
 // Conn is a served connection. Handlers of protocols with keep-alive mark
@@ -232,12 +233,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // contexts of requests in flight.
 func (s *Server) Close() error {
 	s.shutdown.Store(true)
-	s.onceDone.Do(func() { s.done = make(chan struct{}) })
-	select {
-	case <-s.done:
-	default:
-		close(s.done)
-	}
+	done := s.doneChan()
+	s.closeOnce.Do(func() { close(done) })
 	err := s.closeListeners()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -270,5 +267,12 @@ func (s *Server) closeIdle() int {
 			c.Close()
 		}
 	}
+	return len(s.conns)
+}
+
+// ActiveConns returns how many connections are being served.
+func (s *Server) ActiveConns() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	return len(s.conns)
 }
