@@ -195,6 +195,22 @@ func TestDenied(t *testing.T) {
 		"PYTHONSTARTUP": true, "PERL5LIB": true, "RUBYOPT": true, "MALLOC_CHECK_": true,
 		"NODE_OPTIONS": true, "TMPDIR": true, "HOME": true, "ftp_proxy": true,
 		"SSL_CLIENT_CERT": false, "HTTPS": false, "SERVER_ADDR": false, "MY_PARAM": false,
+		// Loader, runtime and TLS hooks beyond the obvious ones.
+		"SSLKEYLOGFILE": true, "OPENSSL_MODULES": true, "OPENSSL_CONF": true, "openssl_engines": true,
+		"CORECLR_PROFILER_PATH": true, "DOTNET_STARTUP_HOOKS": true, "COMPlus_EnableDiagnostics": true,
+		"COMPLUS_ZapDisable": true, "ASPNETCORE_HOSTINGSTARTUPASSEMBLIES": true, "MONO_ENV_OPTIONS": true,
+		"BASH_LOADABLES_PATH": true, "BASH_ENV": true, "BASH_XTRACEFD": true, "ZDOTDIR": true, "FPATH": true,
+		"JAVA_TOOL_OPTIONS": true, "_JAVA_OPTIONS": true, "JDK_JAVA_OPTIONS": true, "JAVA_HOME": true,
+		"LUA_INIT": true, "LUA_CPATH": true, "TCLLIBPATH": true, "TCL_LIBRARY": true, "R_PROFILE_USER": true,
+		"PHPRC": true, "PHP_INI_SCAN_DIR": true, "GEM_HOME": true, "BUNDLE_GEMFILE": true, "ERL_AFLAGS": true,
+		"HOSTALIASES": true, "RESOLV_HOST_CONF": true, "RESOLV_MULTI": true, "LOCALDOMAIN": true,
+		"NLSPATH": true, "GCONV_PATH": true, "LOCPATH": true, "MALLOC_ARENA_MAX": true, "GLIBC_TUNABLES": true,
+		"GODEBUG": true, "GOMEMLIMIT": true, "LIBMYSQL_PLUGIN_DIR": true, "SASL_PATH": true,
+		"XDG_CONFIG_HOME": true, "CURL_HOME": true, "LDAPTLS_CACERT": true, "NODE_EXTRA_CA_CERTS": true,
+		"GST_PLUGIN_SYSTEM_PATH": true, "LESSOPEN": true, "TERMINFO": true,
+		// Near misses stay.
+		"SSL_SESSION_ID": false, "REMOTE_USER": false, "REDIRECT_URL": false, "RESOLVED": false,
+		"DOTNET": false, "JAVASCRIPT_ON": false, "GOOGLE_ID": false, "PHP_VALUE": false,
 	} {
 		if got := Denied(name); got != want {
 			t.Errorf("Denied(%q) = %v, want %v", name, got, want)
