@@ -35,6 +35,10 @@ type Server struct {
 	WriteTimeout time.Duration
 	// Logger receives server errors; nil means slog.Default().
 	Logger *slog.Logger
+	// ConnState, if set, is called when a connection changes state, as
+	// http.Server's hook of the same name (junction counts open
+	// connections with it).
+	ConnState func(net.Conn, http.ConnState)
 
 	once sync.Once
 	hs   *http.Server
@@ -52,6 +56,7 @@ func (s *Server) init() {
 			ReadHeaderTimeout: or(s.ReadTimeout, DefaultReadTimeout),
 			IdleTimeout:       or(s.IdleTimeout, DefaultIdleTimeout),
 			WriteTimeout:      s.WriteTimeout,
+			ConnState:         s.ConnState,
 			ErrorLog:          slog.NewLogLogger(log.With("protocol", "http").Handler(), slog.LevelWarn),
 		}
 	})
