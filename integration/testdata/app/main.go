@@ -1,6 +1,7 @@
 // Command app is the HTTP application instance the integration tests put
 // behind junction's pools. It answers every request with its name, POST
-// requests with the SHA-256 of their body, and /slow after a pause.
+// requests with the SHA-256 of their body, /slow after a pause, and
+// /headers with the request headers it received, one "Name: value" a line.
 //
 //	app -addr 127.0.0.1:PORT -name NAME
 package main
@@ -24,6 +25,14 @@ func main() {
 	mux.HandleFunc("/slow", func(w http.ResponseWriter, r *http.Request) {
 		time.Sleep(500 * time.Millisecond)
 		fmt.Fprintf(w, "%s slow\n", *name)
+	})
+	mux.HandleFunc("/headers", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "%s headers\n", *name)
+		for k, vs := range r.Header {
+			for _, v := range vs {
+				fmt.Fprintf(w, "%s: %s\n", k, v)
+			}
+		}
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodPost {
