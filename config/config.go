@@ -54,9 +54,20 @@ type Config struct {
 	// in the file.
 	Version string `mapstructure:"-"`
 
-	// Metrics configures the Prometheus metrics endpoint. The section is
-	// accepted and validated; the endpoint is not served yet.
+	// Metrics configures the operations listener: Prometheus metrics at
+	// /metrics, /healthz, /readyz and the status page at /status and
+	// /status.json. "junction inetd" never starts it.
 	Metrics Metrics `mapstructure:"metrics"`
+
+	// User and Group (names or numeric ids) are who junction runs as
+	// after binding its sockets, when it is started as root: it switches
+	// every thread to User, with Group (default: User's primary group)
+	// and User's supplementary groups. Spawned app instances and CGI
+	// scripts then run as that user too. Started as another user with
+	// these set, junction refuses to start. Default: keep the identity
+	// junction was started with.
+	User  string `mapstructure:"user"`
+	Group string `mapstructure:"group"`
 }
 
 // Log configures logging.
@@ -67,6 +78,16 @@ type Log struct {
 	// Format is text (key=value lines) or json (one object per line).
 	// Default text.
 	Format string `mapstructure:"format"`
+	// Access is the access log format: combined (Apache's combined format
+	// followed by listener, protocol, backend, instance, upstream_time
+	// and duration fields), json (one object per line) or off. Default
+	// off: the front server already logs every request.
+	Access string `mapstructure:"access"`
+	// AccessFile is the file access log lines are appended to (created
+	// with mode 0640 if missing, opened before junction drops
+	// privileges). Default: standard output, as container platforms
+	// collect it. Changing Access or AccessFile needs a restart.
+	AccessFile string `mapstructure:"access_file"`
 }
 
 // Protocol names accepted in Listener.Protocol.
@@ -293,8 +314,10 @@ type Backend struct {
 
 // Metrics configures the Prometheus endpoint.
 type Metrics struct {
-	// Address is "host:port" to serve /metrics on. Empty: no endpoint.
-	// Accepted and validated; not served yet.
+	// Address is "host:port", "unix:/path", "fd:N" or "systemd:NAME" to
+	// serve the operations endpoints on. Empty: no operations listener.
+	// Keep it on loopback or a private network: the status page shows
+	// backend addresses and errors. Changing it needs a restart.
 	Address string `mapstructure:"address"`
 }
 

@@ -183,6 +183,13 @@ backends:
 log: {level: loud, format: xml}
 metrics: {address: nowhere}
 `, []string{`log.level: "loud"`, `log.format: "xml"`, "metrics.address:"}},
+		{"access log and privileges", valid + `
+log: {access: apache, access_file: /var/log/junction.log}
+group: www-data
+`, []string{`log.access: "apache"`, "group: \"www-data\" is set without user"}},
+		{"access file without access log", valid + `
+log: {access_file: /var/log/junction.log}
+`, []string{"log.access_file: set, but log.access is off"}},
 		{"env names", `
 listeners:
   - {protocol: scgi, address: "127.0.0.1:4000", backend: scripts}
@@ -378,5 +385,48 @@ func TestKeyPath(t *testing.T) {
 		if got := keyPath(in); got != want {
 			t.Errorf("keyPath(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+func TestOperationsKeys(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "junction.yaml")
+	data := `
+log: {access: json, access_file: logs/access.log}
+metrics: {address: "unix:run/ops.sock"}
+user: www-data
+group: adm
+listeners:
+  - {protocol: scgi, address: "127.0.0.1:4000", backend: scripts}
+backends:
+  scripts: {type: cgi, root: /srv}
+`
+	if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Log.Access != "json" || cfg.Log.AccessFile != filepath.Join(dir, "logs/access.log") {
+		t.Errorf("log %+v", cfg.Log)
+	}
+	if cfg.Metrics.Address != "unix:"+filepath.Join(dir, "run/ops.sock") {
+		t.Errorf("metrics address %q", cfg.Metrics.Address)
+	}
+	if cfg.User != "www-data" || cfg.Group != "adm" {
+		t.Errorf("user %q group %q", cfg.User, cfg.Group)
+	}
+	def, err := Parse([]byte(`
+listeners:
+  - {protocol: scgi, address: "127.0.0.1:4000", backend: scripts}
+backends:
+  scripts: {type: cgi, root: /srv}
+`), "yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if def.Log.Access != "off" || def.Log.AccessFile != "" || def.User != "" {
+		t.Errorf("defaults: log %+v user %q", def.Log, def.User)
 	}
 }

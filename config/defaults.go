@@ -48,6 +48,9 @@ func (c *Config) setDefaults() {
 	if c.Log.Format == "" {
 		c.Log.Format = "text" // readable in a terminal and in journald
 	}
+	if c.Log.Access == "" {
+		c.Log.Access = "off" // the front server already logs every request
+	}
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = defaultShutdownTimeout
 	}

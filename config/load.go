@@ -337,6 +337,10 @@ func (c *Config) resolvePaths(base string) {
 			l.Address = "unix:" + abs(p)
 		}
 	}
+	c.Log.AccessFile = abs(c.Log.AccessFile)
+	if p, ok := strings.CutPrefix(c.Metrics.Address, "unix:"); ok && p != "" && !strings.HasPrefix(p, "@") {
+		c.Metrics.Address = "unix:" + abs(p)
+	}
 	for _, b := range c.Backends {
 		if b == nil {
 			continue

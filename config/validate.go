@@ -26,6 +26,17 @@ func (c *Config) Validate() error {
 	default:
 		v.add("log.format", "%q is not one of text, json", c.Log.Format)
 	}
+	switch c.Log.Access {
+	case "combined", "json", "off":
+	default:
+		v.add("log.access", "%q is not one of combined, json, off", c.Log.Access)
+	}
+	if c.Log.AccessFile != "" && c.Log.Access == "off" {
+		v.add("log.access_file", "set, but log.access is off")
+	}
+	if c.Group != "" && c.User == "" {
+		v.add("group", "%q is set without user", c.Group)
+	}
 	v.positive("shutdown_timeout", c.ShutdownTimeout)
 	if len(c.Listeners) == 0 {
 		v.add("listeners", "at least one listener is required")
