@@ -123,8 +123,11 @@ func (l *Logger) Middleware(listener, protocol string, backendOf func(*http.Requ
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := l.o.Now()
-		rec := &Record{}
-		r = r.WithContext(NewContext(r.Context(), rec))
+		rec := FromContext(r.Context())
+		if rec == nil {
+			rec = &Record{}
+			r = r.WithContext(NewContext(r.Context(), rec))
+		}
 		rw := &responseWriter{ResponseWriter: w}
 		var body *countingBody
 		if r.Body != nil && r.Body != http.NoBody {

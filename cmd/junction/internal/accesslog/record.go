@@ -4,12 +4,15 @@ import (
 	"context"
 	"sync"
 	"time"
+
+	"github.com/junction-gw/junction/backends"
 )
 
 // Record is the per-request detail only the inner layers know: which
 // backend and instance served the request and how long the upstream took.
-// The access log middleware puts one in every request's context; the
-// router, balancer or backend fills it with FromContext(ctx).Set*. All
+// The access log middleware puts one in every request's context (or uses
+// the one already there); the router, balancer or backend fills it through
+// backends.UpstreamFromContext(ctx). All
 // methods are safe on a nil *Record (no access log configured) and for
 // concurrent use.
 type Record struct {
@@ -19,16 +22,19 @@ type Record struct {
 	upstream time.Duration
 }
 
-type ctxKey struct{}
+// A Record is the request's backends.Upstream: the balancer and the
+// composition root's backend wrappers report to it without knowing this
+// package.
+var _ backends.Upstream = (*Record)(nil)
 
-// NewContext returns ctx carrying rec.
+// NewContext returns ctx carrying rec, as the request's backends.Upstream.
 func NewContext(ctx context.Context, rec *Record) context.Context {
-	return context.WithValue(ctx, ctxKey{}, rec)
+	return backends.NewUpstreamContext(ctx, rec)
 }
 
 // FromContext returns the request's Record, or nil when there is none.
 func FromContext(ctx context.Context) *Record {
-	rec, _ := ctx.Value(ctxKey{}).(*Record)
+	rec, _ := backends.UpstreamFromContext(ctx).(*Record)
 	return rec
 }
 
