@@ -7,6 +7,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/junction-gw/junction/protocols/vars"
 )
@@ -31,6 +32,10 @@ var (
 // configured limit, so a peer cannot make us scan an endless digit run.
 const maxLenDigits = 10
 
+// blockPool holds head buffers; they grow to the largest head seen, which
+// MaxHeaderBytes bounds.
+var blockPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
 // readHead reads the netstring-framed variable block from br and returns the
 // variables (wire order, names unique except HTTP_*) and CONTENT_LENGTH.
 // limit bounds the block length and is checked before allocating.
@@ -39,7 +44,14 @@ func readHead(br *bufio.Reader, limit int) (vars.Vars, int64, error) {
 	if err != nil {
 		return nil, 0, err
 	}
-	block := make([]byte, n+1) // the block and its trailing comma
+	// The block is read into a pooled buffer and converted to one string
+	// that every name and value then slices: one allocation for all.
+	bp := blockPool.Get().(*[]byte)
+	defer blockPool.Put(bp)
+	if cap(*bp) < n+1 {
+		*bp = make([]byte, n+1)
+	}
+	block := (*bp)[:n+1] // the block and its trailing comma
 	if _, err := io.ReadFull(br, block); err != nil {
 		return nil, 0, fmt.Errorf("%w: header block: %w", errBadNetstring, noEOF(err))
 	}

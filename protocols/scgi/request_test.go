@@ -2,7 +2,10 @@ package scgi
 
 import (
 	"bufio"
+	"bytes"
+	"context"
 	"errors"
+	"net/http"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -177,14 +180,38 @@ func BenchmarkReadHead(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	r := strings.NewReader("")
+	r := bytes.NewReader(nil)
 	br := bufio.NewReader(r)
 	b.ReportAllocs()
 	b.SetBytes(int64(len(data)))
 	for b.Loop() {
-		r.Reset(string(data))
+		r.Reset(data)
 		br.Reset(r)
 		if _, _, err := readHead(br, DefaultMaxHeaderBytes); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkDecodeRequest measures the whole decoder cost per request: the
+// netstring head of a captured nginx request into an *http.Request.
+func BenchmarkDecodeRequest(b *testing.B) {
+	data, err := os.ReadFile("testdata/nginx/get-repeated-headers.scgi")
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := bytes.NewReader(nil)
+	br := bufio.NewReader(r)
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		r.Reset(data)
+		br.Reset(r)
+		v, _, err := readHead(br, DefaultMaxHeaderBytes)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := vars.Request(ctx, v, http.NoBody); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -18,7 +18,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/textproto"
 	"net/url"
 	"strconv"
 	"strings"
@@ -67,16 +66,32 @@ next:
 
 type ctxKey struct{}
 
+// varsCtx carries Vars in one allocation (context.WithValue would need a
+// second one to box the slice).
+type varsCtx struct {
+	context.Context
+	v Vars
+}
+
+func (c *varsCtx) Value(key any) any {
+	if key == (ctxKey{}) {
+		return c
+	}
+	return c.Context.Value(key)
+}
+
 // NewContext returns a copy of ctx carrying v.
 func NewContext(ctx context.Context, v Vars) context.Context {
-	return context.WithValue(ctx, ctxKey{}, v)
+	return &varsCtx{Context: ctx, v: v}
 }
 
 // FromContext returns the variables stored in ctx, or nil when the request
 // did not come through a CGI-style front end (plain HTTP).
 func FromContext(ctx context.Context) Vars {
-	v, _ := ctx.Value(ctxKey{}).(Vars)
-	return v
+	if c, ok := ctx.Value(ctxKey{}).(*varsCtx); ok {
+		return c.v
+	}
+	return nil
 }
 
 // ErrDuplicate is wrapped by Request when a non-HTTP_* variable repeats.
@@ -85,17 +100,28 @@ var ErrDuplicate = errors.New("vars: repeated variable")
 // Check reports a repeated CGI variable. Repeated HTTP_* names are allowed:
 // they are how nginx forwards a repeated request header.
 func (v Vars) Check() error {
-	seen := make(map[string]struct{}, len(v))
-	for _, kv := range v {
-		if strings.HasPrefix(kv.Name, "HTTP_") {
-			continue
-		}
-		if _, dup := seen[kv.Name]; dup {
-			return fmt.Errorf("%w %s", ErrDuplicate, kv.Name)
-		}
-		seen[kv.Name] = struct{}{}
+	if i := v.duplicate(); i >= 0 {
+		return fmt.Errorf("%w %s", ErrDuplicate, v[i].Name)
 	}
 	return nil
+}
+
+// duplicate returns the index of the first non-HTTP_* variable whose name
+// appeared before, or -1. A front server sends a few dozen variables, so
+// the quadratic scan is cheaper than a map and allocates nothing.
+func (v Vars) duplicate() int {
+	for i := 1; i < len(v); i++ {
+		name := v[i].Name
+		if strings.HasPrefix(name, "HTTP_") {
+			continue
+		}
+		for j := 0; j < i; j++ {
+			if v[j].Name == name {
+				return i
+			}
+		}
+	}
+	return -1
 }
 
 // LastWins returns v with each repeated non-HTTP_* variable reduced to its
@@ -104,76 +130,112 @@ func (v Vars) Check() error {
 // and also sets its own fastcgi_param, and php-fpm takes the last value.
 // SCGI forbids repeats, so its codec never calls this.
 func (v Vars) LastWins() (Vars, bool) {
-	last := make(map[string]int, len(v))
-	for i, kv := range v {
-		if !strings.HasPrefix(kv.Name, "HTTP_") {
-			last[kv.Name] = i
-		}
-	}
-	if len(last) == len(v)-countHTTP(v) {
+	if v.duplicate() < 0 {
 		return v, false
 	}
-	out := make(Vars, 0, len(last))
+	out := make(Vars, 0, len(v))
+next:
 	for i, kv := range v {
-		if j, ok := last[kv.Name]; ok && j != i {
-			continue
+		if !strings.HasPrefix(kv.Name, "HTTP_") {
+			for _, later := range v[i+1:] {
+				if later.Name == kv.Name {
+					continue next
+				}
+			}
 		}
 		out = append(out, kv)
 	}
 	return out, true
 }
 
-func countHTTP(v Vars) int {
-	n := 0
-	for _, kv := range v {
-		if strings.HasPrefix(kv.Name, "HTTP_") {
-			n++
-		}
-	}
-	return n
-}
-
 // Request builds the request the variables describe, in the manner of
 // net/http/cgi.RequestFromMap, with ctx (carrying v) as its context and
 // body as its body. CONTENT_LENGTH is not checked against the body here:
 // the codec frames the body and knows its length.
+//
+// It runs once per request on every CGI-style front end, so it keeps
+// allocations few: header values share one backing array and common
+// header names come from a table.
 func Request(ctx context.Context, v Vars, body io.ReadCloser) (*http.Request, error) {
 	if err := v.Check(); err != nil {
 		return nil, err
 	}
-	method := v.Get("REQUEST_METHOD")
+	var method, proto, host, serverName, serverPort, uri, cl, ct, remoteAddr, remotePort, https string
+	headers := 0
+	for _, kv := range v {
+		switch kv.Name {
+		case "REQUEST_METHOD":
+			method = kv.Value
+		case "SERVER_PROTOCOL":
+			proto = kv.Value
+		case "HTTP_HOST":
+			if host == "" {
+				host = kv.Value
+			}
+		case "SERVER_NAME":
+			serverName = kv.Value
+		case "SERVER_PORT":
+			serverPort = kv.Value
+		case "REQUEST_URI":
+			uri = kv.Value
+		case "CONTENT_LENGTH":
+			cl = kv.Value
+		case "CONTENT_TYPE":
+			ct = kv.Value
+		case "REMOTE_ADDR":
+			remoteAddr = kv.Value
+		case "REMOTE_PORT":
+			remotePort = kv.Value
+		case "HTTPS":
+			https = kv.Value
+		default:
+			if len(kv.Name) > len("HTTP_") && strings.HasPrefix(kv.Name, "HTTP_") {
+				headers++
+			}
+		}
+	}
 	if method == "" {
 		return nil, errors.New("vars: missing REQUEST_METHOD")
 	}
-	r := &http.Request{
+	r := http.Request{
 		Method:     method,
 		Proto:      "HTTP/1.0",
 		ProtoMajor: 1,
-		Header:     make(http.Header),
+		ProtoMinor: 0,
+		Header:     make(http.Header, headers+1),
 		Body:       body,
 	}
-	if p := v.Get("SERVER_PROTOCOL"); p != "" {
-		if major, minor, ok := http.ParseHTTPVersion(p); ok {
-			r.Proto, r.ProtoMajor, r.ProtoMinor = p, major, minor
+	if proto != "" {
+		if major, minor, ok := http.ParseHTTPVersion(proto); ok {
+			r.Proto, r.ProtoMajor, r.ProtoMinor = proto, major, minor
 		}
 	}
+	values := make([]string, 0, headers+1) // one backing array for all single values
 	for _, kv := range v {
 		name, ok := strings.CutPrefix(kv.Name, "HTTP_")
-		if !ok || name == "" {
+		if !ok || name == "" || name == "HOST" {
 			continue
 		}
-		key := textproto.CanonicalMIMEHeaderKey(strings.ReplaceAll(name, "_", "-"))
-		if key == "Cookie" && len(r.Header[key]) > 0 {
-			// RFC 9113 8.2.3 / RFC 6265: several Cookie fields are one list.
-			r.Header[key][0] += "; " + kv.Value
+		key := headerKey(name)
+		if prev, ok := r.Header[key]; ok {
+			if key == "Cookie" {
+				// RFC 6265 5.4: several Cookie fields are one list.
+				prev[0] += "; " + kv.Value
+			} else {
+				r.Header[key] = append(prev, kv.Value)
+			}
 			continue
 		}
-		r.Header[key] = append(r.Header[key], kv.Value)
+		values = append(values, kv.Value)
+		n := len(values)
+		r.Header[key] = values[n-1 : n : n]
 	}
-	if ct := v.Get("CONTENT_TYPE"); ct != "" {
-		r.Header.Set("Content-Type", ct)
+	if ct != "" {
+		values = append(values, ct)
+		n := len(values)
+		r.Header["Content-Type"] = values[n-1 : n : n]
 	}
-	if cl := v.Get("CONTENT_LENGTH"); cl != "" {
+	if cl != "" {
 		n, err := strconv.ParseInt(cl, 10, 64)
 		if err != nil || n < 0 {
 			return nil, fmt.Errorf("vars: bad CONTENT_LENGTH %q", cl)
@@ -183,15 +245,13 @@ func Request(ctx context.Context, v Vars, body io.ReadCloser) (*http.Request, er
 	if r.ContentLength == 0 && body != nil {
 		r.Body = http.NoBody
 	}
-	r.Host = r.Header.Get("Host")
-	r.Header.Del("Host")
+	r.Host = host
 	if r.Host == "" {
-		r.Host = v.Get("SERVER_NAME")
-		if port := v.Get("SERVER_PORT"); port != "" && r.Host != "" && port != "80" && port != "443" {
-			r.Host = net.JoinHostPort(r.Host, port)
+		r.Host = serverName
+		if serverPort != "" && r.Host != "" && serverPort != "80" && serverPort != "443" {
+			r.Host = net.JoinHostPort(r.Host, serverPort)
 		}
 	}
-	uri := v.Get("REQUEST_URI")
 	if uri == "" {
 		uri = (&url.URL{Path: v.Get("SCRIPT_NAME") + v.Get("PATH_INFO")}).EscapedPath()
 		if q := v.Get("QUERY_STRING"); q != "" {
@@ -204,15 +264,55 @@ func Request(ctx context.Context, v Vars, body io.ReadCloser) (*http.Request, er
 	}
 	r.URL = u
 	r.RequestURI = uri
-	if addr := v.Get("REMOTE_ADDR"); addr != "" {
-		port := v.Get("REMOTE_PORT")
-		if port == "" {
-			port = "0"
+	if remoteAddr != "" {
+		if remotePort == "" {
+			remotePort = "0"
 		}
-		r.RemoteAddr = net.JoinHostPort(addr, port)
+		r.RemoteAddr = net.JoinHostPort(remoteAddr, remotePort)
 	}
-	if h := v.Get("HTTPS"); strings.EqualFold(h, "on") || h == "1" {
+	if strings.EqualFold(https, "on") || https == "1" {
 		r.TLS = &tls.ConnectionState{HandshakeComplete: true}
 	}
 	return r.WithContext(NewContext(ctx, v)), nil
+}
+
+// commonHeaders maps the CGI form of frequent request headers to their
+// canonical names, so the usual request needs no allocation per name.
+var commonHeaders = func() map[string]string {
+	m := make(map[string]string)
+	for _, h := range []string{
+		"Accept", "Accept-Charset", "Accept-Encoding", "Accept-Language", "Authorization",
+		"Cache-Control", "Connection", "Content-Length", "Content-Type", "Cookie", "Dnt",
+		"Forwarded", "If-Modified-Since", "If-None-Match", "Origin", "Pragma", "Priority", "Referer",
+		"Sec-Ch-Ua", "Sec-Ch-Ua-Mobile", "Sec-Ch-Ua-Platform", "Sec-Fetch-Dest", "Sec-Fetch-Mode",
+		"Sec-Fetch-Site", "Sec-Fetch-User", "Te", "Upgrade-Insecure-Requests", "User-Agent",
+		"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Real-Ip", "X-Requested-With",
+	} {
+		m[strings.ToUpper(strings.ReplaceAll(h, "-", "_"))] = h
+	}
+	return m
+}()
+
+// headerKey turns the part of a CGI name after HTTP_ ("X_FORWARDED_FOR")
+// into a canonical header name ("X-Forwarded-For").
+func headerKey(name string) string {
+	if k, ok := commonHeaders[name]; ok {
+		return k
+	}
+	b := []byte(name)
+	upper := true
+	for i, c := range b {
+		switch {
+		case c == '_' || c == '-':
+			b[i] = '-'
+			upper = true
+			continue
+		case upper && 'a' <= c && c <= 'z':
+			b[i] = c - ('a' - 'A')
+		case !upper && 'A' <= c && c <= 'Z':
+			b[i] = c + ('a' - 'A')
+		}
+		upper = false
+	}
+	return string(b)
 }
