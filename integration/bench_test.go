@@ -394,11 +394,30 @@ backends:
 	t.WriteString("cpu/req: the gateway process group's own CPU per request (scripts excluded); forkexec/s runs\n" +
 		"without nginx and wrk sharing the cores, so j/ceiling also carries their cost\n")
 	t.WriteString("targets: junction ≥ 1.5× uWSGI on hello.sh, ≥ 1.8× on static C, ≥ 75% of the fork+exec ceiling\n")
-	b.Log(t.String())
-	fmt.Print(t.String())
-	if f := os.Getenv("JUNCTION_BENCH_SUMMARY"); f != "" {
-		if err := os.WriteFile(f, []byte(t.String()), 0o644); err != nil {
-			b.Errorf("JUNCTION_BENCH_SUMMARY: %v", err)
-		}
+	appendBenchSummary(b, t.String())
+}
+
+// appendBenchSummary logs one benchmark's table, prints it, and appends it
+// to the JUNCTION_BENCH_SUMMARY file when set. Every end-to-end benchmark
+// appends, so the file holds the whole run's tables in the order they ran
+// (make bench removes it first).
+func appendBenchSummary(b *testing.B, table string) {
+	b.Helper()
+	b.Log(table)
+	fmt.Print(table)
+	f := os.Getenv("JUNCTION_BENCH_SUMMARY")
+	if f == "" {
+		return
+	}
+	fd, err := os.OpenFile(f, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		b.Errorf("JUNCTION_BENCH_SUMMARY: %v", err)
+		return
+	}
+	if _, err := fd.WriteString(table); err != nil {
+		b.Errorf("JUNCTION_BENCH_SUMMARY: %v", err)
+	}
+	if err := fd.Close(); err != nil {
+		b.Errorf("JUNCTION_BENCH_SUMMARY: %v", err)
 	}
 }

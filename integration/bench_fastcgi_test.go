@@ -1,0 +1,362 @@
+package integration
+
+import (
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// This file holds the FastCGI comparison and the A/B machinery that the
+// FastCGI, AJP and pool benchmarks share (bench_ajp_test.go,
+// bench_pools_test.go):
+//
+//   - benchDuration skips unless JUNCTION_BENCH=1 and reads
+//     JUNCTION_BENCH_DURATION, the measured time of each path;
+//   - compareLoads warms every path up, then runs benchRounds interleaved
+//     rounds (A B C, B C A, C A B) and returns per-path medians, so a burst
+//     of load from someone else on the machine lands on every path alike;
+//   - abTable formats rows of "junction path vs reference path" with the
+//     ratio and the target, for appendBenchSummary.
+
+const fcgiwrapBin = "/usr/sbin/fcgiwrap"
+
+// benchRounds is how many interleaved wrk runs each path gets; the
+// reported figures are their medians.
+const benchRounds = 3
+
+// benchDuration skips b unless JUNCTION_BENCH=1 and returns how long each
+// compared path is measured in total (JUNCTION_BENCH_DURATION, default
+// 10s), split over benchRounds runs.
+func benchDuration(b *testing.B) time.Duration {
+	b.Helper()
+	if os.Getenv("JUNCTION_BENCH") != "1" {
+		b.Skip("set JUNCTION_BENCH=1 to run the end-to-end benchmarks")
+	}
+	d := 10 * time.Second
+	if s := os.Getenv("JUNCTION_BENCH_DURATION"); s != "" {
+		var err error
+		if d, err = time.ParseDuration(s); err != nil || d <= 0 {
+			b.Fatalf("JUNCTION_BENCH_DURATION=%q: want a positive duration (%v)", s, err)
+		}
+	}
+	return d
+}
+
+// wrkLoad is one path under test.
+type wrkLoad struct {
+	Name string
+	URL  string
+	// Conns is how many connections wrk keeps busy; 0 means wrkConns.
+	Conns int
+	// Script is a wrk Lua script (e.g. setting a POST body); "" for GETs.
+	Script string
+	// PGID is the process group whose CPU time is charged per request
+	// (the gateway under test); 0 charges nobody.
+	PGID int
+}
+
+// runWrkLoad runs wrk once on l for secs seconds.
+func runWrkLoad(b *testing.B, l wrkLoad, secs int) wrkResult {
+	b.Helper()
+	conns := l.Conns
+	if conns == 0 {
+		conns = wrkConns
+	}
+	args := []string{"-t2", fmt.Sprintf("-c%d", conns), fmt.Sprintf("-d%ds", secs), "--latency", "--timeout", "10s"}
+	if l.Script != "" {
+		args = append(args, "-s", l.Script)
+	}
+	args = append(args, l.URL)
+	var cpu0 time.Duration
+	if l.PGID != 0 {
+		cpu0 = groupCPU(l.PGID)
+	}
+	out, err := exec.Command(wrkBin, args...).CombinedOutput()
+	if err != nil {
+		b.Fatalf("wrk %s (%s): %v\n%s", l.URL, l.Name, err, out)
+	}
+	r, err := parseWrk(string(out))
+	if err != nil {
+		b.Fatalf("%s: %v", l.Name, err)
+	}
+	if l.PGID != 0 && r.Requests > 0 {
+		r.CPUPerReq = (groupCPU(l.PGID) - cpu0) / time.Duration(r.Requests)
+	}
+	return r
+}
+
+// loadResult is what compareLoads measured on one path.
+type loadResult struct {
+	// Median holds the medians of the rounds' rates, latencies and CPU;
+	// its Requests and Errors are the rounds' sums.
+	Median wrkResult
+	// AllRequests counts every request sent, warm-up included.
+	AllRequests int
+}
+
+// compareLoads warms each load up for a short run, then measures each for
+// d in total, in benchRounds interleaved runs whose starting path rotates.
+// Every run is checked for errors.
+func compareLoads(b *testing.B, d time.Duration, loads ...wrkLoad) []loadResult {
+	b.Helper()
+	warm := 1
+	if d >= 10*time.Second {
+		warm = 2
+	}
+	secs := max(1, int(math.Round(d.Seconds()/benchRounds)))
+	res := make([]loadResult, len(loads))
+	for i, l := range loads {
+		w := runWrkLoad(b, l, warm)
+		res[i].AllRequests += w.Requests
+		if w.Errors > 0 {
+			b.Errorf("%s warm-up: %d errors of %d requests", l.Name, w.Errors, w.Requests)
+		}
+	}
+	runs := make([][]wrkResult, len(loads))
+	for round := range benchRounds {
+		for k := range loads {
+			i := (round + k) % len(loads)
+			r := runWrkLoad(b, loads[i], secs)
+			runs[i] = append(runs[i], r)
+			res[i].AllRequests += r.Requests
+		}
+	}
+	for i, l := range loads {
+		res[i].Median = medianWrk(runs[i])
+		if m := res[i].Median; m.Errors > 0 {
+			b.Errorf("%s: %d errors of %d requests", l.Name, m.Errors, m.Requests)
+		}
+	}
+	return res
+}
+
+// medianWrk combines runs: the median of each rate, latency and CPU
+// figure on its own, and the sums of requests and errors.
+func medianWrk(runs []wrkResult) wrkResult {
+	var out wrkResult
+	if len(runs) == 0 {
+		return out
+	}
+	rps := make([]float64, len(runs))
+	var avg, p99, cpu []time.Duration
+	for i, r := range runs {
+		rps[i] = r.RPS
+		avg = append(avg, r.LatencyAvg)
+		p99 = append(p99, r.LatencyP99)
+		cpu = append(cpu, r.CPUPerReq)
+		out.Requests += r.Requests
+		out.Errors += r.Errors
+	}
+	slices.Sort(rps)
+	out.RPS = rps[len(rps)/2]
+	if len(rps)%2 == 0 {
+		out.RPS = (rps[len(rps)/2-1] + rps[len(rps)/2]) / 2
+	}
+	out.LatencyAvg = medianDuration(avg)
+	out.LatencyP99 = medianDuration(p99)
+	out.CPUPerReq = medianDuration(cpu)
+	return out
+}
+
+func medianDuration(ds []time.Duration) time.Duration {
+	slices.Sort(ds)
+	n := len(ds)
+	if n%2 == 1 {
+		return ds[n/2]
+	}
+	return (ds[n/2-1] + ds[n/2]) / 2
+}
+
+func TestMedianWrk(t *testing.T) {
+	ms := time.Millisecond
+	tests := []struct {
+		name string
+		runs []wrkResult
+		want wrkResult
+	}{
+		{"none", nil, wrkResult{}},
+		{"odd", []wrkResult{
+			{RPS: 300, LatencyAvg: 3 * ms, LatencyP99: 9 * ms, Requests: 10, Errors: 1, CPUPerReq: 30},
+			{RPS: 100, LatencyAvg: 1 * ms, LatencyP99: 7 * ms, Requests: 20, CPUPerReq: 10},
+			{RPS: 200, LatencyAvg: 2 * ms, LatencyP99: 8 * ms, Requests: 30, Errors: 2, CPUPerReq: 20},
+		}, wrkResult{RPS: 200, LatencyAvg: 2 * ms, LatencyP99: 8 * ms, Requests: 60, Errors: 3, CPUPerReq: 20}},
+		{"even", []wrkResult{
+			{RPS: 100, LatencyAvg: 4 * ms, LatencyP99: 10 * ms, Requests: 1},
+			{RPS: 200, LatencyAvg: 2 * ms, LatencyP99: 20 * ms, Requests: 1},
+		}, wrkResult{RPS: 150, LatencyAvg: 3 * ms, LatencyP99: 15 * ms, Requests: 2}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := medianWrk(tt.runs); got != tt.want {
+				t.Errorf("medianWrk = %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+// abRow compares a path through junction (J) with a reference path (Ref)
+// serving the same thing.
+type abRow struct {
+	Name   string
+	J, Ref wrkResult
+	// Target is the wanted J/Ref request-rate ratio; 0 for none.
+	Target float64
+}
+
+// Ratio is J's request rate over Ref's.
+func (r abRow) Ratio() float64 {
+	if r.Ref.RPS == 0 {
+		return 0
+	}
+	return r.J.RPS / r.Ref.RPS
+}
+
+// verdict says whether the row met its target ("-" without one).
+func (r abRow) verdict() string {
+	switch {
+	case r.Target == 0:
+		return "-"
+	case r.Ratio() >= r.Target:
+		return "met"
+	default:
+		return "MISSED"
+	}
+}
+
+// report sends the row's figures to the benchmark framework; metric names
+// carry the row name and jName/refName ("fastcgi", "fcgiwrap").
+func (r abRow) report(b *testing.B, jName, refName string) {
+	b.Helper()
+	b.ReportMetric(r.J.RPS, r.Name+"-"+jName+"-req/s")
+	b.ReportMetric(r.Ref.RPS, r.Name+"-"+refName+"-req/s")
+	b.ReportMetric(float64(r.J.LatencyP99)/float64(time.Millisecond), r.Name+"-"+jName+"-p99-ms")
+	b.ReportMetric(float64(r.Ref.LatencyP99)/float64(time.Millisecond), r.Name+"-"+refName+"-p99-ms")
+	b.ReportMetric(r.Ratio(), r.Name+"-"+jName+"/"+refName)
+}
+
+// abTable formats rows under title; jName and refName head the two sides.
+func abTable(title, jName, refName string, rows []abRow, notes ...string) string {
+	var t strings.Builder
+	fmt.Fprintf(&t, "\n%s (GOMAXPROCS %d, medians of %d interleaved runs)\n", title, runtime.GOMAXPROCS(0), benchRounds)
+	fmt.Fprintf(&t, "%-14s %11s %9s %9s %11s %9s %9s %8s %7s %7s\n",
+		"case", jName+"/s", "p99", "cpu/req", refName+"/s", "p99", "cpu/req", "ratio", "target", "")
+	us := 10 * time.Microsecond
+	for _, r := range rows {
+		target := "-"
+		if r.Target > 0 {
+			target = fmt.Sprintf("≥%.2fx", r.Target)
+		}
+		fmt.Fprintf(&t, "%-14s %11.0f %9v %9v %11.0f %9v %9v %7.2fx %7s %7s\n", r.Name,
+			r.J.RPS, r.J.LatencyP99.Round(us), r.J.CPUPerReq.Round(time.Microsecond),
+			r.Ref.RPS, r.Ref.LatencyP99.Round(us), r.Ref.CPUPerReq.Round(time.Microsecond),
+			r.Ratio(), target, r.verdict())
+	}
+	for _, n := range notes {
+		t.WriteString(n)
+		t.WriteByte('\n')
+	}
+	return t.String()
+}
+
+// buildHelloC compiles the static C hello (helloC) into dir/hello-c.
+func buildHelloC(b *testing.B, dir string) {
+	b.Helper()
+	src := writeFile(b, b.TempDir(), "hello.c", helloC)
+	if out, err := exec.Command(gccBin, "-static", "-O2", "-o", filepath.Join(dir, "hello-c"), src).CombinedOutput(); err != nil {
+		b.Fatalf("gcc -static: %v\n%s", err, out)
+	}
+}
+
+// BenchmarkEndToEndFastCGI compares, on the same nginx config and scripts,
+//
+//	nginx → fastcgi_pass → junction (fastcgi listener, cgi backend) → script
+//	nginx → fastcgi_pass → fcgiwrap                                 → script
+//
+// plus junction with nginx's FastCGI keep-alive (fastcgi_keep_conn), which
+// fcgiwrap does not support, as an extra row.
+func BenchmarkEndToEndFastCGI(b *testing.B) {
+	d := benchDuration(b)
+	needBin(b, wrkBin, "wrk")
+	needBin(b, gccBin, "gcc")
+	needBin(b, nginxBin, "nginx-light")
+	needBin(b, fcgiwrapBin, "fcgiwrap")
+	needJunction(b)
+
+	s := newSite(b)
+	buildHelloC(b, s.Root)
+
+	jAddr, fAddr := freeAddr(b), freeAddr(b)
+	j := startJunction(b, fmt.Sprintf(`log: {level: warn, format: text}
+listeners:
+  - {protocol: fastcgi, address: %q, backend: scripts}
+backends:
+  scripts: {type: cgi, root: %q, url_prefix: /cgi-bin/, timeout: 30s, max_concurrent: 64}
+`, jAddr, s.Root), jAddr)
+	// Each fcgiwrap process serves one request at a time (it waits for
+	// its script), so it gets as many processes as wrk keeps requests in
+	// flight: fewer would queue requests in the listen backlog.
+	fw := startProcess(b, fcgiwrapBin, []string{"-c", fmt.Sprint(wrkConns), "-s", "tcp:" + fAddr})
+	waitListening(b, fw, 10*time.Second, fAddr)
+
+	jHTTP, fHTTP, kHTTP := freeAddr(b), freeAddr(b), freeAddr(b)
+	// One location shape for both runners: the Debian fastcgi_params plus
+	// SCRIPT_FILENAME, which fcgiwrap needs and junction checks against its
+	// root.
+	loc := func(pass string) string {
+		return fmt.Sprintf(`root %q;
+        location / {
+            include /etc/nginx/fastcgi_params;
+            fastcgi_param SCRIPT_FILENAME $document_root$fastcgi_script_name;
+            %s
+        }`, s.Dir, pass)
+	}
+	startNginx(b, fmt.Sprintf(`
+    access_log off;
+    upstream junction_keep { server %[4]s; keepalive %[7]d; }
+    server { listen %[1]s; %[5]s }
+    server { listen %[2]s; %[6]s }
+    server { listen %[3]s; %[8]s }
+`, jHTTP, fHTTP, kHTTP, jAddr,
+		loc("fastcgi_pass "+jAddr+";"), loc("fastcgi_pass "+fAddr+";"), wrkConns,
+		loc("fastcgi_pass junction_keep;\n            fastcgi_keep_conn on;")))
+
+	scripts := []struct {
+		name, file string
+		target     float64
+	}{
+		{"hello.sh", "hello.sh", 1.2},
+		{"static-C", "hello-c", 1.5},
+	}
+	var rows []abRow
+	for _, sc := range scripts {
+		path := "/cgi-bin/" + sc.file
+		for _, addr := range []string{jHTTP, fHTTP, kHTTP} {
+			if r := httpGet(b, "http://"+addr+path); r.Status != 200 || !strings.HasPrefix(r.Body, "Hello from") {
+				b.Fatalf("GET %s via %s = %d %q", path, addr, r.Status, r.Body)
+			}
+		}
+		res := compareLoads(b, d,
+			wrkLoad{Name: sc.name + " junction", URL: "http://" + jHTTP + path, PGID: j.cmd.Process.Pid},
+			wrkLoad{Name: sc.name + " fcgiwrap", URL: "http://" + fHTTP + path, PGID: fw.cmd.Process.Pid},
+			wrkLoad{Name: sc.name + " junction keepalive", URL: "http://" + kHTTP + path, PGID: j.cmd.Process.Pid},
+		)
+		row := abRow{Name: sc.name, J: res[0].Median, Ref: res[1].Median, Target: sc.target}
+		keep := abRow{Name: sc.name + "+keep", J: res[2].Median, Ref: res[1].Median}
+		row.report(b, "junction", "fcgiwrap")
+		keep.report(b, "junction", "fcgiwrap")
+		rows = append(rows, row, keep)
+	}
+	appendBenchSummary(b, abTable(
+		fmt.Sprintf("FastCGI: wrk -t2 -c%d, %v per path, nginx fastcgi_pass → junction vs → fcgiwrap -c %d", wrkConns, d, wrkConns),
+		"junction", "fcgiwrap", rows,
+		"+keep: junction behind an upstream with keepalive and fastcgi_keep_conn on (fcgiwrap cannot keep connections);",
+		"cpu/req: the runner's own process group per request, the scripts' CPU excluded on both sides",
+	))
+}
