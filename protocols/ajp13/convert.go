@@ -58,7 +58,29 @@ func (f *forwardRequest) requestVars(route string) vars.Vars {
 	if f.isSSL {
 		add("HTTPS", "on")
 	}
-	seen := map[string]bool{}
+	// Each CGI name appears once: the first occurrence wins. A few flags
+	// instead of a map keep this allocation-free.
+	var seen struct{ remotePort, serverAddr, sslProtocol, contentType, contentLength bool }
+	once := func(name string) bool {
+		var p *bool
+		switch name {
+		case "REMOTE_PORT":
+			p = &seen.remotePort
+		case "SERVER_ADDR":
+			p = &seen.serverAddr
+		case "SSL_PROTOCOL":
+			p = &seen.sslProtocol
+		case "CONTENT_TYPE":
+			p = &seen.contentType
+		case "CONTENT_LENGTH":
+			p = &seen.contentLength
+		}
+		if *p {
+			return false
+		}
+		*p = true
+		return true
+	}
 	for _, a := range f.attrs {
 		switch a.code {
 		case attrRemoteUser:
@@ -77,7 +99,7 @@ func (f *forwardRequest) requestVars(route string) vars.Vars {
 			add("SSL_CIPHER_USEKEYSIZE", strconv.Itoa(int(a.keySize)))
 		case attrReqAttribute:
 			name, ok := reqAttributeVars[a.name]
-			if !ok || seen[name] || !validValue(a.value) {
+			if !ok || !validValue(a.value) {
 				continue
 			}
 			if name == "REMOTE_PORT" {
@@ -85,8 +107,9 @@ func (f *forwardRequest) requestVars(route string) vars.Vars {
 					continue
 				}
 			}
-			seen[name] = true
-			add(name, a.value)
+			if once(name) {
+				add(name, a.value)
+			}
 		}
 	}
 	if route != "" {
@@ -101,8 +124,7 @@ func (f *forwardRequest) requestVars(route string) vars.Vars {
 			if len(h.name) == len("Content-Length") {
 				name = "CONTENT_LENGTH"
 			}
-			if !seen[name] {
-				seen[name] = true
+			if once(name) {
 				add(name, h.value)
 			}
 		case strings.Contains(h.name, "_"), strings.EqualFold(h.name, "Proxy"):
@@ -110,7 +132,7 @@ func (f *forwardRequest) requestVars(route string) vars.Vars {
 			// rendered (Apache and nginx drop these for CGI too); Proxy
 			// would become HTTP_PROXY (httpoxy, CVE-2016-5385).
 		default:
-			add("HTTP_"+strings.ToUpper(strings.ReplaceAll(h.name, "-", "_")), h.value)
+			add(cgiHeaderName(h), h.value)
 		}
 	}
 	return v
@@ -137,7 +159,10 @@ func (f *forwardRequest) httpRequest(ctx context.Context, v vars.Vars) (*http.Re
 	if !ok {
 		return nil, fmt.Errorf("ajp13: protocol %q: %w", f.protocol, errBadRequest)
 	}
-	uri := f.requestURI()
+	uri := v.Get("REQUEST_URI") // requestVars built it; concatenate only once
+	if uri == "" {
+		uri = f.requestURI()
+	}
 	var u *url.URL
 	var err error
 	if f.method == "OPTIONS" && f.uri == "*" {
@@ -155,12 +180,18 @@ func (f *forwardRequest) httpRequest(ctx context.Context, v vars.Vars) (*http.Re
 		RequestURI: uri,
 		Body:       http.NoBody,
 	}
-	for _, h := range f.headers {
+	values := make([]string, len(f.headers)) // one backing array for single values
+	for i, h := range f.headers {
 		key := h.name
 		if h.code == 0 {
 			key = textproto.CanonicalMIMEHeaderKey(h.name)
 		}
-		r.Header[key] = append(r.Header[key], h.value)
+		if prev, ok := r.Header[key]; ok {
+			r.Header[key] = append(prev, h.value)
+			continue
+		}
+		values[i] = h.value
+		r.Header[key] = values[i : i+1 : i+1]
 	}
 	r.Host = r.Header.Get("Host")
 	r.Header.Del("Host")
@@ -211,4 +242,37 @@ func setBodyLength(r *http.Request) error {
 	}
 	r.ContentLength = n
 	return nil
+}
+
+// codedHeaderVars are the CGI names of the coded request headers.
+var codedHeaderVars = func() (t [len(requestHeaders)]string) {
+	for i, name := range requestHeaders {
+		if name != "" {
+			t[i] = "HTTP_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+		}
+	}
+	return t
+}()
+
+// cgiHeaderName is the HTTP_* variable name of h, built with at most one
+// allocation (none for coded headers).
+func cgiHeaderName(h header) string {
+	if h.code != 0 {
+		if i := int(h.code & 0xFF); i < len(codedHeaderVars) && codedHeaderVars[i] != "" {
+			return codedHeaderVars[i]
+		}
+	}
+	b := make([]byte, 0, len("HTTP_")+len(h.name))
+	b = append(b, "HTTP_"...)
+	for i := 0; i < len(h.name); i++ {
+		c := h.name[i]
+		switch {
+		case c == '-':
+			c = '_'
+		case 'a' <= c && c <= 'z':
+			c -= 'a' - 'A'
+		}
+		b = append(b, c)
+	}
+	return string(b)
 }
