@@ -234,11 +234,13 @@ func (r abRow) verdict() string {
 // carry the row name and jName/refName ("fastcgi", "fcgiwrap").
 func (r abRow) report(b *testing.B, jName, refName string) {
 	b.Helper()
-	b.ReportMetric(r.J.RPS, r.Name+"-"+jName+"-req/s")
-	b.ReportMetric(r.Ref.RPS, r.Name+"-"+refName+"-req/s")
-	b.ReportMetric(float64(r.J.LatencyP99)/float64(time.Millisecond), r.Name+"-"+jName+"-p99-ms")
-	b.ReportMetric(float64(r.Ref.LatencyP99)/float64(time.Millisecond), r.Name+"-"+refName+"-p99-ms")
-	b.ReportMetric(r.Ratio(), r.Name+"-"+jName+"/"+refName)
+	// Metric units must not contain white space.
+	name := strings.Join(strings.Fields(r.Name), "-")
+	b.ReportMetric(r.J.RPS, name+"-"+jName+"-req/s")
+	b.ReportMetric(r.Ref.RPS, name+"-"+refName+"-req/s")
+	b.ReportMetric(float64(r.J.LatencyP99)/float64(time.Millisecond), name+"-"+jName+"-p99-ms")
+	b.ReportMetric(float64(r.Ref.LatencyP99)/float64(time.Millisecond), name+"-"+refName+"-p99-ms")
+	b.ReportMetric(r.Ratio(), name+"-"+jName+"/"+refName)
 }
 
 // abTable formats rows under title; jName and refName head the two sides.
