@@ -116,7 +116,7 @@ func serve(args []string) int {
 		return 1
 	}
 	log := app.NewLogger(cfg.Log, os.Stderr)
-	a, err := app.New(cfg, log)
+	a, err := app.NewWithOptions(cfg, log, app.Options{Version: versionString()})
 	if err != nil {
 		log.Error("cannot start", "err", err)
 		return 1
@@ -218,7 +218,9 @@ func inetd(args []string) int {
 		return 1
 	}
 	log := app.NewLogger(cfg.Log, logOut)
-	a, err := app.New(cfg, log)
+	// Standard output is the connection: access log lines go where the
+	// other logs go unless log.access_file names a file.
+	a, err := app.NewWithOptions(cfg, log, app.Options{Version: versionString(), AccessLog: logOut})
 	if err != nil {
 		log.Error("cannot start", "err", err)
 		return 1
@@ -291,6 +293,11 @@ func flatten(err error) []error {
 }
 
 func printVersion(w io.Writer) {
+	fmt.Fprintf(w, "junction %s\n", versionString())
+}
+
+// versionString is "VERSION (commit C, GOVERSION, OS/ARCH)".
+func versionString() string {
 	v, c := version, commit
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		if v == "" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
@@ -308,5 +315,5 @@ func printVersion(w io.Writer) {
 	if c == "" {
 		c = "unknown"
 	}
-	fmt.Fprintf(w, "junction %s (commit %s, %s, %s/%s)\n", v, c, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	return fmt.Sprintf("%s (commit %s, %s, %s/%s)", v, c, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 }

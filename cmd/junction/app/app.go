@@ -29,6 +29,7 @@ import (
 // listener.
 type App struct {
 	log *slog.Logger
+	ops *ops
 	gen atomic.Pointer[generation] // the current configuration's backends
 
 	mu       sync.Mutex // serializes Run's start, Reload and shutdown
@@ -54,6 +55,7 @@ type front struct {
 	view    net.Listener  // the server's view of sock
 	retired atomic.Bool   // Serve's error is expected
 	served  chan struct{} // closed when Serve returned
+	conns   *connCounter  // open connections
 }
 
 // handler serves every request with the router current at its start.
@@ -67,12 +69,22 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.rt.Load(
 // binds no socket and starts no process; Listen and Run do. cfg must have
 // passed Validate (as config.Load and config.Parse ensure).
 func New(cfg *config.Config, logger *slog.Logger) (*App, error) {
+	return NewWithOptions(cfg, logger, Options{})
+}
+
+// NewWithOptions is New with what the command line adds.
+func NewWithOptions(cfg *config.Config, logger *slog.Logger, o Options) (*App, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	a := &App{log: logger}
-	g, _, _, err := buildGeneration(cfg, nil, logger)
+	p, err := newOps(cfg, o, logger)
 	if err != nil {
+		return nil, err
+	}
+	a := &App{log: logger, ops: p}
+	g, _, _, err := buildGeneration(cfg, nil, logger, p)
+	if err != nil {
+		p.close()
 		return nil, err
 	}
 	a.gen.Store(g)
@@ -86,19 +98,31 @@ func New(cfg *config.Config, logger *slog.Logger) (*App, error) {
 		a.fronts = append(a.fronts, f)
 	}
 	if len(errs) > 0 {
+		p.close()
 		return nil, errors.Join(errs...)
 	}
+	p.m.SetPoolSource(a.PoolStatuses)
 	return a, nil
 }
 
 func (a *App) newFront(lc config.Listener, g *generation) (*front, error) {
 	h := &handler{}
 	h.rt.Store(g.router(lc, a.log))
-	srv, err := newServer(lc, h, a.log)
+	srv, conns, err := a.newFrontServer(lc, h)
 	if err != nil {
 		return nil, err
 	}
-	return &front{cfg: lc, srv: srv, handler: h, served: make(chan struct{})}, nil
+	return &front{cfg: lc, srv: srv, handler: h, served: make(chan struct{}), conns: conns}, nil
+}
+
+// newFrontServer builds lc's codec server around h with the access log,
+// metrics and connection counting.
+func (a *App) newFrontServer(lc config.Listener, h http.Handler) (server, *connCounter, error) {
+	srv, err := newServer(lc, a.ops.wrap(lc, h), a.log)
+	if err != nil {
+		return nil, nil, err
+	}
+	return srv, a.ops.observe(lc, srv), nil
 }
 
 // Listen binds every listener's socket. Run calls it if it was not called
@@ -117,6 +141,12 @@ func (a *App) Listen() error {
 			}
 			f.sock = newSocket(ln)
 			f.view = f.sock.view()
+		}
+		if err := a.ops.listenAdmin(a.gen.Load().cfg); err != nil {
+			a.listenErr = err
+			for _, f := range a.fronts {
+				f.sock.Close()
+			}
 		}
 	})
 	return a.listenErr
@@ -198,6 +228,11 @@ func (a *App) Run(ctx context.Context) error {
 	if err := a.Listen(); err != nil {
 		return err
 	}
+	// Every socket is bound: from here on junction needs no privilege.
+	if err := a.dropPrivileges(); err != nil {
+		a.closeSockets()
+		return err
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	a.mu.Lock()
 	a.group, a.runCtx = g, gctx
@@ -215,15 +250,21 @@ func (a *App) Run(ctx context.Context) error {
 	for _, f := range a.fronts {
 		a.serve(f)
 	}
+	a.serveAdmin()
 	a.running = true
+	a.ops.ready.Store(true)
 	a.mu.Unlock()
 	a.log.Info("running", "config_version", gen.cfg.Version)
+	a.notify("READY=1\nSTATUS=serving configuration " + gen.cfg.Version)
+	g.Go(func() error { return a.watchdog(gctx) })
 	g.Go(func() error {
 		<-gctx.Done()
 		a.shutdown()
 		return nil
 	})
-	return g.Wait()
+	err := g.Wait()
+	a.ops.close()
+	return err
 }
 
 // serve starts f's server in the run group. a.mu is held.
@@ -243,6 +284,8 @@ func (a *App) serve(f *front) {
 // shutdown stops every server at once, each gracefully within the
 // configured timeout and forcibly after it, then the pools.
 func (a *App) shutdown() {
+	a.ops.ready.Store(false)
+	a.notify("STOPPING=1")
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.stopping.Store(true)
@@ -265,6 +308,7 @@ func (a *App) shutdown() {
 	for _, u := range a.gen.Load().unitsNotIn(nil) {
 		u.stop()
 	}
+	a.stopAdmin()
 	a.log.Info("stopped", "took", time.Since(start).Round(time.Millisecond).String())
 }
 
@@ -288,6 +332,11 @@ func (a *App) ServeInetd(ctx context.Context, c net.Conn) error {
 	if len(a.fronts) == 0 {
 		c.Close()
 		return errors.New("app: no listener configured")
+	}
+	defer a.ops.close()
+	if err := a.dropPrivileges(); err != nil {
+		c.Close()
+		return err
 	}
 	units := a.gen.Load().unitsNotIn(nil)
 	var g errgroup.Group

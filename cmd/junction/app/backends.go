@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"reflect"
+	"time"
 
 	"github.com/junction-gw/junction/backends"
 	"github.com/junction-gw/junction/backends/cgi"
@@ -17,6 +18,7 @@ import (
 // one, reusing what did not change.
 type generation struct {
 	cfg      *config.Config
+	loaded   time.Time // when it was built
 	backends map[string]backends.Backend
 	cgis     map[string]*cgiUnit
 	pools    map[string]*poolUnit
@@ -40,8 +42,8 @@ type rolling struct {
 // alone changed are reused and listed in roll; a static pool whose
 // instance list alone changed is reused and its new list returned in
 // replace. New pool units are not started.
-func buildGeneration(cfg *config.Config, prev *generation, log *slog.Logger) (g *generation, roll []rolling, replace map[*poolUnit][]config.Instance, err error) {
-	g = &generation{cfg: cfg, backends: map[string]backends.Backend{},
+func buildGeneration(cfg *config.Config, prev *generation, log *slog.Logger, o *ops) (g *generation, roll []rolling, replace map[*poolUnit][]config.Instance, err error) {
+	g = &generation{cfg: cfg, loaded: time.Now(), backends: map[string]backends.Backend{},
 		cgis: map[string]*cgiUnit{}, pools: map[string]*poolUnit{}}
 	replace = map[*poolUnit][]config.Instance{}
 	var errs []error
@@ -53,7 +55,7 @@ func buildGeneration(cfg *config.Config, prev *generation, log *slog.Logger) (g 
 				g.cgis[name] = old
 				break
 			}
-			b, err := newCGI(name, bc, log)
+			b, err := newCGI(name, bc, log, o)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("app: backends.%s: %w", name, err))
 				continue
@@ -70,7 +72,7 @@ func buildGeneration(cfg *config.Config, prev *generation, log *slog.Logger) (g 
 				}
 				break
 			}
-			u, err := newPoolUnit(name, bc, log)
+			u, err := newPoolUnit(name, bc, log, o.m.Pool(name))
 			if err != nil {
 				errs = append(errs, fmt.Errorf("app: backends.%s: %w", name, err))
 				continue
@@ -81,10 +83,10 @@ func buildGeneration(cfg *config.Config, prev *generation, log *slog.Logger) (g 
 		}
 	}
 	for name, c := range g.cgis {
-		g.backends[name] = c.backend
+		g.backends[name] = namedBackend{name: name, b: c.backend, timed: true}
 	}
 	for name, p := range g.pools {
-		g.backends[name] = p.pool
+		g.backends[name] = namedBackend{name: name, b: p.pool}
 	}
 	if err := joinErrs(errs); err != nil {
 		g.stopNew(prev)
@@ -149,7 +151,11 @@ func (g *generation) has(u *poolUnit) bool {
 }
 
 // newCGI builds the named cgi backend from its configuration.
-func newCGI(name string, b *config.Backend, log *slog.Logger) (*cgi.Backend, error) {
+func newCGI(name string, b *config.Backend, log *slog.Logger, o *ops) (*cgi.Backend, error) {
+	userName, groupName, err := scriptUser(b, o.cred)
+	if err != nil {
+		return nil, err
+	}
 	return cgi.New(cgi.Options{
 		Name:           name,
 		Root:           b.Root,
@@ -161,9 +167,10 @@ func newCGI(name string, b *config.Backend, log *slog.Logger) (*cgi.Backend, err
 		QueueTimeout:   b.QueueTimeout,
 		PassEnv:        b.PassEnv,
 		SetEnv:         b.SetEnv,
-		User:           b.User,
-		Group:          b.Group,
+		User:           userName,
+		Group:          groupName,
 		MaxHeaderBytes: b.MaxHeaderBytes,
 		Logger:         log.With("backend", name),
+		Observer:       o.m.CGIObserver(name),
 	})
 }

@@ -42,14 +42,16 @@ type poolUnit struct {
 
 // newPoolUnit builds the pool (and supervisor) for an http or fastcgi
 // backend. Nothing runs until start.
-func newPoolUnit(name string, bc *config.Backend, log *slog.Logger) (*poolUnit, error) {
+func newPoolUnit(name string, bc *config.Backend, log *slog.Logger, obs balancer.Observer) (*poolUnit, error) {
 	u := &poolUnit{name: name, cfg: *bc, log: log.With("backend", name),
 		cache: map[string]backends.Backend{}, ready: make(chan struct{})}
 	insts, err := u.instances(bc.Instances)
 	if err != nil {
 		return nil, err
 	}
-	u.pool, err = balancer.NewPool(name, insts, poolOptions(bc, u.log))
+	po := poolOptions(bc, u.log)
+	po.Observer = obs
+	u.pool, err = balancer.NewPool(name, insts, po)
 	if err != nil {
 		return nil, err
 	}

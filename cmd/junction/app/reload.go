@@ -43,9 +43,14 @@ func (a *App) Reload(cfg *config.Config) error {
 	if !a.running || a.stopping.Load() {
 		return errors.New("app: reload: not running")
 	}
+	a.notifyReloading()
+	defer func() {
+		// systemd waits for READY=1 after RELOADING=1, success or not.
+		a.notify("READY=1\nSTATUS=serving configuration " + a.gen.Load().cfg.Version)
+	}()
 	start := time.Now()
 	old := a.gen.Load()
-	next, roll, replace, err := buildGeneration(cfg, old, a.log)
+	next, roll, replace, err := buildGeneration(cfg, old, a.log, a.ops)
 	if err != nil {
 		return err
 	}
@@ -165,13 +170,13 @@ func (a *App) planFronts(cfg *config.Config, g *generation) (*frontPlan, error) 
 		case match != nil:
 			// The new server serves through the old front's handler, so
 			// requests on either server see the same router.
-			srv, err := newServer(lc, match.handler, a.log)
+			srv, conns, err := a.newFrontServer(lc, match.handler)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("app: listeners[%d]: %w", i, err))
 				continue
 			}
 			nf := &front{cfg: lc, srv: srv, handler: match.handler, sock: match.sock,
-				view: match.sock.view(), served: make(chan struct{})}
+				view: match.sock.view(), served: make(chan struct{}), conns: conns}
 			p.restarted = append(p.restarted, restart{old: match, new: nf})
 			p.next = append(p.next, nf)
 		default:
