@@ -255,9 +255,8 @@ func abTable(title, jName, refName string, rows []abRow, notes ...string) string
 		if r.Target > 0 {
 			target = fmt.Sprintf("≥%.2fx", r.Target)
 		}
-		fmt.Fprintf(&t, "%-14s %11.0f %9v %9v %11.0f %9v %9v %7.2fx %7s %7s\n", r.Name,
-			r.J.RPS, r.J.LatencyP99.Round(us), r.J.CPUPerReq.Round(time.Microsecond),
-			r.Ref.RPS, r.Ref.LatencyP99.Round(us), r.Ref.CPUPerReq.Round(time.Microsecond),
+		fmt.Fprintf(&t, "%-14s %11.0f %9v %9s %11.0f %9v %9s %7.2fx %7s %7s\n", r.Name,
+			r.J.RPS, r.J.LatencyP99.Round(us), cpuCell(r.J), r.Ref.RPS, r.Ref.LatencyP99.Round(us), cpuCell(r.Ref),
 			r.Ratio(), target, r.verdict())
 	}
 	for _, n := range notes {
@@ -265,6 +264,14 @@ func abTable(title, jName, refName string, rows []abRow, notes ...string) string
 		t.WriteByte('\n')
 	}
 	return t.String()
+}
+
+// cpuCell is r's CPU per request, or "-" when nobody was charged.
+func cpuCell(r wrkResult) string {
+	if r.CPUPerReq == 0 {
+		return "-"
+	}
+	return r.CPUPerReq.Round(time.Microsecond).String()
 }
 
 // buildHelloC compiles the static C hello (helloC) into dir/hello-c.

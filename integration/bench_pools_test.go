@@ -1,0 +1,255 @@
+package integration
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// benchPostSize is the request body of the upload comparison.
+const benchPostSize = 1 << 20
+
+// postLua makes wrk POST benchPostSize bytes (16 × 65536).
+const postLua = `wrk.method = "POST"
+wrk.body = string.rep("0123456789abcdef", 65536)
+wrk.headers["Content-Type"] = "application/octet-stream"
+`
+
+// startBenchFPM runs php-fpm with its own pool (pm static, children
+// workers, opcache on, as a tuned deployment would have it) on a unix
+// socket in dir and returns the socket path.
+func startBenchFPM(b *testing.B, dir string, children int) string {
+	b.Helper()
+	needBin(b, phpFPMBin, "php8.2-fpm")
+	sock := filepath.Join(dir, "fpm.sock")
+	user := ""
+	// -n: no php.ini, so nothing from the machine's PHP setup leaks in;
+	// opcache is loaded explicitly.
+	args := []string{"-n", "-F", "-y", filepath.Join(dir, "fpm.conf"), "-p", dir,
+		"-d", "zend_extension=opcache.so", "-d", "opcache.enable=1"}
+	if os.Geteuid() == 0 {
+		user = "user = root\ngroup = root\n"
+		args = append(args, "-R")
+	}
+	writeFile(b, dir, "fpm.conf", fmt.Sprintf(`[global]
+pid = %[1]s/fpm.pid
+error_log = %[1]s/fpm.log
+daemonize = no
+[bench]
+%[2]slisten = %[3]s
+listen.mode = 0666
+listen.backlog = 511
+pm = static
+pm.max_children = %[4]d
+pm.max_requests = 0
+clear_env = yes
+security.limit_extensions = .php
+php_admin_value[display_errors] = off
+php_admin_flag[log_errors] = on
+php_admin_flag[expose_php] = off
+`, dir, user, sock, children))
+	p := startCmd(b, "php-fpm", exec.Command(phpFPMBin, args...), 5*time.Second, false, filepath.Join(dir, "fpm.log"))
+	ok := waitFor(10*time.Second, func() bool {
+		c, err := net.Dial("unix", sock)
+		if err != nil {
+			return false
+		}
+		c.Close()
+		return true
+	})
+	if !ok || p.Exited() {
+		p.dump(b)
+		b.Fatalf("php-fpm did not listen on %s", sock)
+	}
+	return sock
+}
+
+// procMemKiB returns VmHWM (peak resident set) and VmRSS of pid in KiB.
+func procMemKiB(pid int) (hwm, rss int, err error) {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0, fmt.Errorf("memory of %d: %w", pid, err)
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		f := strings.Fields(v)
+		if len(f) != 2 || f[1] != "kB" {
+			continue
+		}
+		n, err := strconv.Atoi(f[0])
+		if err != nil {
+			continue
+		}
+		switch k {
+		case "VmHWM":
+			hwm = n
+		case "VmRSS":
+			rss = n
+		}
+	}
+	if hwm == 0 || rss == 0 {
+		return 0, 0, fmt.Errorf("memory of %d: no VmHWM/VmRSS in /proc status", pid)
+	}
+	return hwm, rss, nil
+}
+
+// BenchmarkEndToEndPools compares junction's pools with nginx talking to
+// the same application instances itself:
+//
+//	GET          nginx proxy_pass (upstream of 2 app instances, keepalive 16)
+//	             vs nginx scgi_pass → junction (type http, same 2 instances)
+//	hello.php    nginx fastcgi_pass → php-fpm (pm static, 4 children, unix socket)
+//	             vs nginx scgi_pass → junction (type fastcgi) → the same php-fpm
+//	POST 1 MiB   the GET paths with a 1 MiB body per request
+//
+// and junction's peak resident memory over the whole run.
+func BenchmarkEndToEndPools(b *testing.B) {
+	d := benchDuration(b)
+	needBin(b, wrkBin, "wrk")
+	needBin(b, nginxBin, "nginx-light")
+	needBin(b, phpFPMBin, "php8.2-fpm")
+	needJunction(b)
+
+	a1, _ := startAppInstance(b, "a1")
+	a2, _ := startAppInstance(b, "a2")
+	dir := openTempDir(b)
+	phpRoot := filepath.Join(dir, "www")
+	if err := os.MkdirAll(filepath.Join(phpRoot, "php"), 0o755); err != nil {
+		b.Fatal(err)
+	}
+	writeFile(b, filepath.Join(phpRoot, "php"), "hello.php",
+		"<?php header(\"Content-Type: text/plain\"); echo \"Hello from php\\n\";\n")
+	sock := startBenchFPM(b, dir, 4)
+
+	jAddr := freeAddr(b)
+	j := startJunction(b, fmt.Sprintf(`log: {level: warn, format: text}
+listeners:
+  - {protocol: scgi, address: %q, backend: app}
+routes:
+  - {prefix: /php/, backend: php}
+backends:
+  app: {type: http, instances: [%q, %q], balance: round_robin}
+  php: {type: fastcgi, instances: [%q], root: %q}
+`, jAddr, a1, a2, "unix:"+sock, phpRoot), jAddr)
+
+	direct, via := freeAddr(b), freeAddr(b)
+	// Bodies up to 2 MiB stay in nginx's memory on both paths.
+	startNginx(b, fmt.Sprintf(`
+    access_log off;
+    client_max_body_size 4m;
+    client_body_buffer_size 2m;
+    upstream apps {
+        server %[3]s;
+        server %[4]s;
+        keepalive 16;
+    }
+    server {
+        listen %[1]s;
+        location / {
+            proxy_pass http://apps;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+        location /php/ {
+            root %[6]q;
+            include /etc/nginx/fastcgi_params;
+            fastcgi_param SCRIPT_FILENAME $document_root$fastcgi_script_name;
+            fastcgi_pass unix:%[7]s;
+        }
+    }
+    server {
+        listen %[2]s;
+        location / {
+            include /etc/nginx/scgi_params;
+            scgi_pass %[5]s;
+        }
+    }
+`, direct, via, a1, a2, jAddr, phpRoot, sock))
+
+	// Every path answers correctly before it is timed.
+	for _, addr := range []string{direct, via} {
+		if r := httpGet(b, "http://"+addr+"/hello"); r.Status != 200 || (r.Body != "a1 /hello\n" && r.Body != "a2 /hello\n") {
+			b.Fatalf("GET /hello via %s = %d %q", addr, r.Status, r.Body)
+		}
+		if r := httpGet(b, "http://"+addr+"/php/hello.php"); r.Status != 200 || r.Body != "Hello from php\n" {
+			b.Fatalf("GET /php/hello.php via %s = %d %q", addr, r.Status, r.Body)
+		}
+		body := bytes.Repeat([]byte("0123456789abcdef"), benchPostSize/16)
+		sum := sha256.Sum256(body)
+		req, err := http.NewRequest(http.MethodPost, "http://"+addr+"/upload", bytes.NewReader(body))
+		if err != nil {
+			b.Fatal(err)
+		}
+		want := fmt.Sprintf(" %d %s\n", benchPostSize, hex.EncodeToString(sum[:]))
+		if r := httpDo(b, req); r.Status != 200 || !strings.HasSuffix(r.Body, want) {
+			b.Fatalf("POST 1 MiB via %s = %d %q, want …%q", addr, r.Status, r.Body, want)
+		}
+	}
+	script := writeFile(b, b.TempDir(), "post.lua", postLua)
+	jpid := j.cmd.Process.Pid
+
+	get := compareLoads(b, d,
+		wrkLoad{Name: "pool GET junction", URL: "http://" + via + "/hello", PGID: jpid},
+		wrkLoad{Name: "pool GET proxy_pass", URL: "http://" + direct + "/hello"},
+	)
+	php := compareLoads(b, d,
+		wrkLoad{Name: "php junction", URL: "http://" + via + "/php/hello.php", PGID: jpid},
+		wrkLoad{Name: "php fastcgi_pass", URL: "http://" + direct + "/php/hello.php"},
+	)
+	post := compareLoads(b, d,
+		wrkLoad{Name: "POST junction", URL: "http://" + via + "/upload", Script: script, PGID: jpid},
+		wrkLoad{Name: "POST proxy_pass", URL: "http://" + direct + "/upload", Script: script},
+	)
+	hwm, rss, err := procMemKiB(jpid)
+	if err != nil {
+		b.Fatal(err)
+	}
+
+	rows := []abRow{
+		{Name: "http pool GET", J: get[0].Median, Ref: get[1].Median, Target: 0.6},
+		{Name: "php-fpm GET", J: php[0].Median, Ref: php[1].Median, Target: 0.6},
+		{Name: "POST 1MiB", J: post[0].Median, Ref: post[1].Median, Target: 0.7},
+	}
+	for _, r := range rows {
+		r.report(b, "junction", "nginx")
+	}
+	mib := float64(benchPostSize) / (1 << 20)
+	jMiBs, nMiBs := rows[2].J.RPS*mib, rows[2].Ref.RPS*mib
+	b.ReportMetric(jMiBs, "POST-junction-MiB/s")
+	b.ReportMetric(nMiBs, "POST-nginx-MiB/s")
+	b.ReportMetric(float64(hwm)/1024, "junction-VmHWM-MiB")
+
+	var notes []string
+	for _, r := range rows[:2] {
+		delta := r.J.LatencyP99 - r.Ref.LatencyP99
+		verdict := "met"
+		if delta > time.Millisecond {
+			verdict = "MISSED"
+		}
+		notes = append(notes, fmt.Sprintf("%s: p99 junction − nginx = %v (target ≤ +1ms: %s)", r.Name, delta.Round(10*time.Microsecond), verdict))
+	}
+	memVerdict := "met"
+	if hwm > 30<<10 {
+		memVerdict = "MISSED"
+	}
+	notes = append(notes,
+		fmt.Sprintf("POST 1MiB: junction %.1f MiB/s, nginx proxy_pass %.1f MiB/s (wrk -c%d, body in nginx memory on both)", jMiBs, nMiBs, wrkConns),
+		fmt.Sprintf("junction memory after the run: VmHWM (peak) %.1f MiB, VmRSS %.1f MiB (target peak ≤ 30 MiB: %s)", float64(hwm)/1024, float64(rss)/1024, memVerdict),
+		"nginx side: upstream keepalive 16 to the 2 app instances; fastcgi_pass on the unix socket; cpu/req: junction only")
+	appendBenchSummary(b, abTable(
+		fmt.Sprintf("Pools: wrk -t2 -c%d, %v per path, nginx scgi_pass → junction pool vs nginx straight to the same instances", wrkConns, d),
+		"junction", "nginx", rows, notes...))
+}
