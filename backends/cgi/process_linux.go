@@ -172,6 +172,9 @@ func (p *proc) wait() {
 	}
 	p.mu.Unlock()
 	p.exited.Store(true)
+	// Something that left the group (setsid) may still hold stdout or
+	// stderr: it gets grace from the exit, once. The deadline is never
+	// moved, so output trickling in cannot hold the response open.
 	dl := time.Now().Add(p.grace)
 	// Errors only mean the pipe was closed already.
 	_ = p.stdout.SetReadDeadline(dl)
@@ -241,19 +244,4 @@ func exitStatus(ws syscall.WaitStatus) string {
 		return "signal: " + ws.Signal().String()
 	}
 	return fmt.Sprintf("wait status %#x", uint32(ws))
-}
-
-// pipeReader reads a script's output pipe. Once the script has exited,
-// each read may wait at most grace for more data: a process that left the
-// group (setsid) must not hold the response open.
-type pipeReader struct {
-	f *os.File
-	p *proc
-}
-
-func (r pipeReader) Read(b []byte) (int, error) {
-	if r.p.exited.Load() {
-		_ = r.f.SetReadDeadline(time.Now().Add(r.p.grace)) // fails only when closed
-	}
-	return r.f.Read(b)
 }

@@ -21,6 +21,10 @@ import (
 // it is written and flushed.
 const bufSize = 32 << 10
 
+// maxRedirectDiscard bounds the output read and dropped after a local
+// redirect head; a script that writes more is killed.
+const maxRedirectDiscard = 4 << 20
+
 var (
 	readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, bufSize) }}
 	stdinPool  = sync.Pool{New: func() any { b := make([]byte, bufSize); return &b }}
@@ -58,13 +62,13 @@ func (b *Backend) run(w http.ResponseWriter, r *http.Request, s script) error {
 	defer stop()
 	stderrDone := make(chan struct{})
 	go b.logStderr(p, s.Name, stderrDone)
-	var feedErr chan error
+	var f *feeder
 	if stdin != nil {
-		feedErr = make(chan error, 1)
-		go func() { feedErr <- feed(p, stdin, r.Body, r.ContentLength) }()
+		f = &feeder{p: p, stdin: stdin, body: r.Body, n: r.ContentLength, done: make(chan struct{})}
+		go f.run()
 	}
 	br := readerPool.Get().(*bufio.Reader)
-	br.Reset(pipeReader{p.stdout, p})
+	br.Reset(p.stdout)
 	defer func() {
 		br.Reset(nil)
 		readerPool.Put(br)
@@ -72,12 +76,14 @@ func (b *Backend) run(w http.ResponseWriter, r *http.Request, s script) error {
 
 	resp, err := cgiresp.Parse(br, b.limits)
 	if err == nil && resp.LocalRedirect != "" && !s.nph {
-		// Nothing of this response reaches the client.
-		b.finish(w, p, true, stderrDone, feedErr)
-		return &backends.LocalRedirect{Location: resp.LocalRedirect}
+		return b.localRedirect(r, ctx, s, p, br, stderrDone, f, resp.LocalRedirect)
 	}
 	if err != nil {
-		ferr := b.finish(w, p, !errors.Is(err, cgiresp.ErrNoHead), stderrDone, feedErr)
+		end := endKill
+		if errors.Is(err, cgiresp.ErrNoHead) {
+			end = endGrace
+		}
+		ferr := b.finish(p, end, stderrDone, f)
 		return b.headError(r, ctx, s, p, err, ferr)
 	}
 	h := w.Header()
@@ -94,8 +100,11 @@ func (b *Backend) run(w http.ResponseWriter, r *http.Request, s script) error {
 	}
 	w.WriteHeader(status)
 	werr, rerr := copyBody(w, br, p)
-	kill := werr != nil || rerr != nil
-	ferr := b.finish(w, p, kill, stderrDone, feedErr)
+	end := endGrace
+	if werr != nil || rerr != nil {
+		end = endKill
+	}
+	ferr := b.finish(p, end, stderrDone, f)
 	switch {
 	case context.Cause(ctx) == errTimeout && r.Context().Err() == nil:
 		b.log.Warn("cgi: script timed out after its response started", "script", s.Name, "timeout", b.timeout)
@@ -145,12 +154,61 @@ func closeAll(fs ...*os.File) {
 	}
 }
 
-// finish ends the script (at once when kill is set, else after grace) and
-// waits for it and the goroutines serving it. It returns the stdin error.
-func (b *Backend) finish(w http.ResponseWriter, p *proc, kill bool, stderrDone chan struct{}, feedErr chan error) error {
-	if kill {
+// localRedirect finishes a script whose head is a local redirect. Nothing
+// of its response reaches the client: the router serves Location instead.
+// Like Apache's mod_cgi, junction reads and drops the rest of the output
+// and lets the script run to its end, since a script may print the
+// redirect first and do its work after (a POST handler writing to a
+// database); its body keeps flowing to stdin meanwhile. Timeout and the
+// client going away still end it, and so does too much output.
+func (b *Backend) localRedirect(r *http.Request, ctx context.Context, s script, p *proc, br *bufio.Reader, stderrDone chan struct{}, f *feeder, location string) error {
+	n, derr := io.Copy(io.Discard, io.LimitReader(br, maxRedirectDiscard+1))
+	end := endExit
+	if derr != nil || n > maxRedirectDiscard {
+		// A read error means the script exited and something it started
+		// holds stdout past grace.
+		end = endKill
+	}
+	ferr := b.finish(p, end, stderrDone, f)
+	switch {
+	case r.Context().Err() != nil:
+		return fmt.Errorf("cgi: %s: %w", s.Name, r.Context().Err())
+	case context.Cause(ctx) == errTimeout:
+		// Its work was cut short: the redirect target would claim
+		// success.
+		b.log.Warn("cgi: script timed out after a local redirect", "script", s.Name, "timeout", b.timeout)
+		return &backends.Error{Status: http.StatusGatewayTimeout, Err: fmt.Errorf("cgi: %s: %w after %v", s.Name, errTimeout, b.timeout)}
+	case errors.Is(ferr, errShortBody):
+		return &backends.Error{Status: http.StatusBadRequest, Err: ferr}
+	case n > maxRedirectDiscard:
+		b.log.Warn("cgi: script killed for writing too much after a local redirect", "script", s.Name, "limit", maxRedirectDiscard)
+		return &backends.Error{Status: http.StatusBadGateway,
+			Err: fmt.Errorf("cgi: %s: more than %d bytes of output after a local redirect", s.Name, maxRedirectDiscard)}
+	}
+	return &backends.LocalRedirect{Location: location}
+}
+
+// ending says how finish ends a script.
+type ending int
+
+const (
+	// endKill kills the group at once: the response failed.
+	endKill ending = iota
+	// endGrace waits grace for the script to exit after its output
+	// ended, then kills the group.
+	endGrace
+	// endExit waits for the script to exit by itself; Timeout and the
+	// client going away still end it (run's context.AfterFunc).
+	endExit
+)
+
+// finish ends the script as end says and waits for it and its stderr
+// reader, then stops feeding its stdin. It returns the request body error.
+func (b *Backend) finish(p *proc, end ending, stderrDone chan struct{}, f *feeder) error {
+	switch end {
+	case endKill:
 		_ = p.signal(syscall.SIGKILL) // ErrProcessDone: already gone
-	} else {
+	case endGrace:
 		t := time.NewTimer(b.grace)
 		select {
 		case <-p.done:
@@ -163,18 +221,10 @@ func (b *Backend) finish(w http.ResponseWriter, p *proc, kill bool, stderrDone c
 	b.observeExit(p.status)
 	_ = p.stdout.Close() // read end; closing cannot fail meaningfully
 	<-stderrDone
-	if feedErr == nil {
+	if f == nil {
 		return nil
 	}
-	select {
-	case err := <-feedErr:
-		return err
-	default:
-	}
-	// The feeder is blocked reading the request body for a script that is
-	// gone: interrupt the read where the front end supports it.
-	_ = http.NewResponseController(w).SetReadDeadline(time.Now()) // ErrNotSupported: wait for the codec's own deadline
-	return <-feedErr
+	return f.stop()
 }
 
 // headError turns a failure before any output into the error Serve returns.
@@ -227,32 +277,99 @@ func copyBody(w http.ResponseWriter, br *bufio.Reader, p *proc) (werr, rerr erro
 	}
 }
 
-// feed writes exactly n bytes of body to the script's stdin. A body that
-// ends short kills the script before its stdin closes, so it never sees a
-// truncated body as complete. A script that stops reading is its business.
-func feed(p *proc, stdin *os.File, body io.Reader, n int64) error {
+// feeder writes exactly n bytes of the request body to the script's stdin.
+// A body that ends short kills the script before its stdin closes, so it
+// never sees a truncated body as complete. A script that stops reading is
+// its business.
+//
+// Once the script is gone, stop ends the feeder without touching the front
+// connection. A feeder blocked in body.Read cannot be interrupted from
+// here: setting a read deadline on the front connection would poison it
+// (net/http, the plain-HTTP front end, then drops a keep-alive connection
+// and the other codecs do not support it at all). So stop closes stdin and
+// leaves that one read behind: it returns when the codec ends the body,
+// which every codec does when the request ends (FastCGI's Close wakes it;
+// SCGI closes the connection after the response; AJP13 and net/http
+// return it with the next chunk from the peer, an error or their own read
+// timeout). The feeder then finds stdin closed and ends, reading nothing
+// more: it never outlives the request body.
+type feeder struct {
+	p     *proc
+	stdin *os.File
+	body  io.Reader
+	n     int64
+	done  chan struct{}
+
+	mu      sync.Mutex
+	reading bool // inside body.Read
+	stopped bool // set by stop: read no more
+	err     error
+}
+
+func (f *feeder) run() {
+	defer close(f.done)
 	bp := stdinPool.Get().(*[]byte)
 	defer stdinPool.Put(bp)
 	buf := *bp
-	for n > 0 {
-		m, rerr := body.Read(buf[:min(int64(len(buf)), n)])
+	for n := f.n; n > 0; {
+		m, rerr, ok := f.read(buf[:min(int64(len(buf)), n)])
+		if !ok {
+			break
+		}
 		if m > 0 {
-			if _, werr := stdin.Write(buf[:m]); werr != nil {
-				_ = stdin.Close() // the script closed its end
-				return nil
+			if _, werr := f.stdin.Write(buf[:m]); werr != nil {
+				break // the script closed its end, or stop closed ours
 			}
 			n -= int64(m)
 		}
 		if rerr != nil && n > 0 {
-			_ = p.signal(syscall.SIGKILL) // ErrProcessDone: it is gone anyway
-			_ = stdin.Close()
 			if errors.Is(rerr, io.EOF) {
 				rerr = io.ErrUnexpectedEOF
 			}
-			return fmt.Errorf("%w (%d bytes missing): %w", errShortBody, n, rerr)
+			// Recorded before the kill, so finish, which runs after the
+			// script is reaped, sees it.
+			f.mu.Lock()
+			f.err = fmt.Errorf("%w (%d bytes missing): %w", errShortBody, n, rerr)
+			f.mu.Unlock()
+			_ = f.p.signal(syscall.SIGKILL) // ErrProcessDone: it is gone anyway
+			break
 		}
 	}
-	return stdin.Close()
+	_ = f.stdin.Close() // a pipe end; fails only when stop closed it first
+}
+
+// read reads from the body unless stop was called; ok is false then.
+func (f *feeder) read(buf []byte) (m int, err error, ok bool) {
+	f.mu.Lock()
+	if f.stopped {
+		f.mu.Unlock()
+		return 0, nil, false
+	}
+	f.reading = true
+	f.mu.Unlock()
+	m, err = f.body.Read(buf)
+	f.mu.Lock()
+	f.reading = false
+	f.mu.Unlock()
+	return m, err, true
+}
+
+// stop ends feeding a script that has exited and returns the body error.
+// It waits for the feeder unless the feeder is blocked reading the body.
+func (f *feeder) stop() error {
+	f.mu.Lock()
+	f.stopped = true
+	reading := f.reading
+	f.mu.Unlock()
+	// Unblocks a write to a pipe still held open by something the script
+	// started.
+	_ = f.stdin.Close()
+	if !reading {
+		<-f.done
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.err
 }
 
 // maxStderrLine bounds one logged stderr line.
@@ -262,7 +379,7 @@ const maxStderrLine = 1024
 func (b *Backend) logStderr(p *proc, name string, done chan struct{}) {
 	defer close(done)
 	defer p.stderr.Close()
-	br := bufio.NewReaderSize(pipeReader{p.stderr, p}, maxStderrLine)
+	br := bufio.NewReaderSize(p.stderr, maxStderrLine)
 	skip := false // inside an over-long line already logged
 	for {
 		line, err := br.ReadSlice('\n')
