@@ -57,7 +57,8 @@ func TestStatsLoad(t *testing.T) {
 
 func TestStatsTimeouts(t *testing.T) {
 	checkLeaks(t)
-	b, _ := newBackend(t, func(o *Options) { o.Timeout = 300 * time.Millisecond })
+	// Long enough for "nostatus" to finish on a loaded machine (or -race).
+	b, _ := newBackend(t, func(o *Options) { o.Timeout = 1500 * time.Millisecond })
 	b.grace = 200 * time.Millisecond
 	for i, mode := range []string{"nostatus", "sleep", "sleep"} {
 		r := request("GET", "/cgi-bin/env.cgi", nil, mode)
