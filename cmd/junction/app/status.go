@@ -1,6 +1,7 @@
 package app
 
 import (
+	"fmt"
 	"net/http"
 
 	"github.com/junction-gw/junction/cmd/junction/internal/status"
@@ -29,8 +30,8 @@ func (a *App) Status() status.Snapshot {
 	a.mu.Lock()
 	fronts := append([]*front(nil), a.fronts...)
 	a.mu.Unlock()
-	for _, f := range fronts {
-		l := status.Listener{Name: f.cfg.Address, Protocol: protocolLabel(f.cfg.Protocol), Address: f.cfg.Address}
+	for i, f := range fronts {
+		l := status.Listener{Name: fmt.Sprintf("listeners[%d]", i), Protocol: protocolLabel(f.cfg.Protocol), Address: f.cfg.Address}
 		if f.sock != nil {
 			l.Address = f.sock.ln.Addr().String()
 		}
