@@ -336,3 +336,57 @@ backends:
 		t.Errorf("the failed reload's log does not name the key:\n%s", j.Output())
 	}
 }
+
+// TestOpsPrivilegeDrop starts junction as root with user: nobody. It binds,
+// then every thread runs as nobody, and scripts still run. A CGI backend
+// asking for another user is refused by junction check, naming its key.
+func TestOpsPrivilegeDrop(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	s := newSite(t)
+	scgiAddr, ops := freeAddr(t), freeAddr(t)
+	conf := func(scriptUser string) string {
+		return fmt.Sprintf(`user: nobody
+metrics: {address: %q}
+listeners:
+  - {protocol: scgi, address: %q, backend: scripts}
+backends:
+  scripts: {type: cgi, root: %q, url_prefix: /cgi-bin/%s}
+`, ops, scgiAddr, s.Root, scriptUser)
+	}
+	j := startJunction(t, conf(""), scgiAddr, ops)
+	pid := j.cmd.Process.Pid
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", pid))
+	if err != nil || len(tasks) == 0 {
+		t.Fatalf("threads of %d: %v", pid, err)
+	}
+	for _, st := range tasks {
+		b, err := os.ReadFile(st)
+		if err != nil {
+			continue // a thread that ended
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(line); len(f) == 5 && (f[0] == "Uid:" || f[0] == "Gid:") {
+				if f[1] != "65534" || f[2] != "65534" || f[3] != "65534" || f[4] != "65534" {
+					t.Errorf("%s: %s, want all 65534", st, line)
+				}
+			}
+		}
+	}
+	if r := scgiDo(t, scgiAddr, scgiRequest("GET", "/cgi-bin/hello.sh", 0), nil); r.Status != 200 {
+		t.Errorf("script after the drop: %d %s", r.Status, r.Body)
+	}
+	if r := httpGet(t, "http://"+ops+"/readyz"); r.Status != 200 {
+		t.Errorf("/readyz after the drop: %d", r.Status)
+	}
+	if !strings.Contains(j.Output(), `msg="running as" user=nobody uid=65534`) {
+		t.Errorf("no privilege drop in the log:\n%s", j.Output())
+	}
+
+	bad := writeFile(t, t.TempDir(), "bad.yaml", conf(", user: root"))
+	out, err := exec.Command(junctionBin, "check", "-c", bad).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "backends.scripts") || !strings.Contains(string(out), "drops to nobody") {
+		t.Errorf("check of a script user junction cannot switch to: %v\n%s", err, out)
+	}
+}
