@@ -32,6 +32,12 @@ import (
 // (make bench prints it last). JUNCTION_BENCH_BASELINE names another junction binary (an older build)
 // that is measured in the same run, on the same nginx, for before/after
 // figures from the same machine state.
+//
+// bench_fastcgi_test.go, bench_ajp_test.go and bench_pools_test.go add the
+// FastCGI (vs fcgiwrap), AJP (vs mod_proxy_http) and pool (vs nginx
+// proxy_pass / fastcgi_pass) comparisons; every benchmark appends its table
+// to the summary file. Those three run each path in interleaved rounds, so
+// for them JUNCTION_BENCH_DURATION is each path's total measured time.
 const (
 	wrkBin   = "/usr/bin/wrk"
 	uwsgiBin = "/usr/bin/uwsgi"
