@@ -57,6 +57,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/junction-gw/junction/backends"
@@ -183,11 +184,27 @@ func New(o Options) (*Backend, error) {
 		Rewrite:       b.rewrite,
 		Transport:     b.transport,
 		FlushInterval: -1,
+		BufferPool:    copyBuffers,
 		ErrorHandler:  b.errorHandler,
 		ErrorLog:      slog.NewLogLogger(b.log.Handler(), slog.LevelWarn),
 	}
 	return b, nil
 }
+
+// copyBuffers saves the 32 KiB body-copy buffer ReverseProxy would
+// otherwise allocate (and clear) for every request.
+var copyBuffers = &bufferPool{}
+
+type bufferPool struct{ p sync.Pool }
+
+func (bp *bufferPool) Get() []byte {
+	if b, ok := bp.p.Get().(*[]byte); ok {
+		return *b
+	}
+	return make([]byte, 32<<10)
+}
+
+func (bp *bufferPool) Put(b []byte) { bp.p.Put(&b) }
 
 func orDefault[T int | time.Duration](v, def T) T {
 	if v == 0 {
