@@ -110,10 +110,9 @@ func (s *Server) serveConn(ctx context.Context, c *connserver.Conn) error {
 	if err := c.SetReadDeadline(time.Now().Add(orDefault(s.IdleTimeout, DefaultIdleTimeout))); err != nil {
 		return err
 	}
-	// Until the first byte the connection is idle: Shutdown may close it.
-	if !c.SetIdle(true) {
-		return nil
-	}
+	// Until its first byte the connection counts as new: Shutdown closes it
+	// only after connserver.NewConnGrace, since nginx sends its request
+	// right after connecting.
 	if _, err := br.Peek(1); err != nil {
 		if errors.Is(err, io.EOF) || c.ShuttingDown() {
 			return nil

@@ -378,9 +378,12 @@ func TestLargeBodyStreams(t *testing.T) {
 }
 
 // TestShutdownClosesWaitingConnection: a front server that connected but
-// has not sent a byte does not hold up Shutdown until the idle timeout.
+// has not sent a byte does not hold up Shutdown until the idle timeout,
+// only for the new-connection grace.
 func TestShutdownClosesWaitingConnection(t *testing.T) {
 	s := &Server{IdleTimeout: time.Hour, Handler: http.NotFoundHandler(), Logger: slog.New(slog.DiscardHandler)}
+	s.init()
+	s.cs.NewConnGrace = time.Millisecond
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -400,5 +403,40 @@ func TestShutdownClosesWaitingConnection(t *testing.T) {
 	defer cancel()
 	if err := s.Shutdown(ctx); err != nil {
 		t.Fatalf("Shutdown: %v (a waiting connection held it up)", err)
+	}
+}
+
+// TestShutdownServesJustConnected: a connection accepted just before
+// Shutdown still gets its request served (nginx connects, then sends).
+func TestShutdownServesJustConnected(t *testing.T) {
+	s := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "served") }),
+		Logger: slog.New(slog.DiscardHandler)}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Serve(l)
+	c, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for s.cs.ActiveConns() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		done <- s.Shutdown(ctx)
+	}()
+	time.Sleep(50 * time.Millisecond) // Shutdown is under way
+	io.WriteString(c, request("GET", "/", ""))
+	out, _ := io.ReadAll(c)
+	if !strings.HasSuffix(string(out), "served") {
+		t.Errorf("response %q", out)
+	}
+	if err := <-done; err != nil {
+		t.Errorf("Shutdown: %v", err)
 	}
 }

@@ -35,6 +35,8 @@ type Server struct {
 	Handler Handler
 	// Logger receives one line per connection that ended with an error.
 	Logger *slog.Logger
+	// NewConnGrace overrides the package's NewConnGrace (tests).
+	NewConnGrace time.Duration
 	// BaseContext, if set, returns the base context for connections.
 	BaseContext func(net.Listener) context.Context
 	// Observer, if set, is told of connections opening and closing, of
@@ -59,15 +61,25 @@ type Server struct {
 // the connection idle between requests so Shutdown can close it.
 type Conn struct {
 	net.Conn
-	srv    *Server
-	idle   atomic.Bool
-	cancel context.CancelFunc
+	srv      *Server
+	idle     atomic.Bool
+	started  atomic.Bool // a request began (SetIdle was called)
+	accepted time.Time
+	cancel   context.CancelFunc
 }
+
+// NewConnGrace is how long Shutdown lets a connection that has not yet
+// started a request (SetIdle never called) send one before closing it, as
+// net/http does for new connections. A front server that just connected
+// is almost always about to send its request; closing it at once would turn
+// that request into an error.
+const NewConnGrace = 5 * time.Second
 
 // SetIdle records whether the connection is between requests. It returns
 // false when the server is shutting down and an idle connection should end:
 // the handler then returns nil.
 func (c *Conn) SetIdle(idle bool) bool {
+	c.started.Store(true)
 	c.idle.Store(idle)
 	return !(idle && c.srv.shutdown.Load())
 }
@@ -131,7 +143,7 @@ func (s *Server) Serve(l net.Listener) error {
 		}
 		backoff = 0
 		ctx, cancel := context.WithCancel(base)
-		c := &Conn{Conn: nc, srv: s, cancel: cancel}
+		c := &Conn{Conn: nc, srv: s, cancel: cancel, accepted: time.Now()}
 		if !s.track(c) {
 			cancel()
 			nc.Close()
@@ -164,7 +176,7 @@ func (s *Server) track(c *Conn) bool {
 // connection is stdin/stdout) and returns the handler's error.
 func (s *Server) ServeConn(ctx context.Context, nc net.Conn) error {
 	ctx, cancel := context.WithCancel(ctx)
-	c := &Conn{Conn: nc, srv: s, cancel: cancel}
+	c := &Conn{Conn: nc, srv: s, cancel: cancel, accepted: time.Now()}
 	if !s.track(c) {
 		cancel()
 		nc.Close()
@@ -262,12 +274,19 @@ func (s *Server) closeIdle() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for c := range s.conns {
-		if c.idle.Load() {
+		if c.idle.Load() || !c.started.Load() && time.Since(c.accepted) > s.newConnGrace() {
 			c.cancel()
 			c.Close()
 		}
 	}
 	return len(s.conns)
+}
+
+func (s *Server) newConnGrace() time.Duration {
+	if s.NewConnGrace > 0 {
+		return s.NewConnGrace
+	}
+	return NewConnGrace
 }
 
 // ActiveConns returns how many connections are being served.
