@@ -32,7 +32,7 @@ vet:
 
 ## gotest: unit tests and the integration suite (integration/)
 gotest:
-	$(GO) test -timeout 15m ./...
+	$(GO) test -count=1 -timeout 15m ./...
 
 fuzz-smoke:
 	./.ci/fuzz-smoke 5s
