@@ -130,7 +130,22 @@ func (s *Server) serveConn(ctx context.Context, c *connserver.Conn) error {
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	body := &body{r: br, c: c, left: length, timeout: readTimeout, onDone: func() { go watchClose(c, cancel) }}
+	// Most requests are answered within watchDelay: they never pay for the
+	// watcher's goroutine and read syscall. Slower ones get it then, so a
+	// front server closing still cancels a long request.
+	// watch is set under body.mu (onDone runs there, perhaps on another
+	// goroutine reading the body).
+	var watch *time.Timer
+	body := &body{r: br, c: c, left: length, timeout: readTimeout, onDone: func() {
+		watch = time.AfterFunc(watchDelay, func() { watchClose(c, cancel) })
+	}}
+	defer func() {
+		body.mu.Lock()
+		if watch != nil {
+			watch.Stop()
+		}
+		body.mu.Unlock()
+	}()
 	w := newResponse(c, s.WriteTimeout)
 	req, err := vars.Request(ctx, v, body)
 	if err != nil {
@@ -146,6 +161,10 @@ func (s *Server) serveConn(ctx context.Context, c *connserver.Conn) error {
 	}
 	return body.err()
 }
+
+// watchDelay is how long a request runs before watchClose starts: the
+// longest a front server's close goes unnoticed.
+const watchDelay = 10 * time.Millisecond
 
 // watchClose cancels the request when the front server closes the
 // connection after sending the whole request (nginx does so when its client
