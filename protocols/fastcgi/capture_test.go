@@ -129,7 +129,7 @@ func (r *recorder) serve(c net.Conn) {
 		w := &recordWriter{c: c}
 		w.write(typeStdout, rec.ID, []byte("Status: 200 OK\r\nContent-Type: text/plain\r\n\r\ncaptured\n"))
 		w.write(typeStdout, rec.ID, nil)
-		w.endRequest(rec.ID, 0, statusRequestComplete)
+		w.endRequest(rec.ID, nil, 0, statusRequestComplete)
 		r.got <- struct{}{}
 		if !keep {
 			return

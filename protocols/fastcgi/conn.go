@@ -286,7 +286,7 @@ func (cn *conn) begin(rec record) error {
 			cn.markCloseAfter()
 		}
 		cn.srv.cs.Event(endRequestEvent(status))
-		return cn.w.endRequest(rec.ID, 0, status)
+		return cn.w.endRequest(rec.ID, nil, 0, status)
 	}
 	switch {
 	case role != roleResponder:

@@ -223,24 +223,64 @@ func (w *recordWriter) write(t recType, id uint16, content []byte) error {
 	}
 }
 
-// endRequest writes END_REQUEST for id.
-func (w *recordWriter) endRequest(id uint16, appStatus uint32, protocolStatus uint8) error {
+// endRequest writes END_REQUEST for id. A non-nil tail goes first, in the
+// same write: the last STDOUT bytes and the empty record ending the stream.
+func (w *recordWriter) endRequest(id uint16, tail *stdoutTail, appStatus uint32, protocolStatus uint8) error {
 	var b [8]byte
 	binary.BigEndian.PutUint32(b[:4], appStatus)
 	b[4] = protocolStatus
-	return w.write(typeEndRequest, id, b[:])
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err != nil {
+		return w.err
+	}
+	w.buf = w.buf[:0]
+	if tail != nil {
+		for rest := tail.data; len(rest) > 0; {
+			chunk := rest[:min(len(rest), maxContentLen)]
+			w.buf = appendRecord(w.buf, typeStdout, id, chunk, padFor(len(chunk)))
+			rest = rest[len(chunk):]
+		}
+		w.buf = appendRecord(w.buf, typeStdout, id, nil, 0)
+	}
+	w.buf = appendRecord(w.buf, typeEndRequest, id, b[:], padFor(len(b)))
+	if w.timeout > 0 {
+		if err := w.c.SetWriteDeadline(time.Now().Add(w.timeout)); err != nil {
+			w.err = fmt.Errorf("fastcgi: setting write deadline: %w", err)
+			return w.err
+		}
+	}
+	if _, err := w.c.Write(w.buf); err != nil {
+		w.err = fmt.Errorf("fastcgi: writing %v record: %w", typeEndRequest, err)
+		return w.err
+	}
+	return nil
+}
+
+// stdoutTail holds a finished response's last STDOUT bytes (they alias
+// the response's buffer) for END_REQUEST's write.
+type stdoutTail struct {
+	hold bool // writes are held here, not sent
+	data []byte
 }
 
 // stdoutWriter writes a byte stream as STDOUT records of one request. It
 // sits behind a bufio.Writer, so records are as large as that buffer.
 type stdoutWriter struct {
-	w  *recordWriter
-	id uint16
+	w    *recordWriter
+	id   uint16
+	tail *stdoutTail // nil: every write is sent
 }
 
 func (s stdoutWriter) Write(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
+	}
+	if s.tail != nil && s.tail.hold {
+		// The buffer's final flush: p stays valid until the buffer is
+		// released, after END_REQUEST is written.
+		s.tail.data = p
+		return len(p), nil
 	}
 	if err := s.w.write(typeStdout, s.id, p); err != nil {
 		return 0, err

@@ -123,19 +123,26 @@ func (cn *conn) run(r *request, req *http.Request, h http.Handler) {
 			}()
 			h.ServeHTTP(w, req)
 		}()
-		if err := w.finish(); err != nil {
+		tail, err := w.finish()
+		if err != nil {
 			cn.log.Debug("finishing response", "request", r.id, "err", err)
 		}
 		if r.aborted.Load() {
 			appStatus = 1
 		}
-		cn.finish(r, appStatus)
+		cn.finishWith(r, appStatus, tail)
+		w.release()
 	}()
 }
 
 // finish sends END_REQUEST, makes the id inactive and frees its slot. It
 // runs once per accepted request.
-func (cn *conn) finish(r *request, appStatus uint32) {
+func (cn *conn) finish(r *request, appStatus uint32) { cn.finishWith(r, appStatus, nil) }
+
+// finishWith is finish for a handler's request: tail, when not nil, is the
+// rest of its STDOUT stream, sent with the empty STDOUT record that ends
+// the stream and END_REQUEST in one write.
+func (cn *conn) finishWith(r *request, appStatus uint32, tail *stdoutTail) {
 	cn.mu.Lock()
 	if r.finished {
 		cn.mu.Unlock()
@@ -154,7 +161,7 @@ func (cn *conn) finish(r *request, appStatus uint32) {
 	cn.mu.Unlock()
 
 	cn.srv.cs.Event(endRequestEvent(statusRequestComplete))
-	if err := cn.w.endRequest(r.id, appStatus, statusRequestComplete); err != nil {
+	if err := cn.w.endRequest(r.id, tail, appStatus, statusRequestComplete); err != nil {
 		cn.log.Debug("writing END_REQUEST", "request", r.id, "err", err)
 	}
 	cn.srv.release()
@@ -181,15 +188,19 @@ type response struct {
 	status      int
 	wroteHeader bool
 	headSent    bool
-	bw          *bufio.Writer
+	bw          *bufio.Writer // nil once the handler returned
+	pooled      *bufio.Writer // bw, kept until release
+	tail        stdoutTail
 }
 
 var stdoutPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 32<<10) }}
 
 func newResponse(r *request, req *http.Request) *response {
-	bw := stdoutPool.Get().(*bufio.Writer)
-	bw.Reset(stdoutWriter{w: r.cn.w, id: r.id})
-	return &response{r: r, req: req, header: make(http.Header), bw: bw}
+	w := &response{r: r, req: req, header: make(http.Header)}
+	w.bw = stdoutPool.Get().(*bufio.Writer)
+	w.bw.Reset(stdoutWriter{w: r.cn.w, id: r.id, tail: &w.tail})
+	w.pooled = w.bw
+	return w
 }
 
 func (w *response) Header() http.Header { return w.header }
@@ -293,19 +304,34 @@ func (w *response) FlushError() error {
 	return w.bw.Flush()
 }
 
-// finish sends the head if the handler wrote nothing, flushes, ends the
-// STDOUT stream and returns the buffer to the pool.
-func (w *response) finish() error {
-	defer func() {
-		w.bw.Reset(nil)
-		stdoutPool.Put(w.bw)
-		w.bw = nil
-	}()
+// finish sends the head if the handler wrote nothing and returns the
+// unsent rest of the STDOUT stream, which END_REQUEST's write carries
+// (nil: the stream is not to be ended). The response takes no more writes;
+// release returns its buffer once the tail is sent.
+func (w *response) finish() (*stdoutTail, error) {
+	defer func() { w.bw = nil }()
 	if w.r.aborted.Load() {
-		return errAborted
+		return nil, errAborted
 	}
-	if err := w.FlushError(); err != nil {
-		return err
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
 	}
-	return w.r.cn.w.write(typeStdout, w.r.id, nil)
+	if !w.headSent {
+		if err := w.sendHead(); err != nil {
+			return nil, err
+		}
+	}
+	w.tail.hold = true
+	if err := w.bw.Flush(); err != nil {
+		return nil, err
+	}
+	return &w.tail, nil
+}
+
+// release returns the response's buffer to the pool.
+func (w *response) release() {
+	w.tail = stdoutTail{}
+	w.pooled.Reset(nil)
+	stdoutPool.Put(w.pooled)
+	w.pooled = nil
 }
