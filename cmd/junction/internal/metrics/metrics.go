@@ -135,12 +135,16 @@ func New(reg prometheus.Registerer) *Metrics {
 	return m
 }
 
-// codeClass maps a status code to "1xx".."5xx".
-func codeClass(code int) string {
+// codeClasses are the status class labels "1xx".."5xx" (and "other"), by
+// codeClassIndex.
+var codeClasses = [...]string{"other", "1xx", "2xx", "3xx", "4xx", "5xx"}
+
+// codeClassIndex is code's index in codeClasses.
+func codeClassIndex(code int) int {
 	if code < 100 || code > 599 {
-		return "other"
+		return 0
 	}
-	return strconv.Itoa(code/100) + "xx"
+	return code / 100
 }
 
 // CodecObserver returns the observer to set as Observer on an SCGI,

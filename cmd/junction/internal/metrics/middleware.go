@@ -3,7 +3,23 @@ package metrics
 import (
 	"io"
 	"net/http"
+	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// childKey names one of a listener's series for a backend: kind is a
+// status class index (see codeClasses) or one of the kinds below.
+type childKey struct {
+	backend string
+	kind    int
+}
+
+const (
+	kindDuration = len(codeClasses) + iota
+	kindRequestBytes
+	kindResponseBytes
 )
 
 // Middleware counts the requests next serves for listener: totals by
@@ -13,6 +29,16 @@ import (
 // Flush working and unwraps for http.ResponseController.
 func (m *Metrics) Middleware(listener, protocol string, backendOf func(*http.Request) string, next http.Handler) http.Handler {
 	inFlight := m.inFlight.WithLabelValues(listener, protocol)
+	// Each series is looked up by its labels once, on first use (so no
+	// zero series appears before it), then taken from children.
+	var children sync.Map // childKey → prometheus.Counter or prometheus.Observer
+	counter := func(vec *prometheus.CounterVec, k childKey, labels ...string) prometheus.Counter {
+		if c, ok := children.Load(k); ok {
+			return c.(prometheus.Counter)
+		}
+		c, _ := children.LoadOrStore(k, vec.WithLabelValues(labels...))
+		return c.(prometheus.Counter)
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		inFlight.Inc()
@@ -36,13 +62,19 @@ func (m *Metrics) Middleware(listener, protocol string, backendOf func(*http.Req
 		if code == 0 {
 			code = http.StatusOK // nothing written: net/http and the codecs answer 200
 		}
-		m.requests.WithLabelValues(listener, protocol, backend, codeClass(code)).Inc()
-		m.duration.WithLabelValues(listener, protocol, backend).Observe(time.Since(start).Seconds())
+		class := codeClassIndex(code)
+		counter(m.requests, childKey{backend, class}, listener, protocol, backend, codeClasses[class]).Inc()
+		dk := childKey{backend, kindDuration}
+		d, ok := children.Load(dk)
+		if !ok {
+			d, _ = children.LoadOrStore(dk, m.duration.WithLabelValues(listener, protocol, backend))
+		}
+		d.(prometheus.Observer).Observe(time.Since(start).Seconds())
 		if body != nil && body.n > 0 {
-			m.requestBytes.WithLabelValues(listener, protocol, backend).Add(float64(body.n))
+			counter(m.requestBytes, childKey{backend, kindRequestBytes}, listener, protocol, backend).Add(float64(body.n))
 		}
 		if rw.n > 0 {
-			m.responseBytes.WithLabelValues(listener, protocol, backend).Add(float64(rw.n))
+			counter(m.responseBytes, childKey{backend, kindResponseBytes}, listener, protocol, backend).Add(float64(rw.n))
 		}
 	})
 }
