@@ -43,12 +43,12 @@ backends:
 	return cfg
 }
 
-func testLogger(t *testing.T) *slog.Logger {
+func testLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
 // tWriter sends log lines to the test log.
-type tWriter struct{ t *testing.T }
+type tWriter struct{ t testing.TB }
 
 func (w tWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
@@ -57,7 +57,7 @@ func (w tWriter) Write(p []byte) (int, error) {
 
 // startApp runs the app until the test ends. wait returns Run's result,
 // failing the test if Run does not return within 15s of cancel.
-func startApp(t *testing.T, cfg *config.Config) (a *App, cancel context.CancelFunc, wait func() error) {
+func startApp(t testing.TB, cfg *config.Config) (a *App, cancel context.CancelFunc, wait func() error) {
 	t.Helper()
 	a, err := New(cfg, testLogger(t))
 	if err != nil {

@@ -25,7 +25,7 @@ func named(t *testing.T, name string) string {
 	return srv.Listener.Addr().String()
 }
 
-func parse(t *testing.T, yaml string) *config.Config {
+func parse(t testing.TB, yaml string) *config.Config {
 	t.Helper()
 	cfg, err := config.Parse([]byte(yaml), "yaml")
 	if err != nil {
