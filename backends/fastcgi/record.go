@@ -5,38 +5,35 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/junction-gw/junction/protocols/fastcgi/wire"
 	"io"
 	"net"
 	"sync"
 	"time"
 )
 
-// recType is a FastCGI record type.
-type recType uint8
+// The record layout is protocols/fastcgi/wire, shared with junction's
+// FastCGI front end.
+type recType = wire.Type
 
-// Record types junction reads or writes itself (the request records are
-// gofast's).
 const (
-	typeEndRequest      recType = 3
-	typeStdout          recType = 6
-	typeStderr          recType = 7
-	typeGetValues       recType = 9
-	typeGetValuesResult recType = 10
-	typeUnknownType     recType = 11
-)
+	typeEndRequest      = wire.TypeEndRequest
+	typeStdout          = wire.TypeStdout
+	typeStderr          = wire.TypeStderr
+	typeGetValues       = wire.TypeGetValues
+	typeGetValuesResult = wire.TypeGetValuesResult
+	typeUnknownType     = wire.TypeUnknownType
 
-// END_REQUEST protocol status values.
-const (
-	statusRequestComplete = 0
-	statusCantMpxConn     = 1
-	statusOverloaded      = 2
-	statusUnknownRole     = 3
+	statusRequestComplete = wire.StatusRequestComplete
+	statusCantMpxConn     = wire.StatusCantMpxConn
+	statusOverloaded      = wire.StatusOverloaded
+	statusUnknownRole     = wire.StatusUnknownRole
 )
 
 const (
-	headerLen  = 8
-	maxContent = 65535
-	maxPadding = 255
+	headerLen  = wire.HeaderLen
+	maxContent = wire.MaxContentLen
+	maxPadding = wire.MaxPaddingLen
 	// requestID is the id gofast's client gives the first request on a
 	// connection; junction sends one request per connection.
 	requestID = 1
@@ -151,13 +148,12 @@ func readRecord(c net.Conn, br *bufio.Reader, buf []byte, timeout time.Duration)
 		}
 		return 0, 0, nil, fmt.Errorf("fastcgi: reading record header: %w", err)
 	}
-	if h[0] != 1 {
-		return 0, 0, nil, fmt.Errorf("%w: version %d", errProtocol, h[0])
+	hd := wire.ParseHeader(h[:])
+	if hd.Version != wire.Version1 {
+		return 0, 0, nil, fmt.Errorf("%w: version %d", errProtocol, hd.Version)
 	}
-	typ := recType(h[1])
-	id := binary.BigEndian.Uint16(h[2:4])
-	n := int(binary.BigEndian.Uint16(h[4:6]))
-	pad := int(h[6])
+	typ, id := hd.Type, hd.ID
+	n, pad := int(hd.ContentLength), int(hd.PaddingLength)
 	// n+pad <= maxContent+maxPadding = len(buf) by the field widths.
 	if _, err := io.ReadFull(br, buf[:n+pad]); err != nil {
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
@@ -168,27 +164,12 @@ func readRecord(c net.Conn, br *bufio.Reader, buf []byte, timeout time.Duration)
 	return typ, id, buf[:n], nil
 }
 
-// appendPair appends a FastCGI name-value pair.
-func appendPair(b []byte, name, value string) []byte {
-	for _, n := range []int{len(name), len(value)} {
-		if n < 128 {
-			b = append(b, byte(n))
-		} else {
-			b = binary.BigEndian.AppendUint32(b, uint32(n)|1<<31)
-		}
-	}
-	return append(append(b, name...), value...)
-}
-
 // getValuesRecord is an FCGI_GET_VALUES record asking the usual three
 // variables, ready to write.
 func getValuesRecord() []byte {
 	var content []byte
 	for _, name := range []string{"FCGI_MAX_CONNS", "FCGI_MAX_REQS", "FCGI_MPXS_CONNS"} {
-		content = appendPair(content, name, "")
+		content = wire.AppendPair(content, name, "")
 	}
-	pad := -len(content) & 7
-	rec := []byte{1, byte(typeGetValues), 0, 0, byte(len(content) >> 8), byte(len(content)), byte(pad), 0}
-	rec = append(rec, content...)
-	return append(rec, make([]byte, pad)...)
+	return wire.AppendRecord(nil, typeGetValues, 0, content, wire.PadFor(len(content)))
 }

@@ -167,3 +167,8 @@ func exchange(t *testing.T, s *Server, input []byte) (*transcript, error) {
 	cli.Close()
 	return tr, <-done
 }
+
+// hdr is a version-1 record header, for expected records.
+func hdr(t recType, id, n uint16, pad uint8) header {
+	return header{Version: version1, Type: t, ID: id, ContentLength: n, PaddingLength: pad}
+}

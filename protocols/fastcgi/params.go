@@ -1,30 +1,20 @@
 package fastcgi
 
 import (
-	"encoding/binary"
 	"fmt"
+	"github.com/junction-gw/junction/protocols/fastcgi/wire"
 	"strings"
 
 	"github.com/junction-gw/junction/protocols/vars"
 )
 
-// maxNameValueLen is the largest length a 4-byte name-value length can
-// carry (the top bit marks the long form).
-const maxNameValueLen = 1<<31 - 1
-
-// readLen decodes one name-value length: one byte when below 128, else
-// four bytes with the top bit set.
+// readLen decodes one name-value length (wire.ReadLen) as a params error.
 func readLen(b []byte) (n int, used int, err error) {
-	if len(b) == 0 {
-		return 0, 0, fmt.Errorf("%w: truncated name-value length", errBadParams)
+	n, used, err = wire.ReadLen(b)
+	if err != nil {
+		return 0, 0, fmt.Errorf("%w: %w", errBadParams, err)
 	}
-	if b[0]&0x80 == 0 {
-		return int(b[0]), 1, nil
-	}
-	if len(b) < 4 {
-		return 0, 0, fmt.Errorf("%w: truncated 4-byte name-value length", errBadParams)
-	}
-	return int(binary.BigEndian.Uint32(b) & maxNameValueLen), 4, nil
+	return n, used, nil
 }
 
 // parseNameValues decodes a complete name-value stream (all PARAMS or
@@ -61,20 +51,10 @@ func parseNameValues(b []byte) (vars.Vars, error) {
 	return out, nil
 }
 
-func appendLen(dst []byte, n int) []byte {
-	if n < 128 {
-		return append(dst, byte(n))
-	}
-	return binary.BigEndian.AppendUint32(dst, uint32(n)|1<<31)
-}
-
 // appendNameValues encodes pairs in the shortest length form.
 func appendNameValues(dst []byte, v vars.Vars) []byte {
 	for _, kv := range v {
-		dst = appendLen(dst, len(kv.Name))
-		dst = appendLen(dst, len(kv.Value))
-		dst = append(dst, kv.Name...)
-		dst = append(dst, kv.Value...)
+		dst = wire.AppendPair(dst, kv.Name, kv.Value)
 	}
 	return dst
 }

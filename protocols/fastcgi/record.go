@@ -5,61 +5,47 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/junction-gw/junction/protocols/fastcgi/wire"
 	"io"
 	"net"
 	"sync"
 	"time"
 )
 
-// recType is a FastCGI record type.
-type recType uint8
-
-const (
-	typeBeginRequest    recType = 1
-	typeAbortRequest    recType = 2
-	typeEndRequest      recType = 3
-	typeParams          recType = 4
-	typeStdin           recType = 5
-	typeStdout          recType = 6
-	typeStderr          recType = 7
-	typeData            recType = 8
-	typeGetValues       recType = 9
-	typeGetValuesResult recType = 10
-	typeUnknownType     recType = 11
-)
-
-func (t recType) String() string {
-	names := [...]string{"", "BEGIN_REQUEST", "ABORT_REQUEST", "END_REQUEST", "PARAMS", "STDIN",
-		"STDOUT", "STDERR", "DATA", "GET_VALUES", "GET_VALUES_RESULT", "UNKNOWN_TYPE"}
-	if int(t) < len(names) && t != 0 {
-		return names[t]
-	}
-	return fmt.Sprintf("type %d", uint8(t))
-}
-
-// Roles in BEGIN_REQUEST.
-const (
-	roleResponder  = 1
-	roleAuthorizer = 2
-	roleFilter     = 3
-)
-
-// flagKeepConn is bit 0 of BEGIN_REQUEST flags.
-const flagKeepConn = 1
-
-// protocolStatus values of END_REQUEST.
-const (
-	statusRequestComplete = 0
-	statusCantMpxConn     = 1
-	statusOverloaded      = 2
-	statusUnknownRole     = 3
+// Local names for the shared wire format (protocols/fastcgi/wire), which
+// backends/fastcgi uses too.
+type (
+	recType = wire.Type
+	header  = wire.Header
 )
 
 const (
-	version1      = 1
-	headerLen     = 8
-	maxContentLen = 65535
-	maxPaddingLen = 255
+	typeBeginRequest    = wire.TypeBeginRequest
+	typeAbortRequest    = wire.TypeAbortRequest
+	typeEndRequest      = wire.TypeEndRequest
+	typeParams          = wire.TypeParams
+	typeStdin           = wire.TypeStdin
+	typeStdout          = wire.TypeStdout
+	typeStderr          = wire.TypeStderr
+	typeData            = wire.TypeData
+	typeGetValues       = wire.TypeGetValues
+	typeGetValuesResult = wire.TypeGetValuesResult
+	typeUnknownType     = wire.TypeUnknownType
+
+	roleResponder  = wire.RoleResponder
+	roleAuthorizer = wire.RoleAuthorizer
+	roleFilter     = wire.RoleFilter
+	flagKeepConn   = wire.FlagKeepConn
+
+	statusRequestComplete = wire.StatusRequestComplete
+	statusCantMpxConn     = wire.StatusCantMpxConn
+	statusOverloaded      = wire.StatusOverloaded
+	statusUnknownRole     = wire.StatusUnknownRole
+
+	version1      = wire.Version1
+	headerLen     = wire.HeaderLen
+	maxContentLen = wire.MaxContentLen
+	maxPaddingLen = wire.MaxPaddingLen
 )
 
 // Errors that close a connection. They are wrapped with detail.
@@ -72,34 +58,6 @@ var (
 	errBadParams        = fmt.Errorf("%w: malformed name-value pairs", ErrProtocol)
 	errUnexpectedRecord = fmt.Errorf("%w: unexpected record", ErrProtocol)
 )
-
-// header is the fixed 8-byte record header.
-type header struct {
-	Version       uint8
-	Type          recType
-	ID            uint16
-	ContentLength uint16
-	PaddingLength uint8
-}
-
-func (h header) put(b []byte) {
-	b[0] = h.Version
-	b[1] = uint8(h.Type)
-	binary.BigEndian.PutUint16(b[2:4], h.ID)
-	binary.BigEndian.PutUint16(b[4:6], h.ContentLength)
-	b[6] = h.PaddingLength
-	b[7] = 0
-}
-
-func parseHeader(b []byte) header {
-	return header{
-		Version:       b[0],
-		Type:          recType(b[1]),
-		ID:            binary.BigEndian.Uint16(b[2:4]),
-		ContentLength: binary.BigEndian.Uint16(b[4:6]),
-		PaddingLength: b[6],
-	}
-}
 
 // record is one decoded record. content aliases the reader's buffer and is
 // valid until the next call to next.
@@ -139,7 +97,7 @@ func (rr *recordReader) next() (rec record, n int, err error) {
 		if err != nil {
 			return rec, n, rr.readErr("header", err)
 		}
-		rr.h = parseHeader(rr.hdr[:])
+		rr.h = wire.ParseHeader(rr.hdr[:])
 		rr.bn = 0
 		if rr.h.Version != version1 {
 			return rec, n, fmt.Errorf("%w %d, want 1", errBadVersion, rr.h.Version)
@@ -170,21 +128,10 @@ func (rr *recordReader) readErr(what string, err error) error {
 	return fmt.Errorf("fastcgi: reading record %s: %w", what, err)
 }
 
-// padFor returns the padding that aligns content of length n to 8 bytes,
-// as the specification recommends.
-func padFor(n int) uint8 { return uint8(-n & 7) }
+func padFor(n int) uint8 { return wire.PadFor(n) }
 
-// appendRecord appends one record with the given content and padding.
-// The caller keeps content at most maxContentLen bytes.
 func appendRecord(dst []byte, t recType, id uint16, content []byte, pad uint8) []byte {
-	var h [headerLen]byte
-	header{Version: version1, Type: t, ID: id, ContentLength: uint16(len(content)), PaddingLength: pad}.put(h[:])
-	dst = append(dst, h[:]...)
-	dst = append(dst, content...)
-	for range pad {
-		dst = append(dst, 0)
-	}
-	return dst
+	return wire.AppendRecord(dst, t, id, content, pad)
 }
 
 // recordWriter serialises records from all requests on a connection. Each

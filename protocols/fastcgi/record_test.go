@@ -35,9 +35,9 @@ func TestRecordReader(t *testing.T) {
 		wantErr string
 	}{
 		{"two records with padding", cat(recPad(typeParams, 1, []byte("ab"), 6), recPad(typeStdin, 300, nil, 255)),
-			[]record{{header{1, typeParams, 1, 2, 6}, []byte("ab")}, {header{1, typeStdin, 300, 0, 255}, []byte{}}}, ""},
+			[]record{{hdr(typeParams, 1, 2, 6), []byte("ab")}, {hdr(typeStdin, 300, 0, 255), []byte{}}}, ""},
 		{"max content", rec(typeStdin, 1, bytes.Repeat([]byte{9}, maxContentLen)),
-			[]record{{header{1, typeStdin, 1, maxContentLen, 1}, bytes.Repeat([]byte{9}, maxContentLen)}}, ""},
+			[]record{{hdr(typeStdin, 1, maxContentLen, 1), bytes.Repeat([]byte{9}, maxContentLen)}}, ""},
 		{"bad version", []byte{0, 1, 0, 1, 0, 0, 0, 0}, nil, "version 0"},
 		{"truncated header", []byte{1, 1, 0}, nil, "unexpected EOF"},
 		{"truncated content", []byte{1, 4, 0, 1, 0, 4, 0, 0, 'a'}, nil, "unexpected EOF"},

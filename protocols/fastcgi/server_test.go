@@ -170,14 +170,14 @@ func TestManagementRecords(t *testing.T) {
 	}{
 		{"get values multiplexed", &Server{MaxConns: 10, MaxRequests: 50, Multiplex: true},
 			rec(typeGetValues, 0, nv("FCGI_MAX_CONNS", "", "FCGI_MAX_REQS", "", "FCGI_MPXS_CONNS", "", "OTHER", "")),
-			[]record{{header{1, typeGetValuesResult, 0, 0, 0}, nv("FCGI_MAX_CONNS", "10", "FCGI_MAX_REQS", "50", "FCGI_MPXS_CONNS", "1")}}},
+			[]record{{hdr(typeGetValuesResult, 0, 0, 0), nv("FCGI_MAX_CONNS", "10", "FCGI_MAX_REQS", "50", "FCGI_MPXS_CONNS", "1")}}},
 		{"get values defaults", &Server{},
 			rec(typeGetValues, 0, nv("FCGI_MPXS_CONNS", "", "FCGI_MAX_CONNS", "", "FCGI_MAX_REQS", "")),
-			[]record{{header{1, typeGetValuesResult, 0, 0, 0}, nv("FCGI_MPXS_CONNS", "0", "FCGI_MAX_REQS", "1000")}}},
+			[]record{{hdr(typeGetValuesResult, 0, 0, 0), nv("FCGI_MPXS_CONNS", "0", "FCGI_MAX_REQS", "1000")}}},
 		{"unknown type", &Server{}, rec(recType(42), 0, []byte("??")),
-			[]record{{header{1, typeUnknownType, 0, 0, 0}, []byte{42, 0, 0, 0, 0, 0, 0, 0}}}},
+			[]record{{hdr(typeUnknownType, 0, 0, 0), []byte{42, 0, 0, 0, 0, 0, 0, 0}}}},
 		{"end request as management", &Server{}, rec(typeEndRequest, 0, make([]byte, 8)),
-			[]record{{header{1, typeUnknownType, 0, 0, 0}, []byte{3, 0, 0, 0, 0, 0, 0, 0}}}},
+			[]record{{hdr(typeUnknownType, 0, 0, 0), []byte{3, 0, 0, 0, 0, 0, 0, 0}}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
