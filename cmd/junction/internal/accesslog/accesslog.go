@@ -17,6 +17,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/junction-gw/junction/cmd/junction/internal/httpcount"
 	"io"
 	"log/slog"
 	"net"
@@ -128,10 +129,10 @@ func (l *Logger) Middleware(listener, protocol string, backendOf func(*http.Requ
 			rec = &Record{}
 			r = r.WithContext(NewContext(r.Context(), rec))
 		}
-		rw := &responseWriter{ResponseWriter: w}
-		var body *countingBody
+		rw := &httpcount.ResponseWriter{ResponseWriter: w}
+		var body *httpcount.Body
 		if r.Body != nil && r.Body != http.NoBody {
-			body = &countingBody{ReadCloser: r.Body}
+			body = &httpcount.Body{ReadCloser: r.Body}
 			r.Body = body
 		}
 		next.ServeHTTP(rw, r)
@@ -141,7 +142,7 @@ func (l *Logger) Middleware(listener, protocol string, backendOf func(*http.Requ
 			remote: remoteHost(r.RemoteAddr), user: remoteUser(r),
 			method: r.Method, uri: r.RequestURI, proto: r.Proto, host: r.Host,
 			referer: r.Referer(), ua: r.UserAgent(),
-			status: rw.code, sent: rw.n,
+			status: rw.Code, sent: rw.Bytes,
 			listener: listener, protocol: protocol,
 			backend: rec.Backend(), instance: rec.Instance(), upstream: rec.UpstreamTime(),
 		}
@@ -152,7 +153,7 @@ func (l *Logger) Middleware(listener, protocol string, backendOf func(*http.Requ
 			e.status = http.StatusOK
 		}
 		if body != nil {
-			e.recv = body.n
+			e.recv = body.Bytes
 		}
 		if e.backend == "" && backendOf != nil {
 			e.backend = backendOf(r)
@@ -315,46 +316,4 @@ func appendJSON(b *bytes.Buffer, e entry) {
 		Listener: e.listener, Protocol: e.protocol, Backend: e.backend, Instance: e.instance,
 		UpstreamTime: e.upstream.Seconds(), Duration: e.duration.Seconds(),
 	})
-}
-
-// responseWriter records the final status and counts body bytes.
-type responseWriter struct {
-	http.ResponseWriter
-	code int
-	n    int64
-}
-
-func (w *responseWriter) WriteHeader(code int) {
-	if w.code == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
-		w.code = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *responseWriter) Write(p []byte) (int, error) {
-	if w.code == 0 {
-		w.code = http.StatusOK
-	}
-	n, err := w.ResponseWriter.Write(p)
-	w.n += int64(n)
-	return n, err
-}
-
-// Flush forwards to the codec's writer so streaming keeps working.
-func (w *responseWriter) Flush() {
-	http.NewResponseController(w.ResponseWriter).Flush() //nolint:errcheck // Flusher has no error; the next Write reports it
-}
-
-// Unwrap lets http.ResponseController reach the codec's writer.
-func (w *responseWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-type countingBody struct {
-	io.ReadCloser
-	n int64
-}
-
-func (b *countingBody) Read(p []byte) (int, error) {
-	n, err := b.ReadCloser.Read(p)
-	b.n += int64(n)
-	return n, err
 }

@@ -1,7 +1,7 @@
 package metrics
 
 import (
-	"io"
+	"github.com/junction-gw/junction/cmd/junction/internal/httpcount"
 	"net/http"
 	"sync"
 	"time"
@@ -43,10 +43,10 @@ func (m *Metrics) Middleware(listener, protocol string, backendOf func(*http.Req
 		start := time.Now()
 		inFlight.Inc()
 		defer inFlight.Dec()
-		rw := &responseWriter{ResponseWriter: w}
-		var body *countingBody
+		rw := &httpcount.ResponseWriter{ResponseWriter: w}
+		var body *httpcount.Body
 		if r.Body != nil && r.Body != http.NoBody {
-			body = &countingBody{ReadCloser: r.Body}
+			body = &httpcount.Body{ReadCloser: r.Body}
 			r.Body = body
 		}
 		next.ServeHTTP(rw, r)
@@ -58,7 +58,7 @@ func (m *Metrics) Middleware(listener, protocol string, backendOf func(*http.Req
 		if backend == "" {
 			backend = "none"
 		}
-		code := rw.code
+		code := rw.Code
 		if code == 0 {
 			code = http.StatusOK // nothing written: net/http and the codecs answer 200
 		}
@@ -70,57 +70,11 @@ func (m *Metrics) Middleware(listener, protocol string, backendOf func(*http.Req
 			d, _ = children.LoadOrStore(dk, m.duration.WithLabelValues(listener, protocol, backend))
 		}
 		d.(prometheus.Observer).Observe(time.Since(start).Seconds())
-		if body != nil && body.n > 0 {
-			counter(m.requestBytes, childKey{backend, kindRequestBytes}, listener, protocol, backend).Add(float64(body.n))
+		if body != nil && body.Bytes > 0 {
+			counter(m.requestBytes, childKey{backend, kindRequestBytes}, listener, protocol, backend).Add(float64(body.Bytes))
 		}
-		if rw.n > 0 {
-			counter(m.responseBytes, childKey{backend, kindResponseBytes}, listener, protocol, backend).Add(float64(rw.n))
+		if rw.Bytes > 0 {
+			counter(m.responseBytes, childKey{backend, kindResponseBytes}, listener, protocol, backend).Add(float64(rw.Bytes))
 		}
 	})
-}
-
-// responseWriter records the final status and counts body bytes.
-type responseWriter struct {
-	http.ResponseWriter
-	code int
-	n    int64
-}
-
-func (w *responseWriter) WriteHeader(code int) {
-	// 1xx responses are interim; the final status comes later.
-	if w.code == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
-		w.code = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *responseWriter) Write(p []byte) (int, error) {
-	if w.code == 0 {
-		w.code = http.StatusOK
-	}
-	n, err := w.ResponseWriter.Write(p)
-	w.n += int64(n)
-	return n, err
-}
-
-// Flush forwards to the codec's writer; handlers that type-assert
-// http.Flusher keep streaming.
-func (w *responseWriter) Flush() {
-	http.NewResponseController(w.ResponseWriter).Flush() //nolint:errcheck // Flusher has no error; the next Write reports it
-}
-
-// Unwrap lets http.ResponseController reach the codec's writer.
-func (w *responseWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-// countingBody counts request body bytes read by the handler. Reads
-// happen on the handler's goroutine, which also reads n after it returns.
-type countingBody struct {
-	io.ReadCloser
-	n int64
-}
-
-func (b *countingBody) Read(p []byte) (int, error) {
-	n, err := b.ReadCloser.Read(p)
-	b.n += int64(n)
-	return n, err
 }
