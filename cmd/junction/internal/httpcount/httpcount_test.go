@@ -9,9 +9,15 @@ import (
 )
 
 func TestCounts(t *testing.T) {
+	interim := &ResponseWriter{ResponseWriter: httptest.NewRecorder()}
+	interim.WriteHeader(http.StatusEarlyHints) // interim: not the final status
+	interim.WriteHeader(http.StatusCreated)
+	if interim.Code != http.StatusCreated {
+		t.Errorf("final status %d after an interim 103", interim.Code)
+	}
+
 	rec := httptest.NewRecorder()
 	w := &ResponseWriter{ResponseWriter: rec}
-	w.WriteHeader(http.StatusEarlyHints) // interim: not the final status
 	w.WriteHeader(http.StatusCreated)
 	io.WriteString(w, "hello")
 	if err := http.NewResponseController(w).Flush(); err != nil {
