@@ -132,10 +132,26 @@ func (a *App) replaceInstances(u *poolUnit, list []config.Instance) {
 // frontPlan is how the listeners change.
 type frontPlan struct {
 	next      []*front // the new listener list, in configuration order
-	kept      []*front // same socket and options: router swapped
+	kept      []kept // same socket and codec options: router swapped
 	restarted []restart
 	added     []*front
 	removed   []*front
+}
+
+// kept is a listener whose server stays; cfg is its new configuration,
+// which may name another backend (only the router changes).
+type kept struct {
+	f   *front
+	cfg config.Listener
+}
+
+// sameServer reports whether a listener's server can stay as it is: every
+// option but the backend (which lives in the router) is unchanged.
+// Restarting the server for a backend change would close idle keep-alive
+// connections that clients may be reusing at that moment.
+func sameServer(a, b config.Listener) bool {
+	a.Backend, b.Backend = "", ""
+	return reflect.DeepEqual(a, b)
 }
 
 // restart is a listener whose options changed: a new server on its socket.
@@ -164,8 +180,8 @@ func (a *App) planFronts(cfg *config.Config, g *generation) (*frontPlan, error) 
 			lc.Address = match.cfg.Address
 		}
 		switch {
-		case match != nil && reflect.DeepEqual(match.cfg, lc):
-			p.kept = append(p.kept, match)
+		case match != nil && sameServer(match.cfg, lc):
+			p.kept = append(p.kept, kept{f: match, cfg: lc})
 			p.next = append(p.next, match)
 		case match != nil:
 			// The new server serves through the old front's handler, so
@@ -213,8 +229,8 @@ func (a *App) planFronts(cfg *config.Config, g *generation) (*frontPlan, error) 
 // commitFronts swaps the routers and starts and stops servers as planned.
 // a.mu is held.
 func (a *App) commitFronts(p *frontPlan, g *generation) {
-	for _, f := range p.kept {
-		f.handler.rt.Store(g.router(f.cfg, a.log))
+	for _, k := range p.kept {
+		k.f.handler.rt.Store(g.router(k.cfg, a.log))
 	}
 	for _, r := range p.restarted {
 		r.new.handler.rt.Store(g.router(r.new.cfg, a.log))
