@@ -559,3 +559,58 @@ func TestConcurrentServeReplace(t *testing.T) {
 		}
 	}
 }
+
+// TestRecoveredInstanceLeavesEjection: once every instance was ejected, a
+// success through the fallback ends that instance's ejection at once, so
+// it is a normal candidate again (not only the last-resort fallback).
+func TestRecoveredInstanceLeavesEjection(t *testing.T) {
+	clk := newFakeClock()
+	fs, insts := fakes("a", "b")
+	p := newPool(t, insts, Options{FailThreshold: 1, EjectBase: time.Minute, Clock: clk})
+	fs[0].setErrs(dialErr)
+	fs[1].setErrs(dialErr)
+	do(p, get("/")) // both fail, both ejected
+	clk.Advance(time.Second)
+	fs[1].setErrs(dialErr) // b is still down; a is back
+	if name, err, _ := do(p, get("/")); name != "a" || err != nil {
+		t.Fatalf("fallback: %q %v", name, err)
+	}
+	for _, in := range p.Snapshot().Instances {
+		if in.Name == "a" && in.Ejected {
+			t.Errorf("a answered but is still ejected until %v", in.EjectedUntil)
+		}
+	}
+}
+
+// stickyEarlyHints answers 103 Early Hints the way httputil.ReverseProxy
+// relays it (the header map is cleared after the 1xx), then 200.
+type stickyEarlyHints struct{}
+
+func (stickyEarlyHints) Serve(w http.ResponseWriter, r *http.Request) error {
+	w.Header().Set("Link", "</style.css>; rel=preload")
+	w.WriteHeader(http.StatusEarlyHints)
+	clear(w.Header())
+	w.Header().Set("X-Instance", "hints")
+	w.WriteHeader(http.StatusOK)
+	return nil
+}
+
+// noInterim is a codec-like writer that drops 1xx responses.
+type noInterim struct{ *httptest.ResponseRecorder }
+
+func (w noInterim) WriteHeader(code int) {
+	if code >= 200 {
+		w.ResponseRecorder.WriteHeader(code)
+	}
+}
+
+func TestStickyCookieSurvivesInterimResponse(t *testing.T) {
+	p := newPool(t, []Instance{{Name: "hints", Backend: stickyEarlyHints{}}}, Options{StickyCookie: "srv"})
+	rec := noInterim{httptest.NewRecorder()}
+	if err := p.Serve(rec, get("/")); err != nil {
+		t.Fatal(err)
+	}
+	if c := rec.Result().Header.Get("Set-Cookie"); !strings.HasPrefix(c, "srv=") {
+		t.Errorf("Set-Cookie = %q after a 103: stickiness lost", c)
+	}
+}

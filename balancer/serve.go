@@ -74,18 +74,18 @@ func (p *Pool) Serve(w http.ResponseWriter, r *http.Request) error {
 			req = r.WithContext(r.Context())
 			req.Body = body
 		}
-		cookie := p.stickyCookie(w, r, u, pk)
+		bw := w
+		if cookie := p.stickyCookie(r, u, pk); cookie != "" {
+			bw = &cookieWriter{ResponseWriter: w, cookie: cookie}
+		}
 		start := p.clock.Now()
-		err = u.Backend.Serve(w, req)
+		err = u.Backend.Serve(bw, req)
 		took := p.clock.Now().Sub(start)
 		up.SetInstance(u.Name)
 		up.SetUpstreamTime(took)
 		p.release(u, err, took, classify(r, err))
 		if err == nil {
 			return nil
-		}
-		if cookie != "" {
-			removeHeaderValue(w.Header(), "Set-Cookie", cookie)
 		}
 		last = err
 		if !retryable(r, err) {
@@ -96,32 +96,52 @@ func (p *Pool) Serve(w http.ResponseWriter, r *http.Request) error {
 	return last
 }
 
-// stickyCookie adds the Set-Cookie that pins later requests to u when the
-// request did not already carry it, and returns the header value.
-func (p *Pool) stickyCookie(w http.ResponseWriter, r *http.Request, u *upstream, pk *pick) string {
+// stickyCookie returns the Set-Cookie value that pins later requests to
+// u, or "" when the request already carries it.
+func (p *Pool) stickyCookie(r *http.Request, u *upstream, pk *pick) string {
 	if p.o.StickyCookie == "" || pk.sticky == u.cookie {
 		return ""
 	}
 	c := &http.Cookie{Name: p.o.StickyCookie, Value: u.cookie, Path: "/", HttpOnly: true,
 		Secure: r.TLS != nil, SameSite: http.SameSiteLaxMode}
-	v := c.String()
-	w.Header().Add("Set-Cookie", v)
-	return v
+	return c.String()
 }
 
-func removeHeaderValue(h http.Header, key, value string) {
-	vs := h.Values(key)
-	kept := vs[:0:0]
-	for _, v := range vs {
-		if v != value {
-			kept = append(kept, v)
-		}
+// cookieWriter adds the sticky Set-Cookie to the final response only: set
+// earlier, it would be lost when a proxied 1xx (103 Early Hints, 100
+// Continue) clears the header map, and a failed attempt would have to take
+// it back.
+type cookieWriter struct {
+	http.ResponseWriter
+	cookie string
+	done   bool
+}
+
+func (w *cookieWriter) WriteHeader(code int) {
+	if !w.done && code >= 200 {
+		w.done = true
+		w.ResponseWriter.Header().Add("Set-Cookie", w.cookie)
 	}
-	if len(kept) == 0 {
-		h.Del(key)
-	} else {
-		h[http.CanonicalHeaderKey(key)] = kept
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *cookieWriter) Write(b []byte) (int, error) {
+	if !w.done {
+		w.WriteHeader(http.StatusOK)
 	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the codec's writer (Flush,
+// deadlines).
+func (w *cookieWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Flush implements http.Flusher for callers that type-assert it.
+func (w *cookieWriter) Flush() {
+	if !w.done {
+		w.WriteHeader(http.StatusOK)
+	}
+	http.NewResponseController(w.ResponseWriter).Flush() //nolint:errcheck // Flusher has no error
 }
 
 // classify says what err tells about the instance.
@@ -174,6 +194,10 @@ func (p *Pool) release(u *upstream, err error, took time.Duration, oc outcome) {
 	case outcomeOK:
 		u.requests++
 		u.fails, u.backoff = 0, 0
+		// A success (the everything-down fallback tries ejected instances)
+		// proves the instance is back: end its ejection now, or requests
+		// would keep alternating onto the instances still down.
+		u.ejectedUntil = time.Time{}
 		u.lat.add(took)
 	case outcomeFail:
 		u.requests++

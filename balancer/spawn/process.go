@@ -234,7 +234,7 @@ func (s *Supervisor) start(sl *slot) (*proc, error) {
 	}
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Dir = sl.o.Dir
-	cmd.Env = append(os.Environ(), sl.o.Env...)
+	cmd.Env = append(childEnviron(), sl.o.Env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if fd0 != nil {
 		cmd.Stdin = fd0
@@ -324,4 +324,25 @@ func (p *proc) stop(timeout time.Duration) {
 	for _, f := range p.pipes {
 		f.Close()
 	}
+}
+
+// systemdVars are junction's own conversation with systemd. An app that
+// inherited them (php-fpm built with systemd support) would send its own
+// READY=1 or STATUS= as if it were junction.
+var systemdVars = []string{"NOTIFY_SOCKET=", "WATCHDOG_USEC=", "WATCHDOG_PID=", "LISTEN_FDS=", "LISTEN_PID=", "LISTEN_FDNAMES="}
+
+// childEnviron is junction's environment without systemdVars.
+func childEnviron() []string {
+	env := os.Environ()
+	out := env[:0:0]
+next:
+	for _, kv := range env {
+		for _, p := range systemdVars {
+			if strings.HasPrefix(kv, p) {
+				continue next
+			}
+		}
+		out = append(out, kv)
+	}
+	return out
 }
