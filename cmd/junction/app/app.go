@@ -60,10 +60,28 @@ type front struct {
 
 // handler serves every request with the router current at its start.
 type handler struct {
-	rt atomic.Pointer[balancer.Router]
+	rt atomic.Pointer[route]
 }
 
-func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.rt.Load().ServeHTTP(w, r) }
+// route is one configuration's router for a listener, with the requests
+// still running through it: a reload drains removed pools only once the
+// routers that could reach them are idle.
+type route struct {
+	*balancer.Router
+	inflight atomic.Int64
+}
+
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rt := h.rt.Load()
+	rt.inflight.Add(1)
+	defer rt.inflight.Add(-1)
+	rt.ServeHTTP(w, r)
+}
+
+// swap installs rt and returns the route it replaced.
+func (h *handler) swap(rt *balancer.Router) *route {
+	return h.rt.Swap(&route{Router: rt})
+}
 
 // New builds the backends, pools and codec servers that cfg describes. It
 // binds no socket and starts no process; Listen and Run do. cfg must have
@@ -107,7 +125,7 @@ func NewWithOptions(cfg *config.Config, logger *slog.Logger, o Options) (*App, e
 
 func (a *App) newFront(lc config.Listener, g *generation) (*front, error) {
 	h := &handler{}
-	h.rt.Store(g.router(lc, a.log))
+	h.swap(g.router(lc, a.log))
 	srv, conns, err := a.newFrontServer(lc, h)
 	if err != nil {
 		return nil, err

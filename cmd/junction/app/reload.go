@@ -86,7 +86,7 @@ func (a *App) Reload(cfg *config.Config) error {
 	a.gen.Store(next)
 	a.commitFronts(plan, next)
 	removed := old.unitsNotIn(next)
-	a.drainUnits(removed, cfg.ShutdownTimeout)
+	a.drainUnits(removed, plan.retired, cfg.ShutdownTimeout)
 	a.log.Info("reloaded", "config_version", cfg.Version, "previous_version", old.cfg.Version,
 		"pools_started", len(added), "pools_rolled", len(roll), "pools_removed", len(removed),
 		"listeners_added", len(plan.added), "listeners_restarted", len(plan.restarted),
@@ -132,8 +132,9 @@ func (a *App) replaceInstances(u *poolUnit, list []config.Instance) {
 // frontPlan is how the listeners change.
 type frontPlan struct {
 	next      []*front // the new listener list, in configuration order
-	kept      []kept // same socket and codec options: router swapped
+	kept      []kept   // same socket and codec options: router swapped
 	restarted []restart
+	retired   []*route // routers replaced by commitFronts; drained before removed pools stop
 	added     []*front
 	removed   []*front
 }
@@ -230,10 +231,10 @@ func (a *App) planFronts(cfg *config.Config, g *generation) (*frontPlan, error) 
 // a.mu is held.
 func (a *App) commitFronts(p *frontPlan, g *generation) {
 	for _, k := range p.kept {
-		k.f.handler.rt.Store(g.router(k.cfg, a.log))
+		p.retired = append(p.retired, k.f.handler.swap(g.router(k.cfg, a.log)))
 	}
 	for _, r := range p.restarted {
-		r.new.handler.rt.Store(g.router(r.new.cfg, a.log))
+		p.retired = append(p.retired, r.new.handler.swap(g.router(r.new.cfg, a.log)))
 		a.serve(r.new)
 		a.log.Info("listener options changed; new server on the same socket", "address", r.new.cfg.Address)
 		a.retire(r.old, false, g.cfg.ShutdownTimeout)
@@ -242,6 +243,7 @@ func (a *App) commitFronts(p *frontPlan, g *generation) {
 		a.serve(f)
 	}
 	for _, f := range p.removed {
+		p.retired = append(p.retired, f.handler.rt.Load()) // its requests may still reach removed pools
 		a.log.Info("listener removed", "protocol", f.cfg.Protocol, "address", f.cfg.Address)
 		a.retire(f, true, g.cfg.ShutdownTimeout)
 	}
@@ -262,23 +264,39 @@ func (a *App) retire(f *front, closeSocket bool, timeout time.Duration) {
 	})
 }
 
-// drainUnits stops removed pools once their requests finished.
-func (a *App) drainUnits(units []*poolUnit, timeout time.Duration) {
-	for _, u := range units {
-		a.draining.Go(func() {
-			ctx, cancel := context.WithTimeout(a.runCtx, timeout)
-			defer cancel()
-			// The old router may still hand a request to u for a moment
-			// after the swap; a short grace covers that window.
-			select {
-			case <-time.After(100 * time.Millisecond):
-			case <-ctx.Done():
+// drainUnits stops removed pools once their requests finished: first
+// every request still running through a replaced router (one that could
+// still reach these pools, e.g. through a CGI local redirect), then the
+// pools' own in-flight requests.
+func (a *App) drainUnits(units []*poolUnit, retired []*route, timeout time.Duration) {
+	if len(units) == 0 {
+		return
+	}
+	a.draining.Go(func() {
+		ctx, cancel := context.WithTimeout(a.runCtx, timeout)
+		defer cancel()
+		// A request may have loaded the old router just before the swap
+		// and not counted itself yet; a short grace covers that window.
+		select {
+		case <-time.After(100 * time.Millisecond):
+		case <-ctx.Done():
+		}
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		for _, rt := range retired {
+			for rt.inflight.Load() > 0 && ctx.Err() == nil {
+				select {
+				case <-tick.C:
+				case <-ctx.Done():
+				}
 			}
+		}
+		for _, u := range units {
 			u.drain(ctx)
 			u.stop()
 			a.log.Info("pool stopped", "backend", u.name)
-		})
-	}
+		}
+	})
 }
 
 // sameAddress reports whether addr names f's socket: the same configured
