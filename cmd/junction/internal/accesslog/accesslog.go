@@ -257,21 +257,30 @@ func writeDash(b *bytes.Buffer, s string, quoted bool) {
 	if quoted {
 		b.WriteByte('"')
 	}
-	if s == "" {
+	switch {
+	case s == "":
 		b.WriteByte('-')
-	} else {
+	case quoted:
 		writeEscaped(b, s)
+	default:
+		// An unquoted field (the user name) must not contain the spaces
+		// that separate fields, or a name could forge the ones after it.
+		writeEscapedSpace(b, s, true)
 	}
 	if quoted {
 		b.WriteByte('"')
 	}
 }
 
-func writeEscaped(b *bytes.Buffer, s string) {
+func writeEscaped(b *bytes.Buffer, s string) { writeEscapedSpace(b, s, false) }
+
+// writeEscapedSpace writes s with control bytes, non-ASCII, quotes and
+// backslashes (and spaces, when space is set) as \xHH.
+func writeEscapedSpace(b *bytes.Buffer, s string, space bool) {
 	const hex = "0123456789ABCDEF"
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if c < 0x20 || c >= 0x7f || c == '"' || c == '\\' {
+		if c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || space && c == ' ' {
 			b.WriteString(`\x`)
 			b.WriteByte(hex[c>>4])
 			b.WriteByte(hex[c&0xf])

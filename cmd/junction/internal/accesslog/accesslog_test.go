@@ -67,6 +67,10 @@ func TestCombined(t *testing.T) {
 	evil.RemoteAddr = "unix"
 	evil.Header.Set("User-Agent", "a\"b\n127.0.0.1 - - [forged]\\ é")
 
+	spaced := httptest.NewRequest("GET", "/", nil)
+	spaced.RemoteAddr = "192.0.2.9:1"
+	spaced.SetBasicAuth(`a b] "GET /x`, "pw")
+
 	remoteUser := httptest.NewRequest("GET", "/", nil)
 	remoteUser = remoteUser.WithContext(vars.NewContext(context.Background(), vars.Vars{{Name: "REMOTE_USER", Value: "bob"}}))
 	remoteUser.RemoteAddr = "198.51.100.2:1"
@@ -83,6 +87,8 @@ func TestCombined(t *testing.T) {
 			`2001:db8::1 - alice [07/Mar/2026:14:05:09 -0700] "POST /form HTTP/1.1" 201 - "-" "-" listener="main" protocol="fastcgi" backend="php" instance="127.0.0.1:9000" upstream_time=0.012 duration=0.015` + "\n"},
 		{"escaping", evil, http.NotFoundHandler(),
 			`unix - - [07/Mar/2026:14:05:09 -0700] "GET / HTTP/1.1" 404 19 "-" "a\x22b\x0A127.0.0.1 - - [forged]\x5C \xC3\xA9" listener="main" protocol="fastcgi" backend="php" instance="" upstream_time=- duration=0.015` + "\n"},
+		{"user with spaces cannot forge fields", spaced, backendHandler(200, ""),
+			`192.0.2.9 - a\x20b]\x20\x22GET\x20/x [07/Mar/2026:14:05:09 -0700] "GET / HTTP/1.1" 200 - "-" "-" listener="main" protocol="fastcgi" backend="php" instance="127.0.0.1:9000" upstream_time=0.012 duration=0.015` + "\n"},
 		{"remote user from front server", remoteUser, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			FromContext(r.Context()).SetBackend("static")
 		}),
