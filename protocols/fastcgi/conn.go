@@ -27,8 +27,10 @@ type conn struct {
 	ctx    context.Context // cancelled when the connection ends
 	cancel context.CancelFunc
 	w      *recordWriter
-	log    *slog.Logger
 	wg     sync.WaitGroup // request goroutines
+
+	logOnce sync.Once
+	logger  *slog.Logger // built on first use: most connections log nothing
 
 	mu         sync.Mutex
 	reqs       map[uint16]*request
@@ -50,10 +52,12 @@ func (s *Server) serveConn(ctx context.Context, c *connserver.Conn) error {
 		ctx:    ctx,
 		cancel: cancel,
 		w:      &recordWriter{c: c, timeout: s.writeTimeout()},
-		log:    s.logger().With("protocol", "fastcgi", "remote", c.RemoteAddr().String()),
 		reqs:   make(map[uint16]*request),
 	}
-	cn.log.Debug("connection accepted")
+	debug := s.logger().Enabled(ctx, slog.LevelDebug)
+	if debug {
+		cn.log().Debug("connection accepted")
+	}
 	err := cn.serve()
 	// Whatever ended the loop, nothing of this connection outlives it:
 	// cancel every request (bodies fail, handlers see ctx.Done), close the
@@ -67,12 +71,30 @@ func (s *Server) serveConn(ctx context.Context, c *connserver.Conn) error {
 	cn.mu.Lock()
 	served := cn.served
 	cn.mu.Unlock()
-	cn.log.Debug("connection ended", "requests", served, "err", err)
+	if debug {
+		cn.log().Debug("connection ended", "requests", served, "err", err)
+	}
 	return err
 }
 
+// log returns the connection's logger, which names the protocol and the
+// peer.
+func (cn *conn) log() *slog.Logger {
+	cn.logOnce.Do(func() {
+		cn.logger = cn.srv.logger().With("protocol", "fastcgi", "remote", cn.c.RemoteAddr().String())
+	})
+	return cn.logger
+}
+
+// readerPool holds the connections' input buffers: one per open
+// connection, reused across connections.
+var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 16<<10) }}
+
 func (cn *conn) serve() error {
-	rr := newRecordReader(bufio.NewReaderSize(cn.c, 16<<10))
+	br := readerPool.Get().(*bufio.Reader)
+	br.Reset(cn.c)
+	defer func() { br.Reset(nil); readerPool.Put(br) }()
+	rr := newRecordReader(br)
 	now := time.Now()
 	cn.idleSince, cn.lastRead = now, now
 	if !cn.c.SetIdle(true) {
@@ -184,7 +206,7 @@ func (cn *conn) silentFor(now time.Time) time.Duration {
 // wake makes the reader re-evaluate the connection state now.
 func (cn *conn) wake() {
 	if err := cn.c.SetReadDeadline(time.Now()); err != nil {
-		cn.log.Debug("waking reader", "err", err)
+		cn.log().Debug("waking reader", "err", err)
 	}
 }
 
@@ -296,7 +318,7 @@ func (cn *conn) begin(rec record) error {
 	case active >= cn.srv.maxPerConn():
 		return refuse(statusOverloaded)
 	case !cn.srv.acquire():
-		cn.log.Warn("request refused: server at max_requests", "max_requests", cn.srv.maxRequests())
+		cn.log().Warn("request refused: server at max_requests", "max_requests", cn.srv.maxRequests())
 		return refuse(statusOverloaded)
 	}
 	r := cn.newRequest(rec.ID, keep)
@@ -330,7 +352,7 @@ func (cn *conn) params(r *request, p []byte) error {
 	}
 	r.paramsDone = true
 	if r.tooBig {
-		cn.log.Warn("request refused: params larger than max_header_bytes", "request", r.id, "max_header_bytes", cn.srv.maxHeaderBytes())
+		cn.log().Warn("request refused: params larger than max_header_bytes", "request", r.id, "max_header_bytes", cn.srv.maxHeaderBytes())
 		cn.srv.cs.DecodeError(reasonHeaderTooLarge)
 		cn.start(r, errorHandler(431))
 		return nil
@@ -362,7 +384,7 @@ func (cn *conn) stdin(r *request, p []byte) error {
 	alone := len(cn.reqs) == 1
 	cn.mu.Unlock()
 	if err := r.body.write(p, alone); err != nil {
-		cn.log.Warn("request body failed; cancelling request", "request", r.id, "err", err)
+		cn.log().Warn("request body failed; cancelling request", "request", r.id, "err", err)
 		cn.srv.cs.DecodeError(Reason(err))
 		r.body.fail(err)
 		r.cancel()

@@ -122,6 +122,12 @@ func (rr *recordReader) next() (rec record, n int, err error) {
 }
 
 func (rr *recordReader) readErr(what string, err error) error {
+	if !rr.inRecord() && (err == io.EOF || isTimeout(err)) {
+		// Silence or a close between records: the usual end of a
+		// connection and the reader's wake-up, which the caller handles
+		// without the error's text.
+		return err
+	}
 	if errors.Is(err, io.EOF) && rr.inRecord() {
 		err = io.ErrUnexpectedEOF
 	}

@@ -48,7 +48,7 @@ func (cn *conn) newRequest(id uint16, keep bool) *request {
 // startVars builds the *http.Request from PARAMS and runs the Handler.
 func (cn *conn) startVars(r *request, v vars.Vars) {
 	if dedup, dropped := v.LastWins(); dropped {
-		cn.log.Debug("repeated params: the last value of each wins", "request", r.id)
+		cn.log().Debug("repeated params: the last value of each wins", "request", r.id)
 		v = dedup
 	}
 	for i := range v {
@@ -65,7 +65,7 @@ func (cn *conn) startVars(r *request, v vars.Vars) {
 	r.body = newBody(want)
 	req, err := vars.Request(r.ctx, v, r.body)
 	if err != nil {
-		cn.log.Warn("bad request", "request", r.id, "err", err)
+		cn.log().Warn("bad request", "request", r.id, "err", err)
 		cn.srv.cs.DecodeError(Reason(fmt.Errorf("%w: %w", errBadRequest, err)))
 		cn.run(r, stubRequest(r), errorHandler(http.StatusBadRequest))
 		return
@@ -113,7 +113,7 @@ func (cn *conn) run(r *request, req *http.Request, h http.Handler) {
 				}
 				appStatus = 1
 				if p != http.ErrAbortHandler {
-					cn.log.Error("handler panic; closing connection", "request", r.id,
+					cn.log().Error("handler panic; closing connection", "request", r.id,
 						"panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 				}
 				// The response stream is in an unknown state: end the
@@ -125,7 +125,7 @@ func (cn *conn) run(r *request, req *http.Request, h http.Handler) {
 		}()
 		tail, err := w.finish()
 		if err != nil {
-			cn.log.Debug("finishing response", "request", r.id, "err", err)
+			cn.log().Debug("finishing response", "request", r.id, "err", err)
 		}
 		if r.aborted.Load() {
 			appStatus = 1
@@ -162,13 +162,13 @@ func (cn *conn) finishWith(r *request, appStatus uint32, tail *stdoutTail) {
 
 	cn.srv.cs.Event(endRequestEvent(statusRequestComplete))
 	if err := cn.w.endRequest(r.id, tail, appStatus, statusRequestComplete); err != nil {
-		cn.log.Debug("writing END_REQUEST", "request", r.id, "err", err)
+		cn.log().Debug("writing END_REQUEST", "request", r.id, "err", err)
 	}
 	cn.srv.release()
 	r.cancel()
 	if r.body != nil {
 		if err := r.body.Close(); err != nil {
-			cn.log.Warn("closing request body", "request", r.id, "err", err)
+			cn.log().Warn("closing request body", "request", r.id, "err", err)
 		}
 	}
 	if idle {
@@ -252,7 +252,7 @@ func (w *response) sendHead() error {
 	w.header.Del("Status")
 	for k := range w.header {
 		if !validFieldName(k) {
-			w.r.cn.log.Warn("dropping response header with an invalid name", "request", w.r.id, "name", k)
+			w.r.cn.log().Warn("dropping response header with an invalid name", "request", w.r.id, "name", k)
 			delete(w.header, k)
 		}
 	}
@@ -281,7 +281,7 @@ func validFieldName(k string) bool {
 // Flush sends what is buffered now (http.Flusher).
 func (w *response) Flush() {
 	if err := w.FlushError(); err != nil {
-		w.r.cn.log.Debug("flush", "request", w.r.id, "err", err)
+		w.r.cn.log().Debug("flush", "request", w.r.id, "err", err)
 	}
 }
 
