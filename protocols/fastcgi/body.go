@@ -156,6 +156,13 @@ func (b *body) Read(p []byte) (int, error) {
 	}
 }
 
+// isClosed reports whether Close was called.
+func (b *body) isClosed() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.closed
+}
+
 // Close discards what is buffered and any later input.
 func (b *body) Close() error {
 	b.mu.Lock()

@@ -24,8 +24,7 @@ import (
 type conn struct {
 	srv    *Server
 	c      *connserver.Conn
-	ctx    context.Context // cancelled when the connection ends
-	cancel context.CancelFunc
+	ctx    context.Context // the connection's; requests derive theirs from it
 	w      *recordWriter
 	wg     sync.WaitGroup // request goroutines
 
@@ -45,12 +44,10 @@ func (s *Server) serveConn(ctx context.Context, c *connserver.Conn) error {
 	if err := s.peerAllowed(c); err != nil {
 		return err
 	}
-	ctx, cancel := context.WithCancel(ctx)
 	cn := &conn{
 		srv:    s,
 		c:      c,
 		ctx:    ctx,
-		cancel: cancel,
 		w:      &recordWriter{c: c, timeout: s.writeTimeout()},
 		reqs:   make(map[uint16]*request),
 	}
@@ -62,12 +59,13 @@ func (s *Server) serveConn(ctx context.Context, c *connserver.Conn) error {
 	// Whatever ended the loop, nothing of this connection outlives it:
 	// cancel every request (bodies fail, handlers see ctx.Done), close the
 	// socket so pending writes fail fast, and wait for handlers.
-	cancel()
+	cn.cancelAll()
 	if err != nil {
 		c.Close()
 	}
 	cn.dropPending()
 	cn.wg.Wait()
+	cn.w.release()
 	cn.mu.Lock()
 	served := cn.served
 	cn.mu.Unlock()
@@ -75,6 +73,16 @@ func (s *Server) serveConn(ctx context.Context, c *connserver.Conn) error {
 		cn.log().Debug("connection ended", "requests", served, "err", err)
 	}
 	return err
+}
+
+// cancelAll cancels every active request: their bodies fail and their
+// handlers see ctx.Done. Requests that finished were cancelled then.
+func (cn *conn) cancelAll() {
+	cn.mu.Lock()
+	defer cn.mu.Unlock()
+	for _, r := range cn.reqs {
+		r.cancel()
+	}
 }
 
 // log returns the connection's logger, which names the protocol and the
@@ -86,15 +94,16 @@ func (cn *conn) log() *slog.Logger {
 	return cn.logger
 }
 
-// readerPool holds the connections' input buffers: one per open
-// connection, reused across connections.
-var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 16<<10) }}
+// readerPool holds the connections' record readers and their buffers:
+// one per open connection, reused across connections.
+var readerPool = sync.Pool{New: func() any { return newRecordReader(bufio.NewReaderSize(nil, 16<<10)) }}
 
 func (cn *conn) serve() error {
-	br := readerPool.Get().(*bufio.Reader)
+	rr := readerPool.Get().(*recordReader)
+	br := rr.r.(*bufio.Reader)
 	br.Reset(cn.c)
-	defer func() { br.Reset(nil); readerPool.Put(br) }()
-	rr := newRecordReader(br)
+	rr.hn, rr.bn = 0, 0
+	defer func() { br.Reset(nil); readerPool.Put(rr) }()
 	now := time.Now()
 	cn.idleSince, cn.lastRead = now, now
 	if !cn.c.SetIdle(true) {
@@ -146,8 +155,11 @@ func (cn *conn) serve() error {
 }
 
 func isTimeout(err error) bool {
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return true // the usual case, checked without allocating
+	}
 	var ne net.Error
-	return errors.Is(err, os.ErrDeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // deadline returns when the reader should next look at the connection and

@@ -156,6 +156,7 @@ func (w *recordWriter) write(t recType, id uint16, content []byte) error {
 	if w.err != nil {
 		return w.err
 	}
+	w.grab()
 	for {
 		chunk := content[:min(len(content), maxContentLen)]
 		w.buf = appendRecord(w.buf[:0], t, id, chunk, padFor(len(chunk)))
@@ -176,6 +177,33 @@ func (w *recordWriter) write(t recType, id uint16, content []byte) error {
 	}
 }
 
+// writeBufPool holds record writers' buffers between connections.
+var writeBufPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+// maxPooledWriteBuf is the largest buffer kept for reuse: enough for a
+// response tail of a full stdout buffer and its records.
+const maxPooledWriteBuf = 64 << 10
+
+// grab gives the writer a buffer from the pool when it has none. Callers
+// hold w.mu.
+func (w *recordWriter) grab() {
+	if w.buf == nil {
+		w.buf = (*writeBufPool.Get().(*[]byte))[:0]
+	}
+}
+
+// release returns the writer's buffer to the pool once nothing writes any
+// more.
+func (w *recordWriter) release() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.buf != nil && cap(w.buf) <= maxPooledWriteBuf {
+		b := w.buf[:0]
+		writeBufPool.Put(&b)
+	}
+	w.buf = nil
+}
+
 // endRequest writes END_REQUEST for id. A non-nil tail goes first, in the
 // same write: the last STDOUT bytes and the empty record ending the stream.
 func (w *recordWriter) endRequest(id uint16, tail *stdoutTail, appStatus uint32, protocolStatus uint8) error {
@@ -187,6 +215,7 @@ func (w *recordWriter) endRequest(id uint16, tail *stdoutTail, appStatus uint32,
 	if w.err != nil {
 		return w.err
 	}
+	w.grab()
 	w.buf = w.buf[:0]
 	if tail != nil {
 		for rest := tail.data; len(rest) > 0; {

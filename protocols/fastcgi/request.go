@@ -97,6 +97,9 @@ func (cn *conn) run(r *request, req *http.Request, h http.Handler) {
 	// so a handler blocked reading it, and the reader blocked feeding it,
 	// both move on.
 	context.AfterFunc(r.ctx, func() {
+		if r.body.isClosed() {
+			return // the request ended: nothing reads or feeds the body
+		}
 		r.body.fail(fmt.Errorf("fastcgi: request %d body: %w", r.id, context.Cause(r.ctx)))
 	})
 	r.started = true
@@ -118,7 +121,7 @@ func (cn *conn) run(r *request, req *http.Request, h http.Handler) {
 				}
 				// The response stream is in an unknown state: end the
 				// connection rather than the record stream.
-				cn.cancel()
+				cn.cancelAll()
 				cn.c.Close()
 			}()
 			h.ServeHTTP(w, req)
@@ -165,12 +168,12 @@ func (cn *conn) finishWith(r *request, appStatus uint32, tail *stdoutTail) {
 		cn.log().Debug("writing END_REQUEST", "request", r.id, "err", err)
 	}
 	cn.srv.release()
-	r.cancel()
 	if r.body != nil {
 		if err := r.body.Close(); err != nil {
 			cn.log().Warn("closing request body", "request", r.id, "err", err)
 		}
 	}
+	r.cancel()
 	if idle {
 		// Let the reader switch to the idle deadline, or end the
 		// connection (KEEP_CONN clear, or shutting down).
