@@ -33,6 +33,7 @@ type conn struct {
 
 	mu         sync.Mutex
 	reqs       map[uint16]*request
+	receiving  int       // requests in reqs whose STDIN has not ended
 	closeAfter bool      // a request without KEEP_CONN ended: close when idle
 	idleSince  time.Time // when reqs last became empty
 	lastRead   time.Time // when the last record arrived
@@ -200,14 +201,7 @@ func (cn *conn) awaitingInput() bool {
 	return cn.awaitingInputLocked()
 }
 
-func (cn *conn) awaitingInputLocked() bool {
-	for _, r := range cn.reqs {
-		if !r.stdinDone {
-			return true
-		}
-	}
-	return false
-}
+func (cn *conn) awaitingInputLocked() bool { return cn.receiving > 0 }
 
 func (cn *conn) silentFor(now time.Time) time.Duration {
 	cn.mu.Lock()
@@ -336,6 +330,7 @@ func (cn *conn) begin(rec record) error {
 	r := cn.newRequest(rec.ID, keep)
 	cn.mu.Lock()
 	cn.reqs[rec.ID] = r
+	cn.receiving++
 	cn.served++
 	cn.mu.Unlock()
 	cn.c.SetIdle(false)
@@ -388,6 +383,10 @@ func (cn *conn) stdin(r *request, p []byte) error {
 	if len(p) == 0 {
 		cn.mu.Lock()
 		r.stdinDone = true
+		if !r.finished {
+			// A request that ended early was counted out then.
+			cn.receiving--
+		}
 		cn.mu.Unlock()
 		r.body.end()
 		return nil

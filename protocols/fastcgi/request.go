@@ -153,6 +153,9 @@ func (cn *conn) finishWith(r *request, appStatus uint32, tail *stdoutTail) {
 	}
 	r.finished = true
 	delete(cn.reqs, r.id)
+	if !r.stdinDone {
+		cn.receiving--
+	}
 	if !r.keep {
 		cn.closeAfter = true
 	}
