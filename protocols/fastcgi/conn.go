@@ -110,13 +110,23 @@ func (cn *conn) serve() error {
 	if !cn.c.SetIdle(true) {
 		return nil
 	}
+	// armed is the read deadline this loop last set, zero once it may have
+	// passed. A deadline a little earlier than the wanted one is kept rather
+	// than re-armed for every record: it only makes the loop look again
+	// sooner (the timeout branch below re-checks the real silence).
+	var armed time.Time
+	slack := cn.srv.readTimeout() / 8
 	for {
-		dl, stop, gen := cn.deadline(time.Now(), rr.inRecord())
+		now := time.Now()
+		dl, stop, gen := cn.deadline(now, rr.inRecord())
 		if stop {
 			return nil
 		}
-		if err := cn.c.SetReadDeadline(dl); err != nil {
-			return fmt.Errorf("fastcgi: setting read deadline: %w", err)
+		if armed.IsZero() || !armed.After(now) || armed.After(dl) || dl.Sub(armed) > slack {
+			if err := cn.c.SetReadDeadline(dl); err != nil {
+				return fmt.Errorf("fastcgi: setting read deadline: %w", err)
+			}
+			armed = dl
 		}
 		if cn.generation() != gen {
 			continue // the state changed (and maybe woke us) meanwhile
@@ -136,7 +146,9 @@ func (cn *conn) serve() error {
 			}
 			// The deadline is also how the connection's state is looked
 			// at again (a request finished, shutdown): decide whether the
-			// silence is really too long.
+			// silence is really too long. Whoever moved it (this loop or
+			// wake), it has passed.
+			armed = time.Time{}
 			now := time.Now()
 			if rr.inRecord() || cn.awaitingInput() {
 				if cn.silentFor(now) >= cn.srv.readTimeout() {

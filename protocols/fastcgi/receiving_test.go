@@ -2,6 +2,7 @@ package fastcgi
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -45,6 +46,43 @@ func TestEarlyAnswerStopsReceiving(t *testing.T) {
 				}
 				if d := time.Since(start); d != 7*time.Second {
 					t.Errorf("connection closed after %v, want the 7s idle timeout", d)
+				}
+				cli.Close()
+			})
+		})
+	}
+}
+
+// TestReadTimeoutCountsFromLastRecord checks that the read timeout runs
+// from the last record received, also when records arrive closer together
+// than the reader bothers to re-arm its deadline for.
+func TestReadTimeoutCountsFromLastRecord(t *testing.T) {
+	tests := []struct {
+		name string
+		gaps []time.Duration // before each PARAMS record after the first
+	}{
+		{"no gaps", nil},
+		{"gaps within the slack", []time.Duration{200 * time.Millisecond, 100 * time.Millisecond}},
+		{"gaps beyond the slack", []time.Duration{time.Second, 2 * time.Second, 2500 * time.Millisecond}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				s := newTestServer()
+				s.ReadTimeout = 3 * time.Second
+				cli, done := pipeConn(s)
+				send(t, cli, cat(begin(1, roleResponder, 0), rec(typeParams, 1, nv("REQUEST_METHOD", "GET"))))
+				for _, g := range tt.gaps {
+					time.Sleep(g)
+					send(t, cli, rec(typeParams, 1, nv("X_PAD", "1")))
+				}
+				last := time.Now()
+				err := <-done
+				if err == nil || !strings.Contains(err.Error(), "no input for 3s") {
+					t.Errorf("ServeConn: %v, want a read timeout", err)
+				}
+				if d := time.Since(last); d != 3*time.Second {
+					t.Errorf("stalled request dropped %v after its last record, want 3s", d)
 				}
 				cli.Close()
 			})
