@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"golang.org/x/sys/unix"
 	"io"
 	"net/http"
 	"os"
@@ -265,7 +266,10 @@ func copyBody(w http.ResponseWriter, br *bufio.Reader, p *proc) (werr, rerr erro
 			return err, nil
 		}
 		_, _ = br.Discard(len(chunk)) // cannot fail: the bytes are buffered
-		if p.exited.Load() {
+		if p.exited.Load() || readable(p.stdout) {
+			// More output (or its end) is already there: write it before
+			// flushing, so a script that prints and exits costs the front
+			// server one write, not one per chunk plus the end.
 			continue
 		}
 		if rc == nil {
@@ -275,6 +279,23 @@ func copyBody(w http.ResponseWriter, br *bufio.Reader, p *proc) (werr, rerr erro
 			return err, nil
 		}
 	}
+}
+
+// readable reports whether a read of f would not block: data or the end
+// of the output is waiting. It polls without a timeout and leaves f in
+// the runtime poller (f.Fd would make it blocking).
+func readable(f *os.File) bool {
+	sc, err := f.SyscallConn()
+	if err != nil {
+		return false
+	}
+	ready := false
+	_ = sc.Control(func(fd uintptr) { // an error means "not known ready": flush
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		n, err := unix.Poll(fds, 0)
+		ready = err == nil && n > 0 && fds[0].Revents&(unix.POLLIN|unix.POLLHUP) != 0
+	})
+	return ready
 }
 
 // feeder writes exactly n bytes of the request body to the script's stdin.
