@@ -22,11 +22,11 @@ import (
 // records and dispatches them; each request's handler runs in its own
 // goroutine and writes through the shared recordWriter.
 type conn struct {
-	srv    *Server
-	c      *connserver.Conn
-	ctx    context.Context // the connection's; requests derive theirs from it
-	w      *recordWriter
-	wg     sync.WaitGroup // request goroutines
+	srv *Server
+	c   *connserver.Conn
+	ctx context.Context // the connection's; requests derive theirs from it
+	w   *recordWriter
+	wg  sync.WaitGroup // request goroutines
 
 	logOnce sync.Once
 	logger  *slog.Logger // built on first use: most connections log nothing
@@ -46,11 +46,11 @@ func (s *Server) serveConn(ctx context.Context, c *connserver.Conn) error {
 		return err
 	}
 	cn := &conn{
-		srv:    s,
-		c:      c,
-		ctx:    ctx,
-		w:      &recordWriter{c: c, timeout: s.writeTimeout()},
-		reqs:   make(map[uint16]*request),
+		srv:  s,
+		c:    c,
+		ctx:  ctx,
+		w:    &recordWriter{c: c, timeout: s.writeTimeout()},
+		reqs: make(map[uint16]*request),
 	}
 	debug := s.logger().Enabled(ctx, slog.LevelDebug)
 	if debug {
