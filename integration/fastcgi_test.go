@@ -208,38 +208,7 @@ func testFCGIFront(t *testing.T, f *fcgiFront) {
 	})
 
 	t.Run("streaming", func(t *testing.T) {
-		start := time.Now()
-		c, err := net.DialTimeout("tcp", f.HTTP, 5*time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		if err := c.SetDeadline(start.Add(30 * time.Second)); err != nil {
-			t.Fatal(err)
-		}
-		fmt.Fprint(c, "GET /cgi-bin/stream.sh HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
-		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		lines := bufio.NewReader(resp.Body)
-		first, err := lines.ReadString('\n')
-		firstAt := time.Since(start)
-		if err != nil || first != "first\n" {
-			t.Fatalf("first line %q, %v", first, err)
-		}
-		second, err := lines.ReadString('\n')
-		doneAt := time.Since(start)
-		if err != nil || second != "second\n" {
-			t.Fatalf("second line %q, %v", second, err)
-		}
-		if doneAt < 2*time.Second {
-			t.Fatalf("whole reply in %v, the script sleeps 2s", doneAt)
-		}
-		if firstAt > 1500*time.Millisecond {
-			t.Errorf("first line after %v (whole reply %v): not streamed", firstAt, doneAt)
-		}
+		checkStreams(t, f.HTTP)
 	})
 
 	t.Run("concurrent-50", func(t *testing.T) {

@@ -707,3 +707,42 @@ func (f *fatalRecorder) recover() {
 		}
 	}
 }
+
+// checkStreams asks httpAddr for /cgi-bin/stream.sh (prints "first", sleeps
+// 2s, prints "second") and fails unless the first line arrived while the
+// script still slept: the front server and junction passed the flush on.
+func checkStreams(t *testing.T, httpAddr string) {
+	t.Helper()
+	start := time.Now()
+	c, err := net.DialTimeout("tcp", httpAddr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.SetDeadline(start.Add(30 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprint(c, "GET /cgi-bin/stream.sh HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	lines := bufio.NewReader(resp.Body)
+	first, err := lines.ReadString('\n')
+	firstAt := time.Since(start)
+	if err != nil || first != "first\n" {
+		t.Fatalf("first line %q, %v", first, err)
+	}
+	second, err := lines.ReadString('\n')
+	doneAt := time.Since(start)
+	if err != nil || second != "second\n" {
+		t.Fatalf("second line %q, %v", second, err)
+	}
+	if doneAt < 2*time.Second {
+		t.Fatalf("whole reply in %v, the script sleeps 2s: the test cannot tell streaming apart", doneAt)
+	}
+	if firstAt > 1500*time.Millisecond {
+		t.Errorf("first line after %v (whole reply %v): not streamed while the script slept", firstAt, doneAt)
+	}
+}

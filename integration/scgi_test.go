@@ -205,39 +205,7 @@ func TestSCGI(t *testing.T) {
 		// stream.sh prints "first", sleeps 2s, prints "second"; nginx has
 		// scgi_buffering off for it. The first line must arrive while the
 		// script still sleeps.
-		start := time.Now()
-		c, err := net.DialTimeout("tcp", s.HTTP, 5*time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		if err := c.SetDeadline(start.Add(30 * time.Second)); err != nil {
-			t.Fatal(err)
-		}
-		fmt.Fprint(c, "GET /cgi-bin/stream.sh HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
-		br := bufio.NewReader(c)
-		resp, err := http.ReadResponse(br, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		lines := bufio.NewReader(resp.Body)
-		first, err := lines.ReadString('\n')
-		firstAt := time.Since(start)
-		if err != nil || first != "first\n" {
-			t.Fatalf("first line %q, %v", first, err)
-		}
-		second, err := lines.ReadString('\n')
-		doneAt := time.Since(start)
-		if err != nil || second != "second\n" {
-			t.Fatalf("second line %q, %v", second, err)
-		}
-		if doneAt < 2*time.Second {
-			t.Fatalf("whole reply in %v, the script sleeps 2s: the test cannot tell streaming apart", doneAt)
-		}
-		if firstAt > 1500*time.Millisecond {
-			t.Errorf("first line after %v (whole reply %v): not streamed while the script slept", firstAt, doneAt)
-		}
+		checkStreams(t, s.HTTP)
 	})
 
 	t.Run("timeout-504", func(t *testing.T) {
