@@ -110,6 +110,9 @@ const (
 	DefaultMaxIdleConns = 64
 	// healthBodyLimit bounds what Check reads of a health response.
 	healthBodyLimit = 64 << 10
+	// maxResponseHeaderBytes bounds a response head, as net/http's
+	// Transport does by default.
+	maxResponseHeaderBytes = 1 << 20
 )
 
 // Backend proxies to one HTTP instance. It implements backends.Backend and
@@ -120,8 +123,14 @@ type Backend struct {
 	prefix     string
 	healthPath string
 	transport  *http.Transport
-	proxy      *httputil.ReverseProxy
-	log        *slog.Logger
+	// proxied is what ReverseProxy sends through: an inlineTransport in
+	// front of transport, or transport itself when MaxConns caps it.
+	proxied interface {
+		http.RoundTripper
+		CloseIdleConnections()
+	}
+	proxy *httputil.ReverseProxy
+	log   *slog.Logger
 }
 
 // New validates o and returns a Backend. No connection is made yet.
@@ -162,27 +171,42 @@ func New(o Options) (*Backend, error) {
 	b.log = b.log.With("instance", o.Addr)
 	dialer := &net.Dialer{Timeout: orDefault(o.DialTimeout, DefaultDialTimeout), KeepAlive: 30 * time.Second}
 	idle := orDefault(o.MaxIdleConns, DefaultMaxIdleConns)
+	dial := func(ctx context.Context) (net.Conn, error) {
+		c, err := dialer.DialContext(ctx, network, address)
+		if err != nil {
+			return nil, &dialError{err: err}
+		}
+		return c, nil
+	}
 	b.transport = &http.Transport{
-		Proxy: nil, // never the environment's proxy settings
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			c, err := dialer.DialContext(ctx, network, address)
-			if err != nil {
-				return nil, &dialError{err: err}
-			}
-			return c, nil
-		},
-		ResponseHeaderTimeout: orDefault(o.ResponseHeaderTimeout, DefaultResponseHeaderTimeout),
-		IdleConnTimeout:       orDefault(o.IdleConnTimeout, DefaultIdleConnTimeout),
-		MaxIdleConns:          idle,
-		MaxIdleConnsPerHost:   idle,
-		MaxConnsPerHost:       o.MaxConns,
+		Proxy:                  nil, // never the environment's proxy settings
+		DialContext:            func(ctx context.Context, _, _ string) (net.Conn, error) { return dial(ctx) },
+		ResponseHeaderTimeout:  orDefault(o.ResponseHeaderTimeout, DefaultResponseHeaderTimeout),
+		MaxResponseHeaderBytes: maxResponseHeaderBytes,
+		IdleConnTimeout:        orDefault(o.IdleConnTimeout, DefaultIdleConnTimeout),
+		MaxIdleConns:           idle,
+		MaxIdleConnsPerHost:    idle,
+		MaxConnsPerHost:        o.MaxConns,
 		// Pass Accept-Encoding and compressed bodies through untouched.
 		DisableCompression: true,
 		ForceAttemptHTTP2:  false,
 	}
+	b.proxied = b.transport
+	if o.MaxConns == 0 {
+		// The cap is http.Transport's; without one, requests without a
+		// body skip its goroutine hand-offs.
+		b.proxied = &inlineTransport{
+			dial:           dial,
+			fallback:       b.transport,
+			headerTimeout:  b.transport.ResponseHeaderTimeout,
+			idleTimeout:    b.transport.IdleConnTimeout,
+			maxIdle:        idle,
+			maxHeaderBytes: maxResponseHeaderBytes,
+		}
+	}
 	b.proxy = &httputil.ReverseProxy{
 		Rewrite:       b.rewrite,
-		Transport:     b.transport,
+		Transport:     b.proxied,
 		FlushInterval: -1,
 		BufferPool:    copyBuffers,
 		ErrorHandler:  b.errorHandler,
@@ -250,7 +274,7 @@ func (b *Backend) Serve(w http.ResponseWriter, r *http.Request) error {
 // Close closes the idle keep-alive connections to the instance. The
 // Backend stays usable: later requests open new connections.
 func (b *Backend) Close() error {
-	b.transport.CloseIdleConnections()
+	b.proxied.CloseIdleConnections()
 	return nil
 }
 
