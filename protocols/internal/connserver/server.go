@@ -55,7 +55,25 @@ type Server struct {
 	done      chan struct{} // closed by Close
 	onceDone  sync.Once
 	closeOnce sync.Once // closes done exactly once, however many Close calls race
+
+	// Idle workers: a goroutine that served a connection waits a while
+	// for the next one (work), so a connection runs on a stack that has
+	// already grown to what serving takes instead of growing (copying) a
+	// fresh goroutine's stack every time.
+	workOnce sync.Once
+	work     chan job
+	stopWork chan struct{} // closed by Shutdown and Close: idle workers exit
+	stopOnce sync.Once
 }
+
+// job is a tracked connection waiting for a worker.
+type job struct {
+	ctx context.Context
+	c   *Conn
+}
+
+// workerIdle is how long a worker waits for another connection.
+const workerIdle = 10 * time.Second
 
 // Conn is a served connection. Handlers of protocols with keep-alive mark
 // the connection idle between requests so Shutdown can close it.
@@ -149,8 +167,58 @@ func (s *Server) Serve(l net.Listener) error {
 			nc.Close()
 			return ErrServerClosed
 		}
-		go s.serveConn(ctx, c)
+		s.dispatch(job{ctx: ctx, c: c})
 	}
+}
+
+func (s *Server) workChans() (chan job, chan struct{}) {
+	s.workOnce.Do(func() {
+		s.work = make(chan job)
+		s.stopWork = make(chan struct{})
+	})
+	return s.work, s.stopWork
+}
+
+// dispatch hands j to an idle worker, or starts one.
+func (s *Server) dispatch(j job) {
+	work, _ := s.workChans()
+	select {
+	case work <- j:
+	default:
+		go s.worker(j)
+	}
+}
+
+// worker serves j, then further connections until none comes for
+// workerIdle or the server shuts down.
+func (s *Server) worker(j job) {
+	work, stop := s.workChans()
+	var idle *time.Timer
+	for {
+		s.serveConn(j.ctx, j.c) // logs its own error
+		if s.shutdown.Load() {
+			return
+		}
+		if idle == nil {
+			idle = time.NewTimer(workerIdle)
+		} else {
+			idle.Reset(workerIdle)
+		}
+		select {
+		case j = <-work:
+			idle.Stop()
+		case <-idle.C:
+			return
+		case <-stop:
+			return
+		}
+	}
+}
+
+// stopWorkers makes idle workers exit.
+func (s *Server) stopWorkers() {
+	_, stop := s.workChans()
+	s.stopOnce.Do(func() { close(stop) })
 }
 
 // isTemporary reports accept errors worth retrying (EMFILE, ECONNABORTED).
@@ -226,6 +294,7 @@ func remote(c net.Conn) string {
 // the rest to Close).
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.shutdown.Store(true)
+	s.stopWorkers()
 	s.closeListeners()
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
@@ -245,6 +314,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // contexts of requests in flight.
 func (s *Server) Close() error {
 	s.shutdown.Store(true)
+	s.stopWorkers()
 	done := s.doneChan()
 	s.closeOnce.Do(func() { close(done) })
 	err := s.closeListeners()
