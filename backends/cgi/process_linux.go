@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"time"
 	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // proc is one running script and its process group.
@@ -61,7 +63,7 @@ func newPipes(withStdin bool, devNull int) (*pipes, error) {
 		}
 		// Non-blocking write end: the feeder's writes park on the poller
 		// and the descriptor is closed safely while a write waits.
-		_ = syscall.SetNonblock(fds[1], true) // cannot fail on a fresh pipe
+		setNonblock(fds[1])
 		p.childIn, p.stdin = fds[0], os.NewFile(uintptr(fds[1]), "cgi-stdin")
 	}
 	return p, nil
@@ -73,8 +75,15 @@ func readPipe(name string) (*os.File, int, error) {
 	if err := syscall.Pipe2(fds[:], syscall.O_CLOEXEC); err != nil {
 		return nil, -1, fmt.Errorf("cgi: %s pipe: %w", name, err)
 	}
-	_ = syscall.SetNonblock(fds[0], true) // cannot fail on a fresh pipe
+	setNonblock(fds[0])
 	return os.NewFile(uintptr(fds[0]), "cgi-"+name), fds[1], nil
+}
+
+// setNonblock makes a descriptor junction just created non-blocking with
+// one fcntl: a fresh pipe end or pidfd has no other status flag to keep,
+// so the F_GETFL that syscall.SetNonblock does first is not needed.
+func setNonblock(fd int) {
+	_, _ = unix.FcntlInt(uintptr(fd), unix.F_SETFL, unix.O_NONBLOCK) // cannot fail on a valid descriptor
 }
 
 // closeChild closes the child's ends once the child has them (or failed
@@ -117,11 +126,8 @@ func spawn(argv0, dir string, env []string, cred *syscall.Credential, fds *pipes
 	}
 	p := &proc{pid: pid, grace: grace, done: make(chan struct{}), stdout: fds.stdout, stderr: fds.stderr}
 	if pidfd >= 0 {
-		if syscall.SetNonblock(pidfd, true) == nil {
-			p.exit = os.NewFile(uintptr(pidfd), "cgi-pidfd")
-		} else {
-			_ = syscall.Close(pidfd) // unused; waitid by pid instead
-		}
+		setNonblock(pidfd)
+		p.exit = os.NewFile(uintptr(pidfd), "cgi-pidfd")
 	}
 	return p, nil
 }
