@@ -205,12 +205,23 @@ func New(o Options) (*Backend, error) {
 		}
 	}
 	b.proxy = &httputil.ReverseProxy{
-		Rewrite:       b.rewrite,
-		Transport:     b.proxied,
-		FlushInterval: -1,
-		BufferPool:    copyBuffers,
-		ErrorHandler:  b.errorHandler,
-		ErrorLog:      slog.NewLogLogger(b.log.Handler(), slog.LevelWarn),
+		Rewrite:   b.rewrite,
+		Transport: b.proxied,
+		// Flushes come from the response bodies instead (flushBody,
+		// inlineBody): before a read that may wait for the instance, so a
+		// response that arrived whole goes out in one write. Streaming
+		// responses (text/event-stream, unknown length) are flushed after
+		// every write by ReverseProxy itself.
+		FlushInterval: 0,
+		ModifyResponse: func(resp *http.Response) error {
+			if _, ok := resp.Body.(*inlineBody); !ok {
+				resp.Body = &flushBody{ReadCloser: resp.Body, flush: flusherOf(resp.Request.Context())}
+			}
+			return nil
+		},
+		BufferPool:   copyBuffers,
+		ErrorHandler: b.errorHandler,
+		ErrorLog:     slog.NewLogLogger(b.log.Handler(), slog.LevelWarn),
 	}
 	return b, nil
 }
@@ -264,6 +275,8 @@ func (b *Backend) Serve(w http.ResponseWriter, r *http.Request) error {
 	}
 	st := &state{}
 	rw := &recorder{ResponseWriter: w, st: st}
+	rc := http.NewResponseController(w)
+	st.flush = func() { _ = rc.Flush() } // a failed write shows in the next Write
 	b.proxy.ServeHTTP(rw, r.WithContext(context.WithValue(r.Context(), stateKey{}, st)))
 	if st.err != nil && !st.wrote {
 		return st.err
@@ -373,8 +386,36 @@ func (b *Backend) classify(ctx context.Context, err error) error {
 // state is what one Serve call learns from ReverseProxy's callbacks, which
 // run on the calling goroutine (ServeHTTP returns after them).
 type state struct {
-	wrote bool  // a final status or body byte reached w
-	err   error // the failure reported before anything was written
+	wrote bool   // a final status or body byte reached w
+	err   error  // the failure reported before anything was written
+	flush func() // flushes w
+}
+
+// flusherOf returns the flush of the Serve call behind ctx, or nil.
+func flusherOf(ctx context.Context) func() {
+	if st, ok := ctx.Value(stateKey{}).(*state); ok {
+		return st.flush
+	}
+	return nil
+}
+
+// flushBody flushes what ReverseProxy wrote of the previous read before
+// the next one, which may wait for the instance: output reaches the
+// client as the instance produces it.
+type flushBody struct {
+	io.ReadCloser
+	flush   func()
+	pending bool // data was returned since the last flush
+}
+
+func (b *flushBody) Read(p []byte) (int, error) {
+	if b.pending && b.flush != nil {
+		b.flush()
+		b.pending = false
+	}
+	n, err := b.ReadCloser.Read(p)
+	b.pending = n > 0
+	return n, err
 }
 
 type stateKey struct{}

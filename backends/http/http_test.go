@@ -292,7 +292,7 @@ func TestStreamingFlush(t *testing.T) {
 		{"event stream", map[string]string{"Content-Type": "text/event-stream"}},
 		{"chunked", map[string]string{"Content-Type": "text/plain"}},
 		// A known length is not a streaming response to ReverseProxy;
-		// junction flushes it anyway (FlushInterval -1).
+		// junction flushes it too, before a read that waits for the instance.
 		{"content length", map[string]string{"Content-Type": "text/plain", "Content-Length": strconv.Itoa(len(one + two))}},
 	}
 	for _, tt := range tests {

@@ -238,7 +238,7 @@ func (t *inlineTransport) exchange(ctx context.Context, pc *persistConn, req *ht
 	}
 	_ = pc.conn.SetReadDeadline(time.Time{}) // as above
 	pc.lr.N = noLimit
-	resp.Body = &inlineBody{rc: resp.Body, pc: pc, t: t, stop: stop, keep: !resp.Close && !req.Close}
+	resp.Body = &inlineBody{rc: resp.Body, pc: pc, t: t, stop: stop, keep: !resp.Close && !req.Close, flush: flusherOf(ctx)}
 	return resp, nil
 }
 
@@ -250,13 +250,25 @@ type inlineBody struct {
 	stop func() bool
 	keep bool // the response allows reuse
 	done bool
+	// flush, when set, sends what the caller wrote of earlier reads to
+	// the client; called before a read that has to wait for the
+	// connection, so a response that arrived whole goes out in one write.
+	flush   func()
+	pending bool // data was returned since the last flush
 }
 
 func (b *inlineBody) Read(p []byte) (int, error) {
 	if b.done {
 		return 0, io.EOF
 	}
+	if b.pending && b.flush != nil && b.pc.br.Buffered() == 0 {
+		b.flush()
+		b.pending = false
+	}
 	n, err := b.rc.Read(p)
+	if n > 0 {
+		b.pending = true
+	}
 	if err == io.EOF {
 		b.release(true)
 	} else if err != nil {
