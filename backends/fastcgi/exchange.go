@@ -20,6 +20,7 @@ import (
 	"github.com/junction-gw/junction/backends"
 	"github.com/junction-gw/junction/backends/cgienv"
 	"github.com/junction-gw/junction/backends/cgiresp"
+	"github.com/junction-gw/junction/protocols/fastcgi/wire"
 )
 
 // bodyBufSize is the stdout buffer: one read from it is at most one
@@ -44,7 +45,16 @@ func (b *Backend) exchange(w http.ResponseWriter, r *http.Request, conn net.Conn
 	defer stop()
 
 	in := &stdin{conn: conn, left: max(r.ContentLength, 0), body: r.Body}
-	writerDone, werrText := b.send(r, conn, s, in)
+	var writerDone chan struct{}
+	werrText := new(bytes.Buffer)
+	if r.ContentLength == 0 {
+		writerDone = closedChan
+		if err := b.sendHead(r, conn, s); err != nil {
+			return b.headError(ctx, s, &responseReader{}, in, err)
+		}
+	} else {
+		writerDone, werrText = b.send(r, conn, s, in)
+	}
 	finish := func() {
 		_ = conn.Close() // ends gofast's writes; nothing buffered is worth keeping
 		select {
@@ -111,6 +121,7 @@ func (b *Backend) send(r *http.Request, conn net.Conn, s cgienv.Script, in *stdi
 	text = new(bytes.Buffer)
 	writerDone = make(chan struct{})
 	wo := &writeOnly{Conn: conn, timeout: b.timeout}
+	in.out = wo
 	client, err := gofast.SimpleClientFactory(func() (net.Conn, error) { return wo, nil })()
 	if err != nil {
 		// Our factory cannot fail; keep the contract anyway.
@@ -137,6 +148,42 @@ func (b *Backend) send(r *http.Request, conn net.Conn, s cgienv.Script, in *stdi
 		_ = pipe.WriteTo(discard{}, text) // always "no headers": gofast never sees a record
 	}()
 	return writerDone, text
+}
+
+// closedChan is the writerDone of a request sent by sendHead.
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+// headPool holds sendHead's buffers.
+var headPool = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
+
+// sendHead sends a request without a body in one write: BEGIN_REQUEST,
+// PARAMS, the empty PARAMS and the empty STDIN that end both streams.
+// Requests with a body go through gofast (send), which streams it.
+func (b *Backend) sendHead(r *http.Request, conn net.Conn, s cgienv.Script) error {
+	bp := headPool.Get().(*[]byte)
+	defer headPool.Put(bp)
+	pairs := (*bp)[:0]
+	for k, v := range b.params(r, s) {
+		pairs = wire.AppendPair(pairs, k, v)
+	}
+	out := make([]byte, 0, len(pairs)+64+len(pairs)/maxContent*headerLen)
+	begin := [8]byte{byte(wire.RoleResponder >> 8), byte(wire.RoleResponder)}
+	out = wire.AppendRecord(out, wire.TypeBeginRequest, requestID, begin[:], 0)
+	for p := pairs; len(p) > 0; {
+		n := min(len(p), maxContent)
+		out = wire.AppendRecord(out, wire.TypeParams, requestID, p[:n], wire.PadFor(n))
+		p = p[n:]
+	}
+	out = wire.AppendRecord(out, wire.TypeParams, requestID, nil, 0)
+	out = wire.AppendRecord(out, wire.TypeStdin, requestID, nil, 0)
+	*bp = pairs[:0]
+	if err := conn.SetWriteDeadline(time.Now().Add(b.timeout)); err != nil {
+		return fmt.Errorf("fastcgi: setting write deadline: %w", err)
+	}
+	if _, err := conn.Write(out); err != nil {
+		return fmt.Errorf("fastcgi: %s: sending the request: %w", b.addr, err)
+	}
+	return nil
 }
 
 // headError turns a failure before the response head into Serve's error.
@@ -200,6 +247,7 @@ func (b *Backend) logStderr(script string, p []byte) {
 // the STDIN stream and the script never sees a truncated body as whole.
 type stdin struct {
 	conn    net.Conn
+	out     *writeOnly // flushed before the body is read
 	body    io.Reader
 	left    int64
 	started atomic.Bool // a body byte was read (the request cannot be resent)
@@ -211,6 +259,12 @@ func (s *stdin) Read(p []byte) (int, error) {
 		return 0, io.EOF
 	}
 	s.started.Store(true)
+	if s.out != nil {
+		// The instance gets the head now, while the client's body comes.
+		if err := s.out.flush(); err != nil {
+			return 0, err
+		}
+	}
 	if int64(len(p)) > s.left {
 		p = p[:s.left]
 	}
@@ -236,14 +290,52 @@ func (s *stdin) Close() error { return nil }
 // writeOnly is the connection as gofast sees it: writes go to the
 // instance with a deadline; reads see end of input at once, because
 // junction reads the response itself.
+//
+// gofast writes every record with its own Write. BEGIN_REQUEST and PARAMS
+// records are held back and go out with the next record (the empty STDIN
+// that ends a request without a body, or the first body record), or when
+// the body is about to be read: a request without a body costs one write
+// instead of four.
 type writeOnly struct {
 	net.Conn
 	timeout time.Duration
+	held    []byte
 }
+
+// maxHeld bounds the records held back.
+const maxHeld = 64 << 10
 
 func (c *writeOnly) Read([]byte) (int, error) { return 0, io.EOF }
 
 func (c *writeOnly) Write(p []byte) (int, error) {
+	if len(p) >= 2 && (wire.Type(p[1]) == wire.TypeBeginRequest || wire.Type(p[1]) == wire.TypeParams) && len(c.held)+len(p) <= maxHeld {
+		if c.held == nil {
+			c.held = make([]byte, 0, 4<<10)
+		}
+		c.held = append(c.held, p...)
+		return len(p), nil
+	}
+	if len(c.held) > 0 {
+		c.held = append(c.held, p...)
+		if err := c.flush(); err != nil {
+			return 0, err
+		}
+		return len(p), nil
+	}
+	return c.write(p)
+}
+
+// flush sends the held records.
+func (c *writeOnly) flush() error {
+	if len(c.held) == 0 {
+		return nil
+	}
+	_, err := c.write(c.held)
+	c.held = c.held[:0]
+	return err
+}
+
+func (c *writeOnly) write(p []byte) (int, error) {
 	if err := c.Conn.SetWriteDeadline(time.Now().Add(c.timeout)); err != nil {
 		return 0, fmt.Errorf("fastcgi: setting write deadline: %w", err)
 	}
