@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -348,5 +349,37 @@ func TestJunctionInstance(t *testing.T) {
 	}
 	if w.Body.Len() != 0 || len(w.Header()) != 0 {
 		t.Errorf("written despite the error")
+	}
+}
+
+// A request without a body is framed by junction itself (sendHead): PARAMS
+// larger than one record are split, and junction's own strict FastCGI
+// front end decodes them intact, on GET and on a body-less POST.
+func TestSendHeadSplitsParams(t *testing.T) {
+	big := strings.Repeat("x", 100<<10) // more than one record's 65535 bytes
+	srv := &fcgifront.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		fmt.Fprintf(w, "%s %s %d %v", r.Method, r.URL.Path, len(r.Header.Get("X-Big")), r.Header.Get("X-Big") == big)
+	}), MaxHeaderBytes: 1 << 20}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	b, err := New(Options{Addr: l.Addr().String(), Root: "/srv"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct{ method, want string }{
+		{"GET", fmt.Sprintf("GET /big.php %d true", len(big))},
+		{"POST", fmt.Sprintf("POST /big.php %d true", len(big))},
+	} {
+		r := httptest.NewRequest(tt.method, "/big.php", nil)
+		r.Header.Set("X-Big", big)
+		w := httptest.NewRecorder()
+		if err := b.Serve(w, r); err != nil || w.Body.String() != tt.want {
+			t.Errorf("%s: Serve = %v, body %.80q, want %q", tt.method, err, w.Body, tt.want)
+		}
 	}
 }
