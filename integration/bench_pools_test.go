@@ -134,7 +134,10 @@ func BenchmarkEndToEndPools(b *testing.B) {
 		"<?php header(\"Content-Type: text/plain\"); echo \"Hello from php\\n\";\n")
 	sock := startBenchFPM(b, dir, 4)
 
-	jAddr := freeAddr(b)
+	// nginx reaches junction on a unix socket, as it reaches php-fpm:
+	// the setup the README recommends on one host (a TCP connection per
+	// SCGI request costs both sides more).
+	jAddr := "unix:" + filepath.Join(dir, "junction.sock")
 	j := startJunction(b, fmt.Sprintf(`log: {level: warn, format: text}
 listeners:
   - {protocol: scgi, address: %q, backend: app}
@@ -248,7 +251,7 @@ backends:
 	notes = append(notes,
 		fmt.Sprintf("POST 1MiB: junction %.1f MiB/s, nginx proxy_pass %.1f MiB/s (wrk -c%d, body in nginx memory on both)", jMiBs, nMiBs, wrkConns),
 		fmt.Sprintf("junction memory after the run: VmHWM (peak) %.1f MiB, VmRSS %.1f MiB (target peak ≤ 30 MiB: %s)", float64(hwm)/1024, float64(rss)/1024, memVerdict),
-		"nginx side: upstream keepalive 16 to the 2 app instances; fastcgi_pass on the unix socket; cpu/req: junction only")
+		"nginx side: upstream keepalive 16 to the 2 app instances; fastcgi_pass and scgi_pass on unix sockets; cpu/req: junction only")
 	appendBenchSummary(b, abTable(
 		fmt.Sprintf("Pools: wrk -t2 -c%d, %v per path, nginx scgi_pass → junction pool vs nginx straight to the same instances", wrkConns, d),
 		"junction", "nginx", rows, notes...))

@@ -255,7 +255,11 @@ func waitListening(t testing.TB, p *proc, timeout time.Duration, addrs ...string
 	deadline := time.Now().Add(timeout)
 	for _, addr := range addrs {
 		for {
-			c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+			network, address := "tcp", addr
+			if path, ok := strings.CutPrefix(addr, "unix:"); ok {
+				network, address = "unix", path
+			}
+			c, err := net.DialTimeout(network, address, 200*time.Millisecond)
 			if err == nil {
 				c.Close()
 				break
