@@ -671,6 +671,9 @@ func TestInlineFallback(t *testing.T) {
 		if err != nil {
 			t.Errorf("instance reading the body: %v", err)
 		}
+		// A known length: a streaming (chunked) answer would meet the flush
+		// race TestStreamingFlushRace shows.
+		w.Header().Set("Content-Length", fmt.Sprint(len(body)))
 		_, _ = w.Write(body) // the test compares the echo
 	}))
 	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
@@ -927,6 +930,40 @@ func TestInlineCancelRacesDeadlines(t *testing.T) {
 				t.Error("the cancelled request did not end within 1s")
 				conn.Load().Conn.Close()
 				<-done
+			}
+		})
+	}
+}
+
+// TestStreamingFlushRace: for a response of unknown length ReverseProxy
+// flushes from a timer goroutine (copyResponse arms one even with a
+// negative interval) under its own lock, while flushBody and inlineBody
+// flush the same ResponseWriter from the copying goroutine without it.
+// Only -race sees it; under a codec both flushes touch its buffers.
+func TestStreamingFlushRace(t *testing.T) {
+	knownBug(t, "flushBody/inlineBody flush the ResponseWriter concurrently with ReverseProxy's maxLatencyWriter timer (run with -race)")
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for range 5 {
+			_, _ = io.WriteString(w, strings.Repeat("x", 100))
+			w.(http.Flusher).Flush()
+		}
+	}))
+	t.Cleanup(srv.Close)
+	for _, tt := range []struct {
+		name string
+		body string // a body sends the request through http.Transport
+	}{{"inline", ""}, {"http.Transport", "payload"}} {
+		t.Run(tt.name, func(t *testing.T) {
+			b := newBackend(t, Options{Addr: addrOf(srv)})
+			for range 20 {
+				var body io.Reader
+				if tt.body != "" {
+					body = strings.NewReader(tt.body)
+				}
+				rec := httptest.NewRecorder()
+				if err := b.Serve(rec, httptest.NewRequest("POST", "/", body)); err != nil || rec.Body.Len() != 500 {
+					t.Fatalf("Serve: %v, %d bytes", err, rec.Body.Len())
+				}
 			}
 		})
 	}
