@@ -52,6 +52,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -214,8 +215,16 @@ func New(o Options) (*Backend, error) {
 		// every write by ReverseProxy itself.
 		FlushInterval: 0,
 		ModifyResponse: func(resp *http.Response) error {
-			if _, ok := resp.Body.(*inlineBody); !ok {
-				resp.Body = &flushBody{ReadCloser: resp.Body, flush: flusherOf(resp.Request.Context())}
+			if proxyFlushes(resp) {
+				// ReverseProxy flushes these, partly from a timer of its
+				// own; a second flusher would race with it.
+				return nil
+			}
+			flush := flusherOf(resp.Request.Context())
+			if body, ok := resp.Body.(*inlineBody); ok {
+				body.flush = flush
+			} else {
+				resp.Body = &flushBody{ReadCloser: resp.Body, flush: flush}
 			}
 			return nil
 		},
@@ -389,6 +398,17 @@ type state struct {
 	wrote bool   // a final status or body byte reached w
 	err   error  // the failure reported before anything was written
 	flush func() // flushes w
+}
+
+// proxyFlushes reports whether ReverseProxy treats resp as a streaming
+// response and flushes after every write itself: an event stream, or a
+// body of unknown length.
+func proxyFlushes(resp *http.Response) bool {
+	if resp.ContentLength == -1 {
+		return true
+	}
+	ct, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	return ct == "text/event-stream"
 }
 
 // flusherOf returns the flush of the Serve call behind ctx, or nil.

@@ -11,6 +11,7 @@ import (
 	"net/http/httptrace"
 	"net/textproto"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -62,7 +63,7 @@ func (t *inlineTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	ctx := req.Context()
 	for retried := false; ; retried = true {
-		pc, reused, err := t.get(ctx)
+		pc, reused, err := t.get(ctx, !retried)
 		if err != nil {
 			return nil, err
 		}
@@ -109,20 +110,25 @@ func closedIdle(err error) bool {
 	return errors.Is(err, errClosedIdle)
 }
 
-// get returns an idle connection (reused) or dials a new one.
-func (t *inlineTransport) get(ctx context.Context) (pc *persistConn, reused bool, err error) {
+// get returns an idle connection (reused) or, when there is none or
+// pooled is false, dials a new one. A pooled connection the instance
+// closed, or wrote to, while it sat idle is dropped.
+func (t *inlineTransport) get(ctx context.Context, pooled bool) (pc *persistConn, reused bool, err error) {
 	now := time.Now()
-	t.mu.Lock()
-	for len(t.idle) > 0 {
+	for pooled {
+		t.mu.Lock()
+		if len(t.idle) == 0 {
+			t.mu.Unlock()
+			break
+		}
 		pc = t.idle[len(t.idle)-1]
 		t.idle = t.idle[:len(t.idle)-1]
-		if now.Sub(pc.idleAt) < t.idleTimeout {
-			t.mu.Unlock()
+		t.mu.Unlock()
+		if now.Sub(pc.idleAt) < t.idleTimeout && quiet(pc.conn) {
 			return pc, true, nil
 		}
 		pc.conn.Close()
 	}
-	t.mu.Unlock()
 	c, err := t.dial(ctx)
 	if err != nil {
 		return nil, false, err
@@ -132,6 +138,29 @@ func (t *inlineTransport) get(ctx context.Context) (pc *persistConn, reused bool
 	pc.br = bufio.NewReaderSize(&pc.lr, 4096)
 	pc.bw = bufio.NewWriterSize(c, 4096)
 	return pc, false, nil
+}
+
+// quiet reports whether an idle connection has nothing to read: no
+// end of stream and no bytes the instance sent unasked (a 408 before it
+// closes). One non-blocking MSG_PEEK; http.Transport learns the same from
+// the read its per-connection goroutine keeps pending.
+func quiet(c net.Conn) bool {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return true
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	var buf [1]byte
+	clean := false
+	err = rc.Read(func(fd uintptr) bool {
+		_, _, rerr := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		clean = rerr == syscall.EAGAIN
+		return true // never wait: this is a check
+	})
+	return err == nil && clean
 }
 
 // put keeps pc for reuse, or closes it when the pool is full.
@@ -191,8 +220,19 @@ func (t *inlineTransport) CloseIdleConnections() {
 // response body owns pc.
 func (t *inlineTransport) exchange(ctx context.Context, pc *persistConn, req *http.Request) (*http.Response, error) {
 	// The caller going away interrupts whatever is in progress; the
-	// connection is then closed rather than reused.
-	stop := context.AfterFunc(ctx, func() { _ = pc.conn.SetDeadline(aLongTimeAgo) })
+	// connection is then closed rather than reused. cancelled keeps
+	// exchange's own deadline changes from undoing the interruption.
+	var cancelled atomic.Bool
+	stop := context.AfterFunc(ctx, func() {
+		cancelled.Store(true)
+		_ = pc.conn.SetDeadline(aLongTimeAgo)
+	})
+	setReadDeadline := func(d time.Time) {
+		_ = pc.conn.SetReadDeadline(d) // a closed conn fails the next read
+		if cancelled.Load() {
+			_ = pc.conn.SetDeadline(aLongTimeAgo)
+		}
+	}
 	fail := func(err error) (*http.Response, error) {
 		if !stop() {
 			// The context fired: report that, not the deadline it caused.
@@ -201,23 +241,27 @@ func (t *inlineTransport) exchange(ctx context.Context, pc *persistConn, req *ht
 		return nil, err
 	}
 	if err := req.Write(pc.bw); err != nil {
-		return fail(err)
+		return fail(closedBeforeResponse(err))
 	}
 	if err := pc.bw.Flush(); err != nil {
-		return fail(err)
+		return fail(closedBeforeResponse(err))
 	}
 	if t.headerTimeout > 0 {
-		_ = pc.conn.SetReadDeadline(time.Now().Add(t.headerTimeout)) // a closed conn fails the read below
+		setReadDeadline(time.Now().Add(t.headerTimeout))
 	}
 	pc.lr.N = t.maxHeaderBytes
+	// Nothing at all before the end of the stream: the instance closed the
+	// connection without seeing the request (http.ReadResponse would call
+	// that an unexpected EOF, like a head cut short).
+	if _, err := pc.br.Peek(1); err != nil {
+		return fail(closedBeforeResponse(err))
+	}
 	var resp *http.Response
-	for first := true; ; first = false {
+	for {
 		var err error
 		resp, err = http.ReadResponse(pc.br, req)
 		if err != nil {
-			if first && pc.br.Buffered() == 0 && (err == io.EOF || errors.Is(err, syscall.ECONNRESET)) {
-				err = fmt.Errorf("%w: %w", errClosedIdle, err)
-			} else if pc.lr.N <= 0 {
+			if pc.lr.N <= 0 {
 				err = fmt.Errorf("httpbackend: response head larger than %d bytes", t.maxHeaderBytes)
 			}
 			return fail(err)
@@ -236,10 +280,19 @@ func (t *inlineTransport) exchange(ctx context.Context, pc *persistConn, req *ht
 			}
 		}
 	}
-	_ = pc.conn.SetReadDeadline(time.Time{}) // as above
+	setReadDeadline(time.Time{})
 	pc.lr.N = noLimit
-	resp.Body = &inlineBody{rc: resp.Body, pc: pc, t: t, stop: stop, keep: !resp.Close && !req.Close, flush: flusherOf(ctx)}
+	resp.Body = &inlineBody{rc: resp.Body, pc: pc, t: t, ctx: ctx, stop: stop, keep: !resp.Close && !req.Close}
 	return resp, nil
+}
+
+// closedBeforeResponse marks an end of stream or a reset met before any
+// byte of the response: on a kept connection, the instance had closed it.
+func closedBeforeResponse(err error) error {
+	if errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) {
+		return fmt.Errorf("%w: %w", errClosedIdle, err)
+	}
+	return err
 }
 
 // inlineBody is a response body read straight off its connection.
@@ -247,6 +300,7 @@ type inlineBody struct {
 	rc   io.ReadCloser
 	pc   *persistConn
 	t    *inlineTransport
+	ctx  context.Context
 	stop func() bool
 	keep bool // the response allows reuse
 	done bool
@@ -273,6 +327,11 @@ func (b *inlineBody) Read(p []byte) (int, error) {
 		b.release(true)
 	} else if err != nil {
 		b.release(false)
+		if b.ctx.Err() != nil {
+			// The deadline the cancellation set ended the read: say
+			// why (ReverseProxy stays quiet about context.Canceled).
+			err = b.ctx.Err()
+		}
 	}
 	return n, err
 }

@@ -11,7 +11,6 @@ import (
 	"net/http/httptest"
 	"net/http/httptrace"
 	"net/textproto"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -280,51 +279,46 @@ func TestInlineEarlyCloseDoesNotDrain(t *testing.T) {
 	}
 }
 
-// knownBug skips a test that shows a bug still open in inline.go, unless
-// JUNCTION_KNOWN_BUGS is set (then the test runs, and fails until fixed).
-func knownBug(t *testing.T, what string) {
-	t.Helper()
-	if what != "" && os.Getenv("JUNCTION_KNOWN_BUGS") == "" {
-		t.Skip("known inline.go bug (JUNCTION_KNOWN_BUGS=1 runs it): " + what)
-	}
-}
-
 // TestInlineClosedIdleRetry: an instance closes kept connections while
-// they sit in the pool. An idempotent request is sent again on a new
-// connection; a bodiless POST is not. http.Transport is the reference.
+// they sit in the pool. A connection seen closed (or holding unasked
+// bytes) when it leaves the pool is dropped and the request goes on a new
+// one; when the instance closes it only on seeing the request ("drop"),
+// an idempotent request is sent again on a new connection and a bodiless
+// POST is not. http.Transport is the reference.
 func TestInlineClosedIdleRetry(t *testing.T) {
-	const (
-		eofBug   = "exchange compares ReadResponse's error with io.EOF, but ReadResponse turns a clean EOF into io.ErrUnexpectedEOF: a closed idle connection is never retried"
-		poolBug  = "the retry takes the next pooled connection instead of dialing: with two stale connections it fails"
-		resetBug = "a write that fails on a reset kept connection is not classified as closed idle and is not retried"
-		junkBug  = "bytes the instance sent on an idle connection (a 408 before closing) are read as the next request's response"
-	)
 	tests := []struct {
 		name      string
 		transport bool // the reference http.Transport instead of inlineTransport
 		method    string
-		how       string // "fin", "rst" or "408": how the instance ends its idle connections
+		how       string // "fin", "rst", "408": how the instance ends its idle connections; "drop": it closes on the next request
 		stale     int    // idle connections the instance closes
 		wantErr   bool
-		bug       string
 	}{
-		{name: "GET fin", method: "GET", how: "fin", stale: 1, bug: eofBug},
-		{name: "HEAD fin", method: "HEAD", how: "fin", stale: 1, bug: eofBug},
-		{name: "bodiless POST fin", method: "POST", how: "fin", stale: 1, wantErr: true},
-		{name: "GET rst", method: "GET", how: "rst", stale: 1, bug: resetBug},
-		{name: "bodiless POST rst", method: "POST", how: "rst", stale: 1, wantErr: true},
-		{name: "GET two stale", method: "GET", how: "fin", stale: 2, bug: poolBug},
-		{name: "GET 408 then close", method: "GET", how: "408", stale: 1, bug: junkBug},
+		{name: "GET fin", method: "GET", how: "fin", stale: 1},
+		{name: "HEAD fin", method: "HEAD", how: "fin", stale: 1},
+		{name: "bodiless POST fin", method: "POST", how: "fin", stale: 1},
+		{name: "GET rst", method: "GET", how: "rst", stale: 1},
+		{name: "bodiless POST rst", method: "POST", how: "rst", stale: 1},
+		{name: "GET two stale", method: "GET", how: "fin", stale: 2},
+		{name: "GET 408 then close", method: "GET", how: "408", stale: 1},
+		{name: "GET dropped", method: "GET", how: "drop", stale: 1},
+		{name: "HEAD dropped", method: "HEAD", how: "drop", stale: 1},
+		{name: "bodiless POST dropped", method: "POST", how: "drop", stale: 1, wantErr: true},
 		{name: "reference GET fin", transport: true, method: "GET", how: "fin", stale: 1},
 		{name: "reference GET rst", transport: true, method: "GET", how: "rst", stale: 1},
 		{name: "reference GET two stale", transport: true, method: "GET", how: "fin", stale: 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			knownBug(t, tt.bug)
 			kill := make(chan struct{})
-			ri := newRawInstance(t, func(c net.Conn, _ *http.Request, conn, _ int) bool {
+			ri := newRawInstance(t, func(c net.Conn, _ *http.Request, conn, n int) bool {
+				if tt.how == "drop" && n > 0 {
+					return false // the request arrived; close without an answer
+				}
 				_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+				if tt.how == "drop" {
+					return true
+				}
 				if conn >= tt.stale {
 					return true
 				}
@@ -362,7 +356,9 @@ func TestInlineClosedIdleRetry(t *testing.T) {
 				t.Fatalf("%d idle connections after setup, want %d", it.idleLen(), tt.stale)
 			}
 			close(kill)
-			ri.waitClosed(t, tt.stale)
+			if tt.how != "drop" {
+				ri.waitClosed(t, tt.stale)
+			}
 			resp, body, err := roundTrip(t, rt, tt.method, ri.url())
 			if tt.wantErr {
 				if err == nil {
@@ -597,7 +593,6 @@ func TestInlineCancelDuringBody(t *testing.T) {
 // ReverseProxy logs any other read error as a failure ("read error during
 // body copy") for every client that leaves in the middle of a stream.
 func TestInlineCancelReadError(t *testing.T) {
-	knownBug(t, "inlineBody.Read returns the deadline's i/o timeout, not context.Canceled, after a cancel")
 	release := make(chan struct{})
 	ri := newRawInstance(t, func(c net.Conn, _ *http.Request, _, _ int) bool {
 		_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nfirst\r\n")
@@ -856,7 +851,6 @@ func (c *hookConn) SetReadDeadline(t time.Time) error {
 // TestInlineCancelRacesDeadlines: a cancel that lands between two of
 // exchange's own deadline changes must still end the request promptly.
 func TestInlineCancelRacesDeadlines(t *testing.T) {
-	const bug = "exchange's SetReadDeadline after the write / after the head overrides the deadline the cancel hook just set"
 	tests := []struct {
 		name string
 		head string // what the instance sends before going silent
@@ -872,7 +866,6 @@ func TestInlineCancelRacesDeadlines(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			knownBug(t, bug)
 			release := make(chan struct{})
 			ri := newRawInstance(t, func(c net.Conn, _ *http.Request, _, _ int) bool {
 				_, _ = io.WriteString(c, tt.head)
@@ -941,7 +934,6 @@ func TestInlineCancelRacesDeadlines(t *testing.T) {
 // flush the same ResponseWriter from the copying goroutine without it.
 // Only -race sees it; under a codec both flushes touch its buffers.
 func TestStreamingFlushRace(t *testing.T) {
-	knownBug(t, "flushBody/inlineBody flush the ResponseWriter concurrently with ReverseProxy's maxLatencyWriter timer (run with -race)")
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		for range 5 {
 			_, _ = io.WriteString(w, strings.Repeat("x", 100))
