@@ -299,6 +299,23 @@ func TestMaxConnsOverloaded(t *testing.T) {
 	}
 }
 
+// junctionInstance serves srv (junction's own FastCGI front end) on a
+// loopback port and returns a Backend for it with Root /srv.
+func junctionInstance(t *testing.T, srv *fcgifront.Server) *Backend {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	b, err := New(Options{Addr: l.Addr().String(), Root: "/srv"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 // TestJunctionInstance uses junction's own FastCGI server as the instance:
 // cancellation before the head and the GET_VALUES health check.
 func TestJunctionInstance(t *testing.T) {
@@ -314,16 +331,7 @@ func TestJunctionInstance(t *testing.T) {
 		w.Header().Set("Content-Type", "text/plain")
 		io.WriteString(w, "hi from "+r.URL.Path)
 	}), MaxConns: 10}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(l)
-	t.Cleanup(func() { srv.Close() })
-	b, err := New(Options{Addr: l.Addr().String(), Root: "/srv"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := junctionInstance(t, srv)
 	if err := b.Check(context.Background()); err != nil {
 		t.Errorf("Check: %v", err)
 	}
@@ -361,16 +369,7 @@ func TestSendHeadSplitsParams(t *testing.T) {
 		w.Header().Set("Content-Type", "text/plain")
 		fmt.Fprintf(w, "%s %s %d %v", r.Method, r.URL.Path, len(r.Header.Get("X-Big")), r.Header.Get("X-Big") == big)
 	}), MaxHeaderBytes: 1 << 20}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(l)
-	t.Cleanup(func() { srv.Close() })
-	b, err := New(Options{Addr: l.Addr().String(), Root: "/srv"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := junctionInstance(t, srv)
 	for _, tt := range []struct{ method, want string }{
 		{"GET", fmt.Sprintf("GET /big.php %d true", len(big))},
 		{"POST", fmt.Sprintf("POST /big.php %d true", len(big))},

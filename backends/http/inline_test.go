@@ -565,10 +565,12 @@ func TestInlineCancelDuringBody(t *testing.T) {
 			cancel()
 			select {
 			case err := <-readErr:
-				if err == nil {
-					t.Error("read after cancel succeeded")
+				// The context's error, as with http.Transport: ReverseProxy
+				// logs any other read error as a failure ("read error
+				// during body copy") for every client that leaves mid-stream.
+				if !errors.Is(err, context.Canceled) {
+					t.Errorf("read after cancel: %v, want context.Canceled", err)
 				}
-				t.Logf("read after cancel: %v", err)
 			case <-time.After(2 * time.Second):
 				t.Fatal("read went on after the request was cancelled")
 			}
@@ -585,35 +587,6 @@ func TestInlineCancelDuringBody(t *testing.T) {
 				t.Errorf("%d connections, want 2", got)
 			}
 		})
-	}
-}
-
-// TestInlineCancelReadError: a body read ended by the request's
-// cancellation reports the context's error, as http.Transport does;
-// ReverseProxy logs any other read error as a failure ("read error during
-// body copy") for every client that leaves in the middle of a stream.
-func TestInlineCancelReadError(t *testing.T) {
-	release := make(chan struct{})
-	ri := newRawInstance(t, func(c net.Conn, _ *http.Request, _, _ int) bool {
-		_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nfirst\r\n")
-		<-release
-		return false
-	})
-	t.Cleanup(func() { close(release) })
-	_, it := newInline(t, Options{Addr: ri.addr()})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	resp, err := it.RoundTrip(newRequest(t, ctx, http.MethodGet, ri.url()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if _, err := io.ReadFull(resp.Body, make([]byte, 5)); err != nil {
-		t.Fatal(err)
-	}
-	cancel()
-	if _, err := resp.Body.Read(make([]byte, 10)); !errors.Is(err, context.Canceled) {
-		t.Errorf("read after cancel: %v, want context.Canceled", err)
 	}
 }
 
