@@ -43,6 +43,8 @@ type conn struct {
 	bgStopping atomic.Bool
 	bgByte     [1]byte
 	bgErr      error
+	bgTimer    *time.Timer // starts the background read once a request runs bgReadDelay
+	bgArmed    bool        // this request's body is read: the timer may start the read
 	cancelReq  context.CancelFunc
 
 	failMu sync.Mutex
@@ -205,10 +207,10 @@ func (c *conn) serveRequest(ctx context.Context, payload []byte) (keep bool, err
 	c.bgMu.Unlock()
 	var b *body
 	if r.ContentLength != 0 {
-		b = newBody(c, r.ContentLength, c.startBackgroundRead)
+		b = newBody(c, r.ContentLength, c.armBackgroundRead)
 		r.Body = b
 	} else {
-		c.startBackgroundRead()
+		c.armBackgroundRead()
 	}
 	w := newResponse(c, r, cancel)
 	s.Handler.ServeHTTP(w, r)
@@ -276,6 +278,28 @@ func (c *conn) logDroppedAttributes(f *forwardRequest) {
 	}
 }
 
+// bgReadDelay is how long a request runs before its connection is
+// watched for the web server going away. Most responses are done sooner:
+// they then cost no goroutine, no read and no deadline changes; a client
+// that leaves a long request is noticed this much later.
+const bgReadDelay = 20 * time.Millisecond
+
+// armBackgroundRead starts the background read once the request has run
+// for bgReadDelay (stopBackgroundRead disarms it).
+func (c *conn) armBackgroundRead() {
+	c.bgMu.Lock()
+	defer c.bgMu.Unlock()
+	if !c.inHandler {
+		return
+	}
+	c.bgArmed = true
+	if c.bgTimer == nil {
+		c.bgTimer = time.AfterFunc(bgReadDelay, c.startBackgroundRead)
+		return
+	}
+	c.bgTimer.Reset(bgReadDelay)
+}
+
 // startBackgroundRead watches the idle connection while the handler runs
 // (the request body, if any, is fully read): the web server sends nothing
 // until the response ends, so a read returning means it closed the
@@ -284,7 +308,9 @@ func (c *conn) logDroppedAttributes(f *forwardRequest) {
 func (c *conn) startBackgroundRead() {
 	c.bgMu.Lock()
 	defer c.bgMu.Unlock()
-	if !c.inHandler || c.bgDone != nil {
+	// A timer armed by an earlier request may fire late: only a request
+	// whose body is read (armed) may have its connection read here.
+	if !c.bgArmed || !c.inHandler || c.bgDone != nil {
 		return
 	}
 	done := make(chan struct{})
@@ -309,7 +335,10 @@ func (c *conn) startBackgroundRead() {
 // when it saw the connection end.
 func (c *conn) stopBackgroundRead() error {
 	c.bgMu.Lock()
-	c.inHandler = false
+	c.inHandler, c.bgArmed = false, false
+	if c.bgTimer != nil {
+		c.bgTimer.Stop() // a start that fired meanwhile finds inHandler false
+	}
 	done := c.bgDone
 	c.bgDone = nil
 	c.bgMu.Unlock()
