@@ -281,8 +281,9 @@ func (c *conn) logDroppedAttributes(f *forwardRequest) {
 // bgReadDelay is how long a request runs before its connection is
 // watched for the web server going away. Most responses are done sooner:
 // they then cost no goroutine, no read and no deadline changes; a client
-// that leaves a long request is noticed this much later.
-const bgReadDelay = 20 * time.Millisecond
+// that leaves a long request is noticed this much later (SCGI's
+// watchDelay is the same).
+const bgReadDelay = 10 * time.Millisecond
 
 // armBackgroundRead starts the background read once the request has run
 // for bgReadDelay (stopBackgroundRead disarms it).
