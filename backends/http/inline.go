@@ -104,7 +104,7 @@ func idempotent(method string) bool {
 
 // errClosedIdle marks a kept connection that ended before any byte of the
 // response arrived.
-var errClosedIdle = errors.New("httpbackend: instance closed an idle connection")
+var errClosedIdle = errors.New("httpbackend: connection ended before the response")
 
 func closedIdle(err error) bool {
 	return errors.Is(err, errClosedIdle)
