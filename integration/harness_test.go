@@ -712,6 +712,36 @@ func (f *fatalRecorder) recover() {
 	}
 }
 
+// checkConcurrentHello sends n GETs of hello.sh at once through a front
+// server (url maps a path to its URL) and checks every answer is its own.
+func checkConcurrentHello(t *testing.T, n int, url func(string) string) {
+	t.Helper()
+	client := newHTTPClient(60 * time.Second)
+	defer client.CloseIdleConnections()
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Go(func() {
+			resp, err := client.Get(url(fmt.Sprintf("/cgi-bin/hello.sh?n=%d", i)))
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer resp.Body.Close()
+			b, err := readAllLimit(resp.Body, 1<<20)
+			want := fmt.Sprintf("Hello from sh\nquery=n=%d\n", i)
+			if err != nil || resp.StatusCode != 200 || string(b) != want {
+				errs <- fmt.Errorf("request %d: %d %q %v, want %q", i, resp.StatusCode, b, err, want)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
 // checkStreams asks httpAddr for /cgi-bin/stream.sh (prints "first", sleeps
 // 2s, prints "second") and fails unless the first line arrived while the
 // script still slept: the front server and junction passed the flush on.

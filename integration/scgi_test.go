@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -265,33 +264,7 @@ func TestSCGI(t *testing.T) {
 	})
 
 	t.Run("concurrent-50", func(t *testing.T) {
-		const n = 50
-		client := newHTTPClient(60 * time.Second)
-		defer client.CloseIdleConnections()
-		var wg sync.WaitGroup
-		errs := make(chan error, n)
-		for i := range n {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				resp, err := client.Get(s.URL(fmt.Sprintf("/cgi-bin/hello.sh?n=%d", i)))
-				if err != nil {
-					errs <- err
-					return
-				}
-				defer resp.Body.Close()
-				b, err := readAllLimit(resp.Body, 1<<20)
-				want := fmt.Sprintf("Hello from sh\nquery=n=%d\n", i)
-				if err != nil || resp.StatusCode != 200 || string(b) != want {
-					errs <- fmt.Errorf("request %d: %d %q %v, want %q", i, resp.StatusCode, b, err, want)
-				}
-			}()
-		}
-		wg.Wait()
-		close(errs)
-		for err := range errs {
-			t.Error(err)
-		}
+		checkConcurrentHello(t, 50, s.URL)
 	})
 
 	t.Run("httpoxy", func(t *testing.T) {
