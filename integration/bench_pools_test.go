@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/junction-gw/junction/backends/fastcgi/fpmtest"
 )
 
 // benchPostSize is the request body of the upload comparison.
@@ -31,34 +33,13 @@ wrk.headers["Content-Type"] = "application/octet-stream"
 func startBenchFPM(b *testing.B, dir string, children int) string {
 	b.Helper()
 	needBin(b, phpFPMBin, "php8.2-fpm")
-	sock := filepath.Join(dir, "fpm.sock")
-	user := ""
-	// -n: no php.ini, so nothing from the machine's PHP setup leaks in;
-	// opcache is loaded explicitly.
-	args := []string{"-n", "-F", "-y", filepath.Join(dir, "fpm.conf"), "-p", dir,
-		"-d", "zend_extension=opcache.so", "-d", "opcache.enable=1"}
-	if os.Geteuid() == 0 {
-		user = "user = root\ngroup = root\n"
-		args = append(args, "-R")
+	pool := fpmtest.Pool{Dir: dir, Name: "bench", Children: children, Opcache: true, Extra: "listen.backlog = 511\n"}
+	sock := pool.Socket()
+	args, err := pool.Write()
+	if err != nil {
+		b.Fatal(err)
 	}
-	writeFile(b, dir, "fpm.conf", fmt.Sprintf(`[global]
-pid = %[1]s/fpm.pid
-error_log = %[1]s/fpm.log
-daemonize = no
-[bench]
-%[2]slisten = %[3]s
-listen.mode = 0666
-listen.backlog = 511
-pm = static
-pm.max_children = %[4]d
-pm.max_requests = 0
-clear_env = yes
-security.limit_extensions = .php
-php_admin_value[display_errors] = off
-php_admin_flag[log_errors] = on
-php_admin_flag[expose_php] = off
-`, dir, user, sock, children))
-	p := startCmd(b, "php-fpm", exec.Command(phpFPMBin, args...), 5*time.Second, false, filepath.Join(dir, "fpm.log"))
+	p := startCmd(b, "php-fpm", exec.Command(phpFPMBin, args...), 5*time.Second, false, pool.Log())
 	ok := waitFor(10*time.Second, func() bool {
 		c, err := net.Dial("unix", sock)
 		if err != nil {

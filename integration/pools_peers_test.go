@@ -17,6 +17,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/junction-gw/junction/backends/fastcgi/fpmtest"
 )
 
 // TestPoolBehindApacheAJP is Apache (mod_proxy_ajp) → junction (AJP
@@ -133,7 +135,7 @@ func headerLines(body string) map[string]string {
 }
 
 // phpFPMBin is php-fpm as Debian's php8.2-fpm installs it.
-const phpFPMBin = "/usr/sbin/php-fpm8.2"
+const phpFPMBin = fpmtest.Bin
 
 // phpPoolScripts are the scripts of the php-fpm pool tests.
 var phpPoolScripts = map[string]string{
@@ -161,30 +163,13 @@ func startPHPFPM(t *testing.T) (addr, root string) {
 	for name, src := range phpPoolScripts {
 		writeFile(t, root, name, src)
 	}
-	sock := filepath.Join(dir, "fpm.sock")
-	user := ""
-	args := []string{"-n", "-F", "-y", filepath.Join(dir, "fpm.conf"), "-p", dir}
-	if os.Geteuid() == 0 {
-		// php-fpm refuses to run workers as root without -R.
-		user = "user = root\ngroup = root\n"
-		args = append(args, "-R")
+	pool := fpmtest.Pool{Dir: dir, Name: "junction", Children: 2}
+	sock := pool.Socket()
+	args, err := pool.Write()
+	if err != nil {
+		t.Fatal(err)
 	}
-	writeFile(t, dir, "fpm.conf", fmt.Sprintf(`[global]
-pid = %[1]s/fpm.pid
-error_log = %[1]s/fpm.log
-daemonize = no
-[junction]
-%[2]slisten = %[3]s
-listen.mode = 0600
-pm = static
-pm.max_children = 2
-clear_env = yes
-security.limit_extensions = .php
-php_admin_value[display_errors] = off
-php_admin_flag[log_errors] = on
-php_admin_flag[expose_php] = off
-`, dir, user, sock))
-	p := startProcess(t, phpFPMBin, args, filepath.Join(dir, "fpm.log"), filepath.Join(dir, "fpm.conf"))
+	p := startProcess(t, phpFPMBin, args, pool.Log(), pool.Config())
 	if !waitFor(10*time.Second, func() bool {
 		_, err := os.Stat(sock)
 		return err == nil || p.Exited()

@@ -20,9 +20,10 @@ import (
 	"time"
 
 	"github.com/junction-gw/junction/backends"
+	"github.com/junction-gw/junction/backends/fastcgi/fpmtest"
 )
 
-const phpFPM = "/usr/sbin/php-fpm8.2"
+const phpFPM = fpmtest.Bin
 
 var phpScripts = map[string]string{
 	"hello.php": `<?php header("Content-Type: text/plain");
@@ -74,30 +75,10 @@ func startFPM(t *testing.T) (addr, root string) {
 				return
 			}
 		}
-		sock := filepath.Join(dir, "fpm.sock")
-		user := ""
-		args := []string{"-n", "-F", "-y", filepath.Join(dir, "fpm.conf"), "-p", dir}
-		if os.Geteuid() == 0 {
-			user = "user = root\ngroup = root\n"
-			args = append(args, "-R")
-		}
-		conf := fmt.Sprintf(`[global]
-pid = %[1]s/fpm.pid
-error_log = %[1]s/fpm.log
-daemonize = no
-[test]
-%[2]slisten = %[3]s
-listen.mode = 0600
-pm = static
-pm.max_children = 1
-clear_env = yes
-security.limit_extensions = .php
-php_admin_value[display_errors] = off
-php_admin_flag[log_errors] = on
-php_admin_flag[expose_php] = off
-php_admin_value[output_buffering] = 0
-`, dir, user, sock)
-		if err := os.WriteFile(filepath.Join(dir, "fpm.conf"), []byte(conf), 0o644); err != nil {
+		pool := fpmtest.Pool{Dir: dir, Name: "test", Children: 1, Extra: "php_admin_value[output_buffering] = 0\n"}
+		sock := pool.Socket()
+		args, err := pool.Write()
+		if err != nil {
 			fpmErr = err
 			return
 		}
@@ -129,7 +110,7 @@ php_admin_value[output_buffering] = 0
 				break
 			}
 			if time.Now().After(deadline) {
-				log, _ := os.ReadFile(filepath.Join(dir, "fpm.log"))
+				log, _ := os.ReadFile(pool.Log())
 				fpmErr = fmt.Errorf("php-fpm did not listen: %v\n%s\n%s", err, out.String(), log)
 				return
 			}
