@@ -50,7 +50,11 @@ func (b *Backend) exchange(w http.ResponseWriter, r *http.Request, conn net.Conn
 	if r.ContentLength == 0 {
 		writerDone = closedChan
 		if err := b.sendHead(r, conn, s); err != nil {
-			return b.headError(ctx, s, &responseReader{}, in, err)
+			_ = conn.Close() // nothing was sent that could be kept
+			if ctx.Err() != nil {
+				return fmt.Errorf("fastcgi: %s: %s: %w", b.addr, s.Name, context.Cause(ctx))
+			}
+			return &backends.Error{Status: http.StatusBadGateway, Err: err}
 		}
 	} else {
 		writerDone, werrText = b.send(r, conn, s, in)
@@ -292,10 +296,9 @@ func (s *stdin) Close() error { return nil }
 // junction reads the response itself.
 //
 // gofast writes every record with its own Write. BEGIN_REQUEST and PARAMS
-// records are held back and go out with the next record (the empty STDIN
-// that ends a request without a body, or the first body record), or when
-// the body is about to be read: a request without a body costs one write
-// instead of four.
+// records are held back and go out with the next record (the first body
+// record), or when the body is about to be read: the head of a request
+// costs one write instead of three.
 type writeOnly struct {
 	net.Conn
 	timeout time.Duration

@@ -10,6 +10,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -380,5 +382,53 @@ func TestSendHeadSplitsParams(t *testing.T) {
 		if err := b.Serve(w, r); err != nil || w.Body.String() != tt.want {
 			t.Errorf("%s: Serve = %v, body %.80q, want %q", tt.method, err, w.Body, tt.want)
 		}
+	}
+}
+
+// An instance that closes every connection at once (a crashing or
+// overloaded php-fpm): each request fails with a 502 before anything is
+// written, whether the write or the read notices, and no descriptor stays
+// open.
+func TestInstanceClosesAtOnce(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "fpm.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	b, err := New(Options{Addr: "unix:" + sock, Root: "/srv"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fds := func() int {
+		ents, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			t.Skipf("no /proc/self/fd: %v", err)
+		}
+		return len(ents)
+	}
+	before := fds()
+	for i := range 50 {
+		w := httptest.NewRecorder()
+		err := b.Serve(w, httptest.NewRequest("GET", "/a.php", nil))
+		var be *backends.Error
+		if !errors.As(err, &be) || be.Status != http.StatusBadGateway {
+			t.Fatalf("request %d: Serve = %v, want a 502 *backends.Error", i, err)
+		}
+		if w.Body.Len() != 0 || w.Code != http.StatusOK || len(w.Header()) != 0 {
+			t.Fatalf("request %d: something was written: %d %v %q", i, w.Code, w.Header(), w.Body)
+		}
+	}
+	if after := fds(); after > before {
+		t.Errorf("%d descriptors open after 50 failed requests, %d before", after, before)
 	}
 }
