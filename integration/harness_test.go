@@ -31,6 +31,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -709,6 +712,28 @@ func (f *fatalRecorder) recover() {
 		if _, ok := v.(fatalPanic); !ok {
 			panic(v)
 		}
+	}
+}
+
+// checkPost10MB posts 10 MB of random bytes to post-sha256.py through a
+// front server (url maps a path to its URL) and checks the script saw the
+// whole body: its sha256, length and CONTENT_LENGTH.
+func checkPost10MB(t *testing.T, url func(string) string) {
+	t.Helper()
+	body := make([]byte, 10<<20)
+	if _, err := rand.Read(body); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(body)
+	req, err := http.NewRequest(http.MethodPost, url("/cgi-bin/post-sha256.py"), bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/octet-stream")
+	r := httpDo(t, req)
+	want := fmt.Sprintf("sha256=%s\nlength=%d\ncontent_length=%d\n", hex.EncodeToString(sum[:]), len(body), len(body))
+	if r.Status != 200 || r.Body != want {
+		t.Fatalf("POST 10MB = %d %q, want %q", r.Status, r.Body, want)
 	}
 }
 

@@ -3,9 +3,6 @@ package integration
 import (
 	"bufio"
 	"bytes"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"net"
 	"net/http"
@@ -148,21 +145,7 @@ func TestSCGI(t *testing.T) {
 	})
 
 	t.Run("post-10MB", func(t *testing.T) {
-		body := make([]byte, 10<<20)
-		if _, err := rand.Read(body); err != nil {
-			t.Fatal(err)
-		}
-		sum := sha256.Sum256(body)
-		req, err := http.NewRequest(http.MethodPost, s.URL("/cgi-bin/post-sha256.py"), bytes.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Content-Type", "application/octet-stream")
-		r := httpDo(t, req)
-		want := fmt.Sprintf("sha256=%s\nlength=%d\ncontent_length=%d\n", hex.EncodeToString(sum[:]), len(body), len(body))
-		if r.Status != 200 || r.Body != want {
-			t.Fatalf("POST 10MB = %d %q, want %q", r.Status, r.Body, want)
-		}
+		checkPost10MB(t, s.URL)
 	})
 
 	t.Run("no-status-line", func(t *testing.T) {
