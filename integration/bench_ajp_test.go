@@ -132,6 +132,8 @@ func (ct *connTracker) stop() int {
 //
 //	Apache mod_proxy_http                              → app
 //	Apache mod_proxy_ajp → junction (ajp, http backend) → app
+//	Apache mod_proxy_ajp → protocols/ajp13 with a constant handler (the
+//	                       "AJP floor", floor_test.go: no backend hop)
 //
 // with persistent connections on every hop, and counts the AJP
 // connections Apache opened to junction.
@@ -149,14 +151,17 @@ listeners:
 backends:
   app: {type: http, instances: [%q]}
 `, jAddr, appAddr), jAddr)
+	fAddr := freeAddr(b)
+	floor := startFloor(b, "ajp13", fAddr)
 
-	direct, via := freeAddr(b), freeAddr(b)
+	direct, via, fHTTP := freeAddr(b), freeAddr(b), freeAddr(b)
 	// Both workers reuse their backend connections (mod_proxy's default,
 	// disablereuse=Off); ttl only closes connections idle for a minute.
 	// wrk's own connections stay open for the whole run on both sides
 	// (MaxKeepAliveRequests 0: no limit).
 	startApache(b, []string{"proxy", "proxy_http", "proxy_ajp"}, fmt.Sprintf(`Listen %[1]s
 Listen %[2]s
+Listen %[5]s
 KeepAlive On
 MaxKeepAliveRequests 0
 KeepAliveTimeout 30
@@ -166,7 +171,10 @@ KeepAliveTimeout 30
 <VirtualHost %[2]s>
     ProxyPass / ajp://%[4]s/ ttl=60
 </VirtualHost>
-`, direct, via, appAddr, jAddr))
+<VirtualHost %[5]s>
+    ProxyPass / ajp://%[6]s/ ttl=60
+</VirtualHost>
+`, direct, via, appAddr, jAddr, fHTTP, fAddr))
 
 	const path = "/bench"
 	for _, addr := range []string{direct, via} {
@@ -174,6 +182,7 @@ KeepAliveTimeout 30
 			b.Fatalf("GET %s via %s = %d %q", path, addr, r.Status, r.Body)
 		}
 	}
+	checkFloorAnswer(b, "http://"+fHTTP+path)
 
 	track, err := trackConns(jAddr)
 	if err != nil {
@@ -182,17 +191,28 @@ KeepAliveTimeout 30
 	res := compareLoads(b, d,
 		wrkLoad{Name: "mod_proxy_ajp+junction", URL: "http://" + via + path, PGID: j.cmd.Process.Pid},
 		wrkLoad{Name: "mod_proxy_http", URL: "http://" + direct + path, PGID: appProc.cmd.Process.Pid},
+		wrkLoad{Name: "mod_proxy_ajp floor", URL: "http://" + fHTTP + path, PGID: floor.cmd.Process.Pid},
 	)
 	conns := track.stop()
 	row := abRow{Name: "app GET", J: res[0].Median, Ref: res[1].Median, Target: 0.6}
 	row.report(b, "ajp", "http")
+	// A reference: its rate is in the ajp column, and it is not junction.
+	floorRow := abRow{Name: "ajp-floor", J: res[2].Median, Ref: res[1].Median}
+	floorRow.report(b, "ref", "http")
+	ofFloor := row.J.RPS / floorRow.J.RPS
+	b.ReportMetric(ofFloor, "ajp-junction/ajp-floor")
 	perConn := float64(res[0].AllRequests) / float64(max(conns, 1))
 	b.ReportMetric(float64(conns), "ajp-connections")
 	b.ReportMetric(perConn, "ajp-requests/conn")
 	appendBenchSummary(b, abTable(
 		fmt.Sprintf("AJP: wrk -t2 -c%d, %v per path, Apache mpm_event mod_proxy_ajp → junction → app vs mod_proxy_http → app", wrkConns, d),
-		"ajp", "http", []abRow{row},
+		"ajp", "http", []abRow{row, floorRow},
 		fmt.Sprintf("AJP connections Apache opened to junction: %d for %d requests (%.0f requests per connection; sampled every 20ms)", conns, res[0].AllRequests, perConn),
 		"cpu/req: ajp = junction's own CPU per request; http = the app's (for scale: junction's cost is on top of the app's)",
+		"ajp-floor (reference, timed in the same interleaved rounds; its rate is in the ajp column, ratio = to mod_proxy_http):",
+		"  Apache mod_proxy_ajp (same ProxyPass ttl=60, reused connections) → protocols/ajp13 with a constant handler, no backend hop",
+		"  (GOMAXPROCS as junction); cpu/req: that process",
+		fmt.Sprintf("  junction's app GET is %.2fx of the floor; target %.2fx of mod_proxy_http would need %.0f req/s = %.2fx of the floor",
+			ofFloor, row.Target, row.Target*row.Ref.RPS, row.Target*row.Ref.RPS/floorRow.J.RPS),
 	))
 }

@@ -96,12 +96,19 @@ func procMemKiB(pid int) (hwm, rss int, err error) {
 //	             vs nginx scgi_pass → junction (type fastcgi) → the same php-fpm
 //	POST 1 MiB   the GET paths with a 1 MiB body per request
 //
-// and junction's peak resident memory over the whole run.
+// and junction's peak resident memory over the whole run. Two reference
+// paths are timed in the same interleaved rounds as the GET comparison, to
+// show what an SCGI hop costs on this machine whoever serves it:
+//
+//	uwsgi-router nginx scgi_pass → uWSGI's C SCGI→HTTP router → instance a1
+//	scgi-floor   nginx scgi_pass → protocols/scgi with a constant handler
+//	             (floor_test.go), no backend hop at all
 func BenchmarkEndToEndPools(b *testing.B) {
 	d := benchDuration(b)
 	needBin(b, wrkBin, "wrk")
 	needBin(b, nginxBin, "nginx-light")
 	needBin(b, phpFPMBin, "php8.2-fpm")
+	needBin(b, uwsgiBin, "uwsgi-core")
 	needJunction(b)
 
 	a1, _ := startAppInstance(b, "a1")
@@ -129,7 +136,23 @@ backends:
   php: {type: fastcgi, instances: [%q], root: %q}
 `, jAddr, a1, a2, "unix:"+sock, phpRoot), jAddr)
 
-	direct, via := freeAddr(b), freeAddr(b)
+	// The references sit on unix sockets too. uWSGI: 8 processes, enough
+	// to keep wrk's 16 connections busy while each waits for the app.
+	// nginx's scgi_params send no PATH_INFO, so the route matches
+	// REQUEST_URI; the notfound plugin supplies the request handler for
+	// modifier 0 that the router runs in front of. The http action takes
+	// one address, so every request goes to a1.
+	uSock := filepath.Join(dir, "uwsgi.sock")
+	u := startProcess(b, uwsgiBin, []string{
+		"--plugin", "router_http,notfound", "--scgi-socket", uSock, "--chmod-socket=666",
+		"--master", "--die-on-term", "--processes", "8",
+		"--route-uri", ".* http:" + a1, "--disable-logging",
+	})
+	waitListening(b, u, 10*time.Second, "unix:"+uSock)
+	fAddr := "unix:" + filepath.Join(dir, "floor.sock")
+	floor := startFloor(b, "scgi", fAddr)
+
+	direct, via, uHTTP, fHTTP := freeAddr(b), freeAddr(b), freeAddr(b), freeAddr(b)
 	// Bodies up to 2 MiB stay in nginx's memory on both paths.
 	startNginx(b, fmt.Sprintf(`
     access_log off;
@@ -161,7 +184,21 @@ backends:
             scgi_pass %[5]s;
         }
     }
-`, direct, via, a1, a2, jAddr, phpRoot, sock))
+    server {
+        listen %[8]s;
+        location / {
+            include /etc/nginx/scgi_params;
+            scgi_pass unix:%[9]s;
+        }
+    }
+    server {
+        listen %[10]s;
+        location / {
+            include /etc/nginx/scgi_params;
+            scgi_pass %[11]s;
+        }
+    }
+`, direct, via, a1, a2, jAddr, phpRoot, sock, uHTTP, uSock, fHTTP, fAddr))
 
 	// Every path answers correctly before it is timed.
 	for _, addr := range []string{direct, via} {
@@ -182,12 +219,18 @@ backends:
 			b.Fatalf("POST 1 MiB via %s = %d %q, want …%q", addr, r.Status, r.Body, want)
 		}
 	}
+	if r := httpGet(b, "http://"+uHTTP+"/hello"); r.Status != 200 || r.Body != "a1 /hello\n" {
+		b.Fatalf("GET /hello via uWSGI's router = %d %q", r.Status, r.Body)
+	}
+	checkFloorAnswer(b, "http://"+fHTTP+"/hello")
 	script := writeFile(b, b.TempDir(), "post.lua", postLua)
 	jpid := j.cmd.Process.Pid
 
 	get := compareLoads(b, d,
 		wrkLoad{Name: "pool GET junction", URL: "http://" + via + "/hello", PGID: jpid},
 		wrkLoad{Name: "pool GET proxy_pass", URL: "http://" + direct + "/hello"},
+		wrkLoad{Name: "uWSGI router", URL: "http://" + uHTTP + "/hello", PGID: u.cmd.Process.Pid},
+		wrkLoad{Name: "SCGI floor", URL: "http://" + fHTTP + "/hello", PGID: floor.cmd.Process.Pid},
 	)
 	php := compareLoads(b, d,
 		wrkLoad{Name: "php junction", URL: "http://" + via + "/php/hello.php", PGID: jpid},
@@ -210,6 +253,16 @@ backends:
 	for _, r := range rows {
 		r.report(b, "junction", "nginx")
 	}
+	// References: the left column is the reference path, not junction.
+	refs := []abRow{
+		{Name: "uwsgi-router", J: get[2].Median, Ref: get[1].Median},
+		{Name: "scgi-floor", J: get[3].Median, Ref: get[1].Median},
+	}
+	for _, r := range refs {
+		r.report(b, "ref", "nginx")
+	}
+	ofFloor := rows[0].J.RPS / refs[1].J.RPS
+	b.ReportMetric(ofFloor, "pool-GET-junction/scgi-floor")
 	mib := float64(benchPostSize) / (1 << 20)
 	jMiBs, nMiBs := rows[2].J.RPS*mib, rows[2].Ref.RPS*mib
 	b.ReportMetric(jMiBs, "POST-junction-MiB/s")
@@ -232,8 +285,13 @@ backends:
 	notes = append(notes,
 		fmt.Sprintf("POST 1MiB: junction %.1f MiB/s, nginx proxy_pass %.1f MiB/s (wrk -c%d, body in nginx memory on both)", jMiBs, nMiBs, wrkConns),
 		fmt.Sprintf("junction memory after the run: VmHWM (peak) %.1f MiB, VmRSS %.1f MiB (target peak ≤ 30 MiB: %s)", float64(hwm)/1024, float64(rss)/1024, memVerdict),
-		"nginx side: upstream keepalive 16 to the 2 app instances; fastcgi_pass and scgi_pass on unix sockets; cpu/req: junction only")
+		"nginx side: upstream keepalive 16 to the 2 app instances; fastcgi_pass and scgi_pass on unix sockets; cpu/req: junction only",
+		"references, GET /hello timed in the same interleaved rounds as http pool GET; their rate is in the junction column, ratio = to nginx proxy_pass:",
+		"  uwsgi-router: nginx scgi_pass (unix) → uWSGI 8 processes, router_http → a1 only (its http action takes one address); cpu/req: uWSGI's group",
+		"  scgi-floor: nginx scgi_pass (unix) → protocols/scgi with a constant handler, no backend hop (GOMAXPROCS as junction); cpu/req: that process",
+		fmt.Sprintf("  junction's pool GET is %.2fx of the floor; target %.2fx of proxy_pass would need %.0f req/s = %.2fx of the floor",
+			ofFloor, rows[0].Target, rows[0].Target*rows[0].Ref.RPS, rows[0].Target*rows[0].Ref.RPS/refs[1].J.RPS))
 	appendBenchSummary(b, abTable(
 		fmt.Sprintf("Pools: wrk -t2 -c%d, %v per path, nginx scgi_pass → junction pool vs nginx straight to the same instances", wrkConns, d),
-		"junction", "nginx", rows, notes...))
+		"junction", "nginx", append(rows, refs...), notes...))
 }

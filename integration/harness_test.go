@@ -60,6 +60,9 @@ var (
 
 // TestMain builds the junction binary once for the whole package.
 func TestMain(m *testing.M) {
+	if spec := os.Getenv(floorEnv); spec != "" {
+		os.Exit(runFloor(spec)) // a floor server for the benchmarks (floor_test.go)
+	}
 	dir, err := os.MkdirTemp("", "junction-integration-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "integration: temp dir:", err)
