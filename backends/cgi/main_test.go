@@ -158,6 +158,30 @@ func child() int {
 		fmt.Fprintln(os.Stderr, strings.Repeat("L", 5000))
 		fmt.Fprint(os.Stderr, "last words")
 		fmt.Fprint(out, head+"ok")
+	case "stderr-flood":
+		// More stderr than a pipe holds before any stdout: only a
+		// reader running while the script does lets it finish.
+		line := strings.Repeat("e", 99) + "\n"
+		for range (256 << 10) / len(line) {
+			fmt.Fprint(os.Stderr, line)
+		}
+		fmt.Fprint(out, head+"flooded")
+	case "stderr-escape":
+		// A process that left the group keeps stderr (only) open and
+		// writes to it after the script exited.
+		cmd := exec.Command(os.Args[0])
+		cmd.Env = append(os.Environ(), "HTTP_X_MODE=late-stderr")
+		cmd.Stderr = os.Stderr
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		if err := cmd.Start(); err != nil {
+			return 1
+		}
+		writePids(os.Getpid(), cmd.Process.Pid)
+		fmt.Fprint(out, head+"done")
+	case "late-stderr":
+		time.Sleep(50 * time.Millisecond)
+		fmt.Fprintln(os.Stderr, "late words")
+		time.Sleep(time.Hour)
 	case "exit3":
 		return 3
 	case "redirect":

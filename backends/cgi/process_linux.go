@@ -3,6 +3,7 @@ package cgi
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -14,46 +15,73 @@ import (
 )
 
 // proc is one running script and its process group.
+//
+// A script that ends quickly is reaped by the goroutine that served it
+// (settle): it finds the script exited, drains stderr and reaps it, with
+// no goroutine, pidfd or poller registration of its own. A script still
+// running after watchDelay gets watchers (launch): one goroutine waits for
+// its exit on a pidfd and reaps it, another logs its stderr. The
+// watchers also take over when settle finds the script still running or
+// its stderr still held open by something it started.
 type proc struct {
 	pid   int // also the process group id (Setpgid)
 	grace time.Duration
-	// exit is a pidfd of the script on the runtime's poller, or nil when
-	// the kernel gives none (then a thread blocks in waitid instead).
-	exit *os.File
 
 	mu sync.Mutex
 	// ended is set once the group was killed after the script exited;
 	// from then on the pid may be reaped and reused, so no more signals.
 	ended  bool
 	killer *time.Timer // SIGKILL after grace, once terminate sent SIGTERM
-	exited atomic.Bool
-	done   chan struct{} // closed when the script is reaped
-	status syscall.WaitStatus
+	watch  *time.Timer // launches the watchers after watchDelay
+	// claimed is set by whichever of settle and the watch timer came
+	// first; the other then leaves the script alone.
+	claimed bool
 
-	stdout, stderr *os.File // parent's read ends
+	exited     atomic.Bool
+	done       chan struct{} // closed when the script is reaped
+	stderrDone chan struct{} // closed when stderr was read to its end
+	status     syscall.WaitStatus
+
+	stdout   *os.File // parent's read end, on the poller
+	stderrFD int      // parent's read end, non-blocking
+	stderr   *os.File // stderrFD on the poller, once a watcher reads it
+	errLog   stderrLog
 }
+
+// watchDelay is how long a script runs before it gets watchers. Most
+// CGI requests end well within it and cost no extra goroutine; a script
+// that outlives it is reaped as promptly as before, and one that fills
+// its stderr pipe while its stdout is still open waits at most this long
+// for a reader.
+const watchDelay = 10 * time.Millisecond
 
 // pipes are the descriptors of one spawn: the child's ends are raw
 // blocking descriptors that never touch the runtime's poller; the parent's
 // read ends are non-blocking *os.Files.
 type pipes struct {
 	childIn, childOut, childErr int // -1 when absent
-	stdout, stderr, stdin       *os.File
+	stdout, stdin               *os.File
+	stderr                      int // parent's read end, non-blocking; -1 when absent
 }
 
 // newPipes creates the stdout and stderr pipes and, when withStdin is set,
 // the stdin pipe. stdin defaults to devNull.
 func newPipes(withStdin bool, devNull int) (*pipes, error) {
-	p := &pipes{childIn: devNull, childOut: -1, childErr: -1}
+	p := &pipes{childIn: devNull, childOut: -1, childErr: -1, stderr: -1}
 	var err error
 	if p.stdout, p.childOut, err = readPipe("stdout"); err != nil {
 		return nil, err
 	}
-	if p.stderr, p.childErr, err = readPipe("stderr"); err != nil {
+	var fds [2]int
+	if err := syscall.Pipe2(fds[:], syscall.O_CLOEXEC); err != nil {
 		p.closeParent()
 		p.closeChild()
-		return nil, err
+		return nil, fmt.Errorf("cgi: stderr pipe: %w", err)
 	}
+	// Left off the poller until a watcher needs to wait on it: a script
+	// that has exited is drained with plain reads.
+	setNonblock(fds[0])
+	p.stderr, p.childErr = fds[0], fds[1]
 	if withStdin {
 		var fds [2]int
 		if err := syscall.Pipe2(fds[:], syscall.O_CLOEXEC); err != nil {
@@ -100,7 +128,10 @@ func (p *pipes) closeChild() {
 }
 
 func (p *pipes) closeParent() {
-	closeAll(p.stdout, p.stderr, p.stdin)
+	closeAll(p.stdout, p.stdin)
+	if p.stderr >= 0 {
+		_ = syscall.Close(p.stderr) // a pipe end; nothing to flush
+	}
 }
 
 // devNull is the script's stdin when there is no body, opened once per
@@ -109,14 +140,15 @@ var devNull = sync.OnceValues(func() (int, error) {
 	return syscall.Open(os.DevNull, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
 })
 
-// spawn starts argv0 in its own process group with the given pipes.
-func spawn(argv0, dir string, env []string, cred *syscall.Credential, fds *pipes, grace time.Duration) (*proc, error) {
-	pidfd := -1
+// spawn starts argv0 in its own process group with the given pipes;
+// errLog receives its stderr. The watchers start after watchDelay unless
+// settle comes first.
+func spawn(argv0, dir string, env []string, cred *syscall.Credential, fds *pipes, grace time.Duration, errLog stderrLog) (*proc, error) {
 	attr := &syscall.ProcAttr{
 		Dir:   dir,
 		Env:   env,
 		Files: []uintptr{uintptr(fds.childIn), uintptr(fds.childOut), uintptr(fds.childErr)},
-		Sys:   &syscall.SysProcAttr{Setpgid: true, Credential: cred, PidFD: &pidfd},
+		Sys:   &syscall.SysProcAttr{Setpgid: true, Credential: cred},
 	}
 	// argv is the script alone, never words from QUERY_STRING (RFC 3875
 	// 4.4's ISINDEX command line is a shell-injection hazard).
@@ -124,12 +156,69 @@ func spawn(argv0, dir string, env []string, cred *syscall.Credential, fds *pipes
 	if err != nil {
 		return nil, err
 	}
-	p := &proc{pid: pid, grace: grace, done: make(chan struct{}), stdout: fds.stdout, stderr: fds.stderr}
-	if pidfd >= 0 {
-		setNonblock(pidfd)
-		p.exit = os.NewFile(uintptr(pidfd), "cgi-pidfd")
-	}
+	p := &proc{pid: pid, grace: grace, done: make(chan struct{}), stderrDone: make(chan struct{}),
+		stdout: fds.stdout, stderrFD: fds.stderr, errLog: errLog}
+	p.mu.Lock()
+	p.watch = time.AfterFunc(watchDelay, p.launchOnce)
+	p.mu.Unlock()
 	return p, nil
+}
+
+// launchOnce starts the watchers unless settle got there first.
+func (p *proc) launchOnce() {
+	p.mu.Lock()
+	claimed := p.claimed
+	p.claimed = true
+	p.mu.Unlock()
+	if !claimed {
+		p.launch()
+	}
+}
+
+// launch starts the watchers: one reaps the script, one logs its stderr.
+// The caller has claimed the script.
+func (p *proc) launch() {
+	p.stderr = os.NewFile(uintptr(p.stderrFD), "cgi-stderr")
+	go p.wait()
+	go p.readStderr()
+}
+
+// readStderr logs stderr until it ends, or until the deadline wait sets
+// once the script exited.
+func (p *proc) readStderr() {
+	defer close(p.stderrDone)
+	_ = p.errLog.drain(p.stderr) // the end, a deadline or a closed pipe: all end the log
+	_ = p.stderr.Close()         // a pipe end; nothing to flush
+}
+
+// settle reaps the script on the calling goroutine if it has exited and
+// reports whether it did. Otherwise it leaves (or has left) the script to
+// the watchers, and p.done closes once they reaped it. Either way
+// p.stderrDone closes once stderr was read to its end.
+func (p *proc) settle() bool {
+	p.mu.Lock()
+	claimed := p.claimed
+	p.claimed = true
+	p.watch.Stop()
+	p.mu.Unlock()
+	if claimed {
+		return false
+	}
+	if found, e := waitid(pPID, p.pid, wExited|wNowait|wNohang); !found || e != 0 {
+		p.launch()
+		return false
+	}
+	if err := p.errLog.drain(rawReader(p.stderrFD)); errors.Is(err, errWouldBlock) {
+		// Something the script started holds stderr: reap stays
+		// prompt, and a watcher reads the rest until grace passes.
+		p.stderr = os.NewFile(uintptr(p.stderrFD), "cgi-stderr")
+		go p.readStderr()
+	} else {
+		_ = syscall.Close(p.stderrFD) // a pipe end; nothing to flush
+		close(p.stderrDone)
+	}
+	p.reap()
+	return true
 }
 
 // signal sends sig to the whole process group while it is ours to signal.
@@ -164,11 +253,16 @@ func (p *proc) terminate() {
 	}
 }
 
-// wait waits for the script to exit, kills whatever is left of its group,
-// bounds how long stdout and stderr may stay open, and reaps it.
+// wait waits for the script to exit and reaps it.
 func (p *proc) wait() {
-	defer close(p.done)
 	p.waitExited()
+	p.reap()
+}
+
+// reap kills whatever is left of the group of a script that has exited,
+// bounds how long stdout and stderr may stay open, and reaps it.
+func (p *proc) reap() {
+	defer close(p.done)
 	p.mu.Lock()
 	// The script is a zombie: its pid (the group id) cannot be reused yet.
 	_ = syscall.Kill(-p.pid, syscall.SIGKILL) // ESRCH: nothing left, fine
@@ -184,15 +278,14 @@ func (p *proc) wait() {
 	dl := time.Now().Add(p.grace)
 	// Errors only mean the pipe was closed already.
 	_ = p.stdout.SetReadDeadline(dl)
-	_ = p.stderr.SetReadDeadline(dl)
+	if p.stderr != nil {
+		_ = p.stderr.SetReadDeadline(dl)
+	}
 	for {
 		_, err := syscall.Wait4(p.pid, &p.status, 0, nil)
 		if err != syscall.EINTR {
 			break
 		}
-	}
-	if p.exit != nil {
-		_ = p.exit.Close() // a pidfd; nothing to flush
 	}
 }
 
@@ -200,8 +293,12 @@ func (p *proc) wait() {
 // a pidfd the goroutine parks on the runtime's poller; without one a
 // thread blocks in waitid.
 func (p *proc) waitExited() {
-	if p.exit != nil {
-		if rc, err := p.exit.SyscallConn(); err == nil {
+	// The script is not reaped before this returns, so its pid still
+	// names it.
+	if fd, err := unix.PidfdOpen(p.pid, unix.PIDFD_NONBLOCK); err == nil {
+		exit := os.NewFile(uintptr(fd), "cgi-pidfd")
+		defer exit.Close() // a pidfd; nothing to flush
+		if rc, err := exit.SyscallConn(); err == nil {
 			var werr syscall.Errno
 			err = rc.Read(func(fd uintptr) bool {
 				found, e := waitid(pPIDFD, int(fd), wExited|wNowait|wNohang)
@@ -250,4 +347,27 @@ func exitStatus(ws syscall.WaitStatus) string {
 		return "signal: " + ws.Signal().String()
 	}
 	return fmt.Sprintf("wait status %#x", uint32(ws))
+}
+
+// errWouldBlock is rawReader's "nothing there yet, and not the end".
+var errWouldBlock = errors.New("cgi: read would block")
+
+// rawReader reads a non-blocking descriptor that is not on the poller.
+type rawReader int
+
+func (fd rawReader) Read(b []byte) (int, error) {
+	for {
+		n, err := syscall.Read(int(fd), b)
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err == syscall.EAGAIN:
+			return 0, errWouldBlock
+		case err != nil:
+			return 0, err
+		case n == 0:
+			return 0, io.EOF
+		}
+		return n, nil
+	}
 }

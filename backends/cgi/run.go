@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"golang.org/x/sys/unix"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -58,11 +59,9 @@ func (b *Backend) run(w http.ResponseWriter, r *http.Request, s script) error {
 	}
 	// On timeout or when the client goes away: SIGTERM to the group, and
 	// SIGKILL if the script is still there after grace. Its exit then
-	// kills the rest of the group (proc.wait).
+	// kills the rest of the group (proc.reap).
 	stop := context.AfterFunc(ctx, p.terminate)
 	defer stop()
-	stderrDone := make(chan struct{})
-	go b.logStderr(p, s.Name, stderrDone)
 	var f *feeder
 	if stdin != nil {
 		f = &feeder{p: p, stdin: stdin, body: r.Body, n: r.ContentLength, done: make(chan struct{})}
@@ -77,14 +76,14 @@ func (b *Backend) run(w http.ResponseWriter, r *http.Request, s script) error {
 
 	resp, err := cgiresp.Parse(br, b.limits)
 	if err == nil && resp.LocalRedirect != "" && !s.nph {
-		return b.localRedirect(r, ctx, s, p, br, stderrDone, f, resp.LocalRedirect)
+		return b.localRedirect(r, ctx, s, p, br, f, resp.LocalRedirect)
 	}
 	if err != nil {
 		end := endKill
 		if errors.Is(err, cgiresp.ErrNoHead) {
 			end = endGrace
 		}
-		ferr := b.finish(p, end, stderrDone, f)
+		ferr := b.finish(p, end, f)
 		return b.headError(r, ctx, s, p, err, ferr)
 	}
 	h := w.Header()
@@ -105,7 +104,7 @@ func (b *Backend) run(w http.ResponseWriter, r *http.Request, s script) error {
 	if werr != nil || rerr != nil {
 		end = endKill
 	}
-	ferr := b.finish(p, end, stderrDone, f)
+	ferr := b.finish(p, end, f)
 	switch {
 	case context.Cause(ctx) == errTimeout && r.Context().Err() == nil:
 		b.log.Warn("cgi: script timed out after its response started", "script", s.Name, "timeout", b.timeout)
@@ -134,7 +133,8 @@ func (b *Backend) start(r *http.Request, s script) (*proc, *os.File, error) {
 		return nil, nil, err
 	}
 	t0 := time.Now()
-	p, err := spawn(s.Filename, filepath.Dir(s.Filename), b.env.Env(r, s.Script), b.cred, fds, b.grace)
+	p, err := spawn(s.Filename, filepath.Dir(s.Filename), b.env.Env(r, s.Script), b.cred, fds, b.grace,
+		stderrLog{log: b.log, script: s.Name})
 	fds.closeChild()
 	if err != nil {
 		fds.closeParent()
@@ -143,7 +143,6 @@ func (b *Backend) start(r *http.Request, s script) (*proc, *os.File, error) {
 	if b.obs != nil {
 		b.obs.Spawned(time.Since(t0))
 	}
-	go p.wait()
 	return p, fds.stdin, nil
 }
 
@@ -162,7 +161,7 @@ func closeAll(fs ...*os.File) {
 // redirect first and do its work after (a POST handler writing to a
 // database); its body keeps flowing to stdin meanwhile. Timeout and the
 // client going away still end it, and so does too much output.
-func (b *Backend) localRedirect(r *http.Request, ctx context.Context, s script, p *proc, br *bufio.Reader, stderrDone chan struct{}, f *feeder, location string) error {
+func (b *Backend) localRedirect(r *http.Request, ctx context.Context, s script, p *proc, br *bufio.Reader, f *feeder, location string) error {
 	n, derr := io.Copy(io.Discard, io.LimitReader(br, maxRedirectDiscard+1))
 	end := endExit
 	if derr != nil || n > maxRedirectDiscard {
@@ -170,7 +169,7 @@ func (b *Backend) localRedirect(r *http.Request, ctx context.Context, s script, 
 		// holds stdout past grace.
 		end = endKill
 	}
-	ferr := b.finish(p, end, stderrDone, f)
+	ferr := b.finish(p, end, f)
 	switch {
 	case r.Context().Err() != nil:
 		return fmt.Errorf("cgi: %s: %w", s.Name, r.Context().Err())
@@ -205,23 +204,25 @@ const (
 
 // finish ends the script as end says and waits for it and its stderr
 // reader, then stops feeding its stdin. It returns the request body error.
-func (b *Backend) finish(p *proc, end ending, stderrDone chan struct{}, f *feeder) error {
-	switch end {
-	case endKill:
+func (b *Backend) finish(p *proc, end ending, f *feeder) error {
+	if end == endKill {
 		_ = p.signal(syscall.SIGKILL) // ErrProcessDone: already gone
-	case endGrace:
-		t := time.NewTimer(b.grace)
-		select {
-		case <-p.done:
-		case <-t.C:
-			_ = p.signal(syscall.SIGKILL)
-		}
-		t.Stop()
 	}
-	<-p.done
+	if !p.settle() {
+		if end == endGrace {
+			t := time.NewTimer(b.grace)
+			select {
+			case <-p.done:
+			case <-t.C:
+				_ = p.signal(syscall.SIGKILL)
+			}
+			t.Stop()
+		}
+		<-p.done
+	}
 	b.observeExit(p.status)
 	_ = p.stdout.Close() // read end; closing cannot fail meaningfully
-	<-stderrDone
+	<-p.stderrDone
 	if f == nil {
 		return nil
 	}
@@ -396,30 +397,76 @@ func (f *feeder) stop() error {
 // maxStderrLine bounds one logged stderr line.
 const maxStderrLine = 1024
 
-// logStderr logs the script's stderr line by line until it closes.
-func (b *Backend) logStderr(p *proc, name string, done chan struct{}) {
-	defer close(done)
-	defer p.stderr.Close()
-	br := bufio.NewReaderSize(p.stderr, maxStderrLine)
-	skip := false // inside an over-long line already logged
+// stderrLog logs a script's stderr line by line; a line longer than
+// maxStderrLine is logged cut (truncated=true) and the rest of it dropped.
+// It keeps an unfinished line between drain calls.
+type stderrLog struct {
+	log    *slog.Logger
+	script string
+	buf    []byte // an unfinished line; allocated at the first output
+	n      int
+	skip   bool // dropping the rest of a line logged cut
+}
+
+// drain reads r until it ends (nil) or fails (the error; errWouldBlock
+// when a non-blocking r has nothing yet). The unfinished line is logged
+// when r ends or fails for good.
+func (l *stderrLog) drain(r io.Reader) error {
+	var first [64]byte // most scripts write nothing: a read finds the end
 	for {
-		line, err := br.ReadSlice('\n')
-		if len(line) > 0 && !skip {
-			full := err == nil
-			if full {
-				line = line[:len(line)-1]
+		var m int
+		var err error
+		if l.buf == nil {
+			m, err = r.Read(first[:])
+			if m > 0 {
+				l.buf = make([]byte, maxStderrLine)
+				l.n = copy(l.buf, first[:m])
 			}
-			b.log.Warn("cgi: script stderr", "script", name, "line", string(line), "truncated", !full && errors.Is(err, bufio.ErrBufferFull))
+		} else {
+			m, err = r.Read(l.buf[l.n:])
+			l.n += m
 		}
-		switch {
-		case errors.Is(err, bufio.ErrBufferFull):
-			skip = true
-		case err != nil:
-			return
-		default:
-			skip = false
+		l.lines()
+		if err != nil {
+			if !errors.Is(err, errWouldBlock) {
+				if l.n > 0 && !l.skip {
+					l.emit(l.buf[:l.n], false)
+				}
+				l.n = 0
+			}
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
 		}
 	}
+}
+
+// lines logs the complete lines in buf and keeps the rest.
+func (l *stderrLog) lines() {
+	start := 0
+	for i := 0; i < l.n; i++ {
+		if l.buf[i] != '\n' {
+			continue
+		}
+		if !l.skip {
+			l.emit(l.buf[start:i], false)
+		}
+		l.skip = false
+		start = i + 1
+	}
+	l.n = copy(l.buf, l.buf[start:l.n])
+	if l.n == len(l.buf) && l.n > 0 {
+		if !l.skip {
+			l.emit(l.buf, true)
+		}
+		l.skip = true
+		l.n = 0
+	}
+}
+
+func (l *stderrLog) emit(line []byte, truncated bool) {
+	l.log.Warn("cgi: script stderr", "script", l.script, "line", string(line), "truncated", truncated)
 }
 
 // observeExit tells the observer how the script ended.
