@@ -60,6 +60,9 @@ type wrkLoad struct {
 	// PGID is the process group whose CPU time is charged per request
 	// (the gateway under test); 0 charges nobody.
 	PGID int
+	// FrontPGID is the front server's process group (nginx: master and
+	// workers), charged per request as FrontCPUPerReq; 0 for none.
+	FrontPGID int
 }
 
 // runWrkLoad runs wrk once on l for secs seconds.
@@ -74,11 +77,15 @@ func runWrkLoad(b *testing.B, l wrkLoad, secs int) wrkResult {
 		args = append(args, "-s", l.Script)
 	}
 	args = append(args, l.URL)
-	var cpu0 time.Duration
+	var cpu0, front0 time.Duration
 	if l.PGID != 0 {
 		cpu0 = groupCPU(l.PGID)
 	}
-	out, err := exec.Command(wrkBin, args...).CombinedOutput()
+	if l.FrontPGID != 0 {
+		front0 = groupCPU(l.FrontPGID)
+	}
+	cmd := exec.Command(wrkBin, args...)
+	out, err := cmd.CombinedOutput()
 	if err != nil {
 		b.Fatalf("wrk %s (%s): %v\n%s", l.URL, l.Name, err, out)
 	}
@@ -86,9 +93,18 @@ func runWrkLoad(b *testing.B, l wrkLoad, secs int) wrkResult {
 	if err != nil {
 		b.Fatalf("%s: %v", l.Name, err)
 	}
-	if l.PGID != 0 && r.Requests > 0 {
-		r.CPUPerReq = (groupCPU(l.PGID) - cpu0) / time.Duration(r.Requests)
+	if r.Requests == 0 {
+		return r
 	}
+	n := time.Duration(r.Requests)
+	if l.PGID != 0 {
+		r.CPUPerReq = (groupCPU(l.PGID) - cpu0) / n
+	}
+	if l.FrontPGID != 0 {
+		r.FrontCPUPerReq = (groupCPU(l.FrontPGID) - front0) / n
+	}
+	// wrk's rusage: every thread of it, from exec to exit.
+	r.WrkCPUPerReq = (cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()) / n
 	return r
 }
 
@@ -145,12 +161,14 @@ func medianWrk(runs []wrkResult) wrkResult {
 		return out
 	}
 	rps := make([]float64, len(runs))
-	var avg, p99, cpu []time.Duration
+	var avg, p99, cpu, front, wrk []time.Duration
 	for i, r := range runs {
 		rps[i] = r.RPS
 		avg = append(avg, r.LatencyAvg)
 		p99 = append(p99, r.LatencyP99)
 		cpu = append(cpu, r.CPUPerReq)
+		front = append(front, r.FrontCPUPerReq)
+		wrk = append(wrk, r.WrkCPUPerReq)
 		out.Requests += r.Requests
 		out.Errors += r.Errors
 	}
@@ -162,6 +180,8 @@ func medianWrk(runs []wrkResult) wrkResult {
 	out.LatencyAvg = medianDuration(avg)
 	out.LatencyP99 = medianDuration(p99)
 	out.CPUPerReq = medianDuration(cpu)
+	out.FrontCPUPerReq = medianDuration(front)
+	out.WrkCPUPerReq = medianDuration(wrk)
 	return out
 }
 
@@ -183,10 +203,10 @@ func TestMedianWrk(t *testing.T) {
 	}{
 		{"none", nil, wrkResult{}},
 		{"odd", []wrkResult{
-			{RPS: 300, LatencyAvg: 3 * ms, LatencyP99: 9 * ms, Requests: 10, Errors: 1, CPUPerReq: 30},
-			{RPS: 100, LatencyAvg: 1 * ms, LatencyP99: 7 * ms, Requests: 20, CPUPerReq: 10},
-			{RPS: 200, LatencyAvg: 2 * ms, LatencyP99: 8 * ms, Requests: 30, Errors: 2, CPUPerReq: 20},
-		}, wrkResult{RPS: 200, LatencyAvg: 2 * ms, LatencyP99: 8 * ms, Requests: 60, Errors: 3, CPUPerReq: 20}},
+			{RPS: 300, LatencyAvg: 3 * ms, LatencyP99: 9 * ms, Requests: 10, Errors: 1, CPUPerReq: 30, FrontCPUPerReq: 7, WrkCPUPerReq: 1},
+			{RPS: 100, LatencyAvg: 1 * ms, LatencyP99: 7 * ms, Requests: 20, CPUPerReq: 10, FrontCPUPerReq: 9, WrkCPUPerReq: 3},
+			{RPS: 200, LatencyAvg: 2 * ms, LatencyP99: 8 * ms, Requests: 30, Errors: 2, CPUPerReq: 20, FrontCPUPerReq: 8, WrkCPUPerReq: 2},
+		}, wrkResult{RPS: 200, LatencyAvg: 2 * ms, LatencyP99: 8 * ms, Requests: 60, Errors: 3, CPUPerReq: 20, FrontCPUPerReq: 8, WrkCPUPerReq: 2}},
 		{"even", []wrkResult{
 			{RPS: 100, LatencyAvg: 4 * ms, LatencyP99: 10 * ms, Requests: 1},
 			{RPS: 200, LatencyAvg: 2 * ms, LatencyP99: 20 * ms, Requests: 1},
@@ -326,7 +346,7 @@ backends:
             %s
         }`, s.Dir, pass)
 	}
-	startNginx(b, fmt.Sprintf(`
+	ngx := startNginx(b, fmt.Sprintf(`
     access_log off;
     upstream junction_keep { server %[4]s; keepalive %[7]d; }
     server { listen %[1]s; %[5]s }
@@ -344,6 +364,8 @@ backends:
 		{"static-C", "hello-c", 1.5},
 	}
 	var rows []abRow
+	var bounds []string
+	front := ngx.cmd.Process.Pid
 	for _, sc := range scripts {
 		path := "/cgi-bin/" + sc.file
 		for _, addr := range []string{jHTTP, fHTTP, kHTTP} {
@@ -352,20 +374,30 @@ backends:
 			}
 		}
 		res := compareLoads(b, d,
-			wrkLoad{Name: sc.name + " junction", URL: "http://" + jHTTP + path, PGID: j.cmd.Process.Pid},
-			wrkLoad{Name: sc.name + " fcgiwrap", URL: "http://" + fHTTP + path, PGID: fw.cmd.Process.Pid},
-			wrkLoad{Name: sc.name + " junction keepalive", URL: "http://" + kHTTP + path, PGID: j.cmd.Process.Pid},
+			wrkLoad{Name: sc.name + " junction", URL: "http://" + jHTTP + path, PGID: j.cmd.Process.Pid, FrontPGID: front},
+			wrkLoad{Name: sc.name + " fcgiwrap", URL: "http://" + fHTTP + path, PGID: fw.cmd.Process.Pid, FrontPGID: front},
+			wrkLoad{Name: sc.name + " junction keepalive", URL: "http://" + kHTTP + path, PGID: j.cmd.Process.Pid, FrontPGID: front},
 		)
+		// The fork+exec ceiling, as BenchmarkEndToEnd measures it.
+		ceiling := forkExecRate(b, filepath.Join(s.Root, sc.file), wrkConns, d/2)
+		b.ReportMetric(ceiling.Rate, sc.name+"-forkexec/s")
 		row := abRow{Name: sc.name, J: res[0].Median, Ref: res[1].Median, Target: sc.target}
 		keep := abRow{Name: sc.name + "+keep", J: res[2].Median, Ref: res[1].Median}
 		row.report(b, "junction", "fcgiwrap")
 		keep.report(b, "junction", "fcgiwrap")
 		rows = append(rows, row, keep)
+		bounds = append(bounds,
+			fmt.Sprintf("%s fork+exec ceiling %.0f/s: junction %.0f%% of it, junction+keep %.0f%%",
+				sc.name, ceiling.Rate, 100*row.J.RPS/ceiling.Rate, 100*keep.J.RPS/ceiling.Rate),
+			strings.TrimSuffix(boundLine(sc.name, runtime.NumCPU(), ceiling, row.J, "fcgiwrap", row.Ref), "\n"),
+			strings.TrimSuffix(boundLine(sc.name+"+keep", runtime.NumCPU(), ceiling, keep.J, "fcgiwrap", keep.Ref), "\n"))
 	}
 	appendBenchSummary(b, abTable(
 		fmt.Sprintf("FastCGI: wrk -t2 -c%d, %v per path, nginx fastcgi_pass → junction vs → fcgiwrap -c %d", wrkConns, d, wrkConns),
 		"junction", "fcgiwrap", rows,
-		"+keep: junction behind an upstream with keepalive and fastcgi_keep_conn on (fcgiwrap cannot keep connections);",
-		"cpu/req: the runner's own process group per request, the scripts' CPU excluded on both sides",
+		append([]string{
+			"+keep: junction behind an upstream with keepalive and fastcgi_keep_conn on (fcgiwrap cannot keep connections);",
+			"cpu/req: the runner's own process group per request, the scripts' CPU excluded on both sides",
+		}, bounds...)...,
 	))
 }

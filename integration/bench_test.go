@@ -62,6 +62,11 @@ type wrkResult struct {
 	Errors     int // non-2xx/3xx responses plus socket errors
 	// CPUPerReq is the gateway's own CPU time per request (see groupCPU).
 	CPUPerReq time.Duration
+	// FrontCPUPerReq is the front server's CPU time per request (nginx's
+	// whole process group: master and workers).
+	FrontCPUPerReq time.Duration
+	// WrkCPUPerReq is wrk's own CPU time per request.
+	WrkCPUPerReq time.Duration
 }
 
 var (
@@ -202,29 +207,18 @@ func groupCPU(pgid int) time.Duration {
 const wrkConns = 16
 
 // runWrk loads url for d with 2 threads and wrkConns connections.
-// server is the gateway's process group, whose CPU time is charged.
-func runWrk(b *testing.B, url string, d time.Duration, server int) wrkResult {
+// server is the gateway's process group, whose CPU time is charged, and
+// front nginx's, charged as FrontCPUPerReq.
+func runWrk(b *testing.B, url string, d time.Duration, server, front int) wrkResult {
 	b.Helper()
-	cpu0 := groupCPU(server)
 	secs := max(1, int(d.Round(time.Second)/time.Second))
-	out, err := exec.Command(wrkBin, "-t2", fmt.Sprintf("-c%d", wrkConns), fmt.Sprintf("-d%ds", secs), "--latency", "--timeout", "10s", url).CombinedOutput()
-	if err != nil {
-		b.Fatalf("wrk %s: %v\n%s", url, err, out)
-	}
-	r, err := parseWrk(string(out))
-	if err != nil {
-		b.Fatal(err)
-	}
-	if r.Requests > 0 {
-		r.CPUPerReq = (groupCPU(server) - cpu0) / time.Duration(r.Requests)
-	}
-	return r
+	return runWrkLoad(b, wrkLoad{Name: url, URL: url, PGID: server, FrontPGID: front}, secs)
 }
 
 // forkExecRate runs script as fast as workers goroutines can for d and
-// returns executions per second: the ceiling of any fork-per-request CGI
-// runner on this machine.
-func forkExecRate(b *testing.B, script string, workers int, d time.Duration) float64 {
+// returns executions per second, the ceiling of any fork-per-request CGI
+// runner on this machine, with the loop's own CPU time per execution.
+func forkExecRate(b *testing.B, script string, workers int, d time.Duration) spawnCeiling {
 	b.Helper()
 	devnull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
 	if err != nil {
@@ -236,6 +230,10 @@ func forkExecRate(b *testing.B, script string, workers int, d time.Duration) flo
 	var n atomic.Int64
 	var firstErr atomic.Value
 	var wg sync.WaitGroup
+	cpu0, err := selfCPU()
+	if err != nil {
+		b.Fatal(err)
+	}
 	start := time.Now()
 	for range workers {
 		wg.Add(1)
@@ -254,10 +252,19 @@ func forkExecRate(b *testing.B, script string, workers int, d time.Duration) flo
 		}()
 	}
 	wg.Wait()
+	elapsed := time.Since(start)
+	cpu1, err := selfCPU()
+	if err != nil {
+		b.Fatal(err)
+	}
 	if err, _ := firstErr.Load().(error); err != nil {
 		b.Fatalf("fork+exec %s: %v", script, err)
 	}
-	return float64(n.Load()) / time.Since(start).Seconds()
+	c := spawnCeiling{Rate: float64(n.Load()) / elapsed.Seconds()}
+	if n.Load() > 0 {
+		c.LoopCPU = (cpu1 - cpu0) / time.Duration(n.Load())
+	}
+	return c
 }
 
 // BenchmarkEndToEnd compares junction with uWSGI's CGI plugin behind nginx
@@ -315,7 +322,7 @@ backends:
 	waitListening(b, u, 10*time.Second, uAddr)
 
 	jHTTP, uHTTP := freeAddr(b), freeAddr(b)
-	startNginx(b, fmt.Sprintf(`
+	ngx := startNginx(b, fmt.Sprintf(`
     access_log off;
     server {
         listen %s;
@@ -344,7 +351,7 @@ backends:
 		name               string
 		junction, uwsgi    wrkResult
 		baseline           wrkResult
-		ceiling            float64
+		ceiling            spawnCeiling
 		vsUWSGI, vsCeiling float64
 	}
 	var rows []row
@@ -358,11 +365,12 @@ backends:
 		}
 		var rw row
 		rw.name = sc.name
-		rw.junction = runWrk(b, "http://"+jHTTP+path, d, j.cmd.Process.Pid)
+		front := ngx.cmd.Process.Pid
+		rw.junction = runWrk(b, "http://"+jHTTP+path, d, j.cmd.Process.Pid, front)
 		if base != nil {
-			rw.baseline = runWrk(b, "http://"+baseHTTP+path, d, base.cmd.Process.Pid)
+			rw.baseline = runWrk(b, "http://"+baseHTTP+path, d, base.cmd.Process.Pid, front)
 		}
-		rw.uwsgi = runWrk(b, "http://"+uHTTP+path, d, u.cmd.Process.Pid)
+		rw.uwsgi = runWrk(b, "http://"+uHTTP+path, d, u.cmd.Process.Pid, front)
 		// As many at once as wrk keeps requests in flight.
 		rw.ceiling = forkExecRate(b, filepath.Join(s.Root, sc.file), wrkConns, d/2)
 		for _, r := range []wrkResult{rw.junction, rw.uwsgi} {
@@ -371,11 +379,11 @@ backends:
 			}
 		}
 		rw.vsUWSGI = rw.junction.RPS / rw.uwsgi.RPS
-		rw.vsCeiling = rw.junction.RPS / rw.ceiling
+		rw.vsCeiling = rw.junction.RPS / rw.ceiling.Rate
 		rows = append(rows, rw)
 		b.ReportMetric(rw.junction.RPS, sc.name+"-junction-req/s")
 		b.ReportMetric(rw.uwsgi.RPS, sc.name+"-uwsgi-req/s")
-		b.ReportMetric(rw.ceiling, sc.name+"-forkexec/s")
+		b.ReportMetric(rw.ceiling.Rate, sc.name+"-forkexec/s")
 		b.ReportMetric(rw.vsUWSGI, sc.name+"-junction/uwsgi")
 		b.ReportMetric(rw.vsCeiling, sc.name+"-junction/ceiling")
 	}
@@ -388,7 +396,10 @@ backends:
 		fmt.Fprintf(&t, "%-10s %11.0f %9v %9v %9v %11.0f %9v %9v %9v %11.0f %7.2fx %8.0f%%\n",
 			r.name, r.junction.RPS, r.junction.LatencyAvg.Round(10*time.Microsecond), r.junction.LatencyP99.Round(10*time.Microsecond), r.junction.CPUPerReq.Round(time.Microsecond),
 			r.uwsgi.RPS, r.uwsgi.LatencyAvg.Round(10*time.Microsecond), r.uwsgi.LatencyP99.Round(10*time.Microsecond), r.uwsgi.CPUPerReq.Round(time.Microsecond),
-			r.ceiling, r.vsUWSGI, 100*r.vsCeiling)
+			r.ceiling.Rate, r.vsUWSGI, 100*r.vsCeiling)
+	}
+	for _, r := range rows {
+		t.WriteString(boundLine(r.name, runtime.NumCPU(), r.ceiling, r.junction, "uWSGI", r.uwsgi))
 	}
 	if base != nil {
 		for _, r := range rows {

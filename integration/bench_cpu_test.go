@@ -1,0 +1,106 @@
+package integration
+
+import (
+	"fmt"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The CGI benchmarks (bench_test.go, bench_fastcgi_test.go) compare a
+// gateway with the fork+exec ceiling, measured by a bare spawn loop that
+// has no nginx and no wrk on the machine. Through nginx, every request
+// also pays nginx's CPU and wrk's, on the same cores, so not even a
+// gateway as cheap as the spawn loop itself could reach the ceiling. The
+// helpers here put a number on that: the zero-overhead bound.
+
+// spawnCeiling is what forkExecRate measured.
+type spawnCeiling struct {
+	// Rate is scripts run per second.
+	Rate float64
+	// LoopCPU is the spawn loop's own CPU time (the test process, the
+	// scripts excluded) per script run.
+	LoopCPU time.Duration
+}
+
+// selfCPU returns the user+system CPU time of the test process so far, all
+// its threads, without its reaped children.
+func selfCPU() (time.Duration, error) {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0, fmt.Errorf("getrusage: %w", err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), nil
+}
+
+// zeroOverheadBound is the request rate a gateway costing no more CPU than
+// the bare spawn loop would reach at most with cores cores: each request
+// takes the 2-core time one spawn took in the loop (cores/ceiling, which
+// already holds the loop's own CPU), plus nginx's and wrk's CPU per
+// request. It is 0 when ceiling is not positive.
+func zeroOverheadBound(cores int, ceiling float64, nginx, wrk time.Duration) float64 {
+	if ceiling <= 0 || cores <= 0 {
+		return 0
+	}
+	perReq := float64(cores)/ceiling + nginx.Seconds() + wrk.Seconds()
+	return float64(cores) / perReq
+}
+
+func TestZeroOverheadBound(t *testing.T) {
+	us := time.Microsecond
+	tests := []struct {
+		name       string
+		cores      int
+		ceiling    float64
+		nginx, wrk time.Duration
+		want       float64
+	}{
+		// Nothing beside the spawns: the bound is the ceiling.
+		{"no front", 2, 2000, 0, 0, 2000},
+		// 1 ms of 2-core time per spawn plus 1 ms of CPU per request:
+		// 2 cores / 2 ms.
+		{"half", 2, 2000, 900 * us, 100 * us, 1000},
+		{"one core", 1, 1000, 1000 * us, 0, 500},
+		{"no ceiling", 2, 0, 90 * us, 20 * us, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := zeroOverheadBound(tt.cores, tt.ceiling, tt.nginx, tt.wrk)
+			if diff := got - tt.want; diff > 1e-6 || diff < -1e-6 {
+				t.Errorf("zeroOverheadBound(%d, %v, %v, %v) = %v, want %v", tt.cores, tt.ceiling, tt.nginx, tt.wrk, got, tt.want)
+			}
+		})
+	}
+}
+
+// boundLine says, for one script, how far a gateway costing no more than
+// the spawn loop could get through nginx under wrk (nginx's and wrk's CPU
+// as measured in junction's runs, j), next to the reference runner
+// (refName, measured as ref), and what junction costs per request beyond
+// the loop's CPU per spawn.
+func boundLine(script string, cores int, c spawnCeiling, j wrkResult, refName string, ref wrkResult) string {
+	bound := zeroOverheadBound(cores, c.Rate, j.FrontCPUPerReq, j.WrkCPUPerReq)
+	var s strings.Builder
+	us := time.Microsecond
+	fmt.Fprintf(&s, "%s bound: a gateway costing no more CPU than a bare spawn loop would reach at most %.0f req/s", script, bound)
+	if ref.RPS > 0 {
+		fmt.Fprintf(&s, " = %.2fx %s", bound/ref.RPS, refName)
+	}
+	if c.Rate > 0 {
+		fmt.Fprintf(&s, ", %.0f%% of the ceiling", 100*bound/c.Rate)
+	}
+	var spawn time.Duration
+	if c.Rate > 0 {
+		spawn = time.Duration(float64(cores) / c.Rate * float64(time.Second))
+	}
+	fmt.Fprintf(&s, "\n    (%d cores / (%v of %d-core time per spawn + nginx %v + wrk %v CPU per request))",
+		cores, spawn.Round(us), cores, j.FrontCPUPerReq.Round(us), j.WrkCPUPerReq.Round(us))
+	if bound > 0 {
+		fmt.Fprintf(&s, "; junction %.0f req/s = %.0f%% of it", j.RPS, 100*j.RPS/bound)
+	}
+	fmt.Fprintf(&s, "\n    junction's CPU per request %v = the spawn loop's %v per spawn + %v beyond it",
+		j.CPUPerReq.Round(us), c.LoopCPU.Round(us), (j.CPUPerReq - c.LoopCPU).Round(us))
+	fmt.Fprintf(&s, "; in %s's runs nginx %v, wrk %v per request\n", refName, ref.FrontCPUPerReq.Round(us), ref.WrkCPUPerReq.Round(us))
+	return s.String()
+}
