@@ -7,6 +7,7 @@ import (
 	"hash/fnv"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/junction-gw/junction/backends"
@@ -14,11 +15,11 @@ import (
 
 // pick is one request's selection state across attempts.
 type pick struct {
-	tried        map[*upstream]bool
-	sticky       string // StickyCookie value from the request
-	route        string // session route from the request
-	key          string // hash key; "" falls back to round robin
-	fallbackUsed bool   // the everything-is-down attempt was made
+	tried        []*upstream // instances already attempted
+	sticky       string      // StickyCookie value from the request
+	route        string      // session route from the request
+	key          string      // hash key; "" falls back to round robin
+	fallbackUsed bool        // the everything-is-down attempt was made
 }
 
 var (
@@ -30,9 +31,12 @@ var (
 // candidates are busy, or errNone when there are none.
 func (p *Pool) pickLocked(pk *pick) (*upstream, error) {
 	now := p.clock.Now()
-	var live, primary, backup []*upstream
+	// Candidate lists start on the stack: a pool rarely has more than a
+	// handful of instances, and this runs for every request.
+	var bufs [4][8]*upstream
+	live, primary, backup := bufs[0][:0], bufs[1][:0], bufs[2][:0]
 	for _, u := range p.ups {
-		if u.draining || pk.tried[u] {
+		if u.draining || slices.Contains(pk.tried, u) {
 			continue
 		}
 		live = append(live, u)
@@ -71,7 +75,7 @@ func (p *Pool) pickLocked(pk *pick) (*upstream, error) {
 		}
 		return nil, errFull // keep the session on its instance
 	}
-	room := primary[:0:0]
+	room := bufs[3][:0]
 	for _, u := range primary {
 		if u.hasRoom() {
 			room = append(room, u)

@@ -29,7 +29,7 @@ const (
 // backends.Upstream (the last attempt wins); retries and queue waits go
 // to Options.Observer.
 func (p *Pool) Serve(w http.ResponseWriter, r *http.Request) error {
-	pk := &pick{tried: make(map[*upstream]bool, 2)}
+	pk := &pick{}
 	if p.o.StickyCookie != "" {
 		if c, err := r.Cookie(p.o.StickyCookie); err == nil {
 			pk.sticky = c.Value
@@ -60,7 +60,7 @@ func (p *Pool) Serve(w http.ResponseWriter, r *http.Request) error {
 			}
 			return err
 		}
-		pk.tried[u] = true
+		pk.tried = append(pk.tried, u)
 		if attempt > 0 {
 			p.o.Observer.Retried() // counted once another instance was found
 		}
@@ -146,10 +146,13 @@ func (w *cookieWriter) Flush() {
 
 // classify says what err tells about the instance.
 func classify(r *http.Request, err error) outcome {
+	if err == nil {
+		return outcomeOK
+	}
 	var be *backends.Error
 	var lr *backends.LocalRedirect
 	switch {
-	case err == nil, errors.As(err, &lr):
+	case errors.As(err, &lr):
 		return outcomeOK
 	case errors.As(err, &be) && be.Status < 500:
 		return outcomeOK

@@ -16,36 +16,53 @@ func setForwarded(in *http.Request, out http.Header) {
 	if in.TLS != nil {
 		proto = "https"
 	}
+	ip := ""
+	if client.IsValid() {
+		ip = client.String()
+	}
+
+	// The values share one backing array: one allocation instead of a
+	// slice per header. The names are already canonical.
+	vals := make([]string, 0, 4)
+	set := func(name, v string) {
+		vals = append(vals, v)
+		out[name] = vals[len(vals)-1 : len(vals) : len(vals)]
+	}
 
 	xff := joinValues(in.Header.Values("X-Forwarded-For"))
-	if client.IsValid() {
-		ip := client.String()
-		switch {
-		case xff == "":
-			xff = ip
-		case lastElement(xff) != ip:
-			// The front server may already have appended the client
-			// (nginx $proxy_add_x_forwarded_for); do not list it twice.
-			xff += ", " + ip
-		}
+	switch {
+	case ip == "":
+	case xff == "":
+		xff = ip
+	case lastElement(xff) != ip:
+		// The front server may already have appended the client
+		// (nginx $proxy_add_x_forwarded_for); do not list it twice.
+		xff += ", " + ip
 	}
 	if xff != "" {
-		out.Set("X-Forwarded-For", xff)
+		set("X-Forwarded-For", xff)
 	}
-	out.Set("X-Forwarded-Proto", proto)
+	set("X-Forwarded-Proto", proto)
 	if in.Host != "" {
-		out.Set("X-Forwarded-Host", in.Host)
+		set("X-Forwarded-Host", in.Host)
 	}
 
-	elem := "for=" + forNode(client)
+	prior := joinValues(in.Header.Values("Forwarded"))
+	var b strings.Builder
+	b.Grow(len(prior) + len(ip) + 2*len(in.Host) + 40)
+	if prior != "" {
+		b.WriteString(prior)
+		b.WriteString(", ")
+	}
+	b.WriteString("for=")
+	writeNode(&b, client, ip)
 	if in.Host != "" {
-		elem += ";host=" + quoteIfNeeded(in.Host)
+		b.WriteString(";host=")
+		writeQuotedIfNeeded(&b, in.Host)
 	}
-	elem += ";proto=" + proto
-	if prior := joinValues(in.Header.Values("Forwarded")); prior != "" {
-		elem = prior + ", " + elem
-	}
-	out.Set("Forwarded", elem)
+	b.WriteString(";proto=")
+	b.WriteString(proto)
+	set("Forwarded", b.String())
 }
 
 // clientAddr parses r.RemoteAddr, which the codecs set to "ip:port" or to
@@ -62,16 +79,20 @@ func clientAddr(remote string) netip.Addr {
 	return a.Unmap().WithZone("")
 }
 
-// forNode renders the client for RFC 7239's for= parameter: IPv6 addresses
-// are bracketed and quoted (section 6), an unknown client is "unknown".
-func forNode(a netip.Addr) string {
+// writeNode writes the client (a, printed as s) for RFC 7239's for=
+// parameter: IPv6 addresses are bracketed and quoted (section 6), an
+// unknown client is "unknown".
+func writeNode(b *strings.Builder, a netip.Addr, s string) {
 	switch {
 	case !a.IsValid():
-		return "unknown"
+		b.WriteString("unknown")
 	case a.Is6():
-		return `"[` + a.String() + `]"`
+		b.WriteString(`"[`)
+		b.WriteString(s)
+		b.WriteString(`]"`)
+	default:
+		b.WriteString(s)
 	}
-	return a.String()
 }
 
 // joinValues folds repeated header lines into one comma-separated list.
@@ -93,9 +114,9 @@ func lastElement(list string) string {
 	return strings.TrimSpace(list)
 }
 
-// quoteIfNeeded returns v as an RFC 7230 token when it is one, else as a
-// quoted-string ("host:port" needs quotes because of the colon).
-func quoteIfNeeded(v string) string {
+// writeQuotedIfNeeded writes v as an RFC 7230 token when it is one, else
+// as a quoted-string ("host:port" needs quotes because of the colon).
+func writeQuotedIfNeeded(b *strings.Builder, v string) {
 	token := v != ""
 	for i := 0; i < len(v) && token; i++ {
 		c := v[i]
@@ -103,9 +124,9 @@ func quoteIfNeeded(v string) string {
 			strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
 	}
 	if token {
-		return v
+		b.WriteString(v)
+		return
 	}
-	var b strings.Builder
 	b.WriteByte('"')
 	for i := 0; i < len(v); i++ {
 		if c := v[i]; c == '"' || c == '\\' {
@@ -114,5 +135,4 @@ func quoteIfNeeded(v string) string {
 		b.WriteByte(v[i])
 	}
 	b.WriteByte('"')
-	return b.String()
 }

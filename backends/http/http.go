@@ -52,7 +52,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"mime"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -282,10 +281,9 @@ func (b *Backend) Serve(w http.ResponseWriter, r *http.Request) error {
 	if b.prefix != "" && !underPrefix(r.URL.Path, b.prefix) {
 		return backends.Errorf(http.StatusNotFound, "httpbackend: %s: %q is not under %q", b.addr, r.URL.Path, b.prefix)
 	}
-	st := &state{}
+	st := &state{w: w}
+	st.flush = st.flushW
 	rw := &recorder{ResponseWriter: w, st: st}
-	rc := http.NewResponseController(w)
-	st.flush = func() { _ = rc.Flush() } // a failed write shows in the next Write
 	b.proxy.ServeHTTP(rw, r.WithContext(context.WithValue(r.Context(), stateKey{}, st)))
 	if st.err != nil && !st.wrote {
 		return st.err
@@ -397,7 +395,21 @@ func (b *Backend) classify(ctx context.Context, err error) error {
 type state struct {
 	wrote bool   // a final status or body byte reached w
 	err   error  // the failure reported before anything was written
-	flush func() // flushes w
+	flush func() // st.flushW, made once per Serve
+	w     http.ResponseWriter
+}
+
+// flushW flushes w; a failed write shows in the next Write. The codecs'
+// writers flush directly; others go through http.ResponseController.
+func (st *state) flushW() {
+	switch f := st.w.(type) {
+	case interface{ FlushError() error }:
+		_ = f.FlushError()
+	case http.Flusher:
+		f.Flush()
+	default:
+		_ = http.NewResponseController(st.w).Flush()
+	}
 }
 
 // proxyFlushes reports whether ReverseProxy treats resp as a streaming
@@ -407,8 +419,15 @@ func proxyFlushes(resp *http.Response) bool {
 	if resp.ContentLength == -1 {
 		return true
 	}
-	ct, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
-	return ct == "text/event-stream"
+	return isEventStream(resp.Header.Get("Content-Type"))
+}
+
+// isEventStream reports whether a Content-Type names text/event-stream,
+// whatever its parameters and case: ReverseProxy's own test, without
+// mime.ParseMediaType's map and copies on every response.
+func isEventStream(ct string) bool {
+	mt, _, _ := strings.Cut(ct, ";")
+	return strings.EqualFold(strings.TrimSpace(mt), "text/event-stream")
 }
 
 // flusherOf returns the flush of the Serve call behind ctx, or nil.

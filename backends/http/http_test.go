@@ -524,3 +524,24 @@ func TestNewRejects(t *testing.T) {
 		}
 	}
 }
+
+func TestIsEventStream(t *testing.T) {
+	tests := []struct {
+		ct   string
+		want bool
+	}{
+		{"text/event-stream", true},
+		{"text/event-stream; charset=utf-8", true},
+		{"Text/Event-Stream ;charset=utf-8", true},
+		{" text/event-stream", true},
+		{"text/event-streams", false},
+		{"text/plain", false},
+		{"", false},
+		{"text/event-stream/x", false},
+	}
+	for _, tt := range tests {
+		if got := isEventStream(tt.ct); got != tt.want {
+			t.Errorf("isEventStream(%q) = %v, want %v", tt.ct, got, tt.want)
+		}
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 )
 
 // inlineTransport runs a request without a body on the calling goroutine:
@@ -49,6 +50,12 @@ type persistConn struct {
 	br     *bufio.Reader    // reads lr
 	bw     *bufio.Writer
 	idleAt time.Time
+
+	// The quiet check, set up once per connection: rc is nil when conn
+	// has no descriptor to peek at.
+	rc    syscall.RawConn
+	peek  func(fd uintptr) bool
+	clean bool // the last peek found nothing to read
 }
 
 // noLimit is the LimitedReader budget while a body is read.
@@ -124,7 +131,7 @@ func (t *inlineTransport) get(ctx context.Context, pooled bool) (pc *persistConn
 		pc = t.idle[len(t.idle)-1]
 		t.idle = t.idle[:len(t.idle)-1]
 		t.mu.Unlock()
-		if now.Sub(pc.idleAt) < t.idleTimeout && quiet(pc.conn) {
+		if now.Sub(pc.idleAt) < t.idleTimeout && pc.quiet() {
 			return pc, true, nil
 		}
 		pc.conn.Close()
@@ -134,6 +141,13 @@ func (t *inlineTransport) get(ctx context.Context, pooled bool) (pc *persistConn
 		return nil, false, err
 	}
 	pc = &persistConn{conn: c}
+	if sc, ok := c.(syscall.Conn); ok {
+		if pc.rc, err = sc.SyscallConn(); err != nil {
+			c.Close()
+			return nil, false, err
+		}
+		pc.peek = pc.peekFD
+	}
 	pc.lr.R = c
 	pc.br = bufio.NewReaderSize(&pc.lr, 4096)
 	pc.bw = bufio.NewWriterSize(c, 4096)
@@ -144,23 +158,23 @@ func (t *inlineTransport) get(ctx context.Context, pooled bool) (pc *persistConn
 // end of stream and no bytes the instance sent unasked (a 408 before it
 // closes). One non-blocking MSG_PEEK; http.Transport learns the same from
 // the read its per-connection goroutine keeps pending.
-func quiet(c net.Conn) bool {
-	sc, ok := c.(syscall.Conn)
-	if !ok {
+func (pc *persistConn) quiet() bool {
+	if pc.rc == nil {
 		return true
 	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return false
-	}
+	pc.clean = false
+	err := pc.rc.Read(pc.peek)
+	return err == nil && pc.clean
+}
+
+// peekFD is quiet's one MSG_PEEK, through RawConn.Read so the descriptor
+// stays valid while it runs.
+func (pc *persistConn) peekFD(fd uintptr) bool {
 	var buf [1]byte
-	clean := false
-	err = rc.Read(func(fd uintptr) bool {
-		_, _, rerr := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		clean = rerr == syscall.EAGAIN
-		return true // never wait: this is a check
-	})
-	return err == nil && clean
+	_, _, errno := syscall.Syscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&buf[0])), 1,
+		syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
+	pc.clean = errno == syscall.EAGAIN
+	return true // never wait: this is a check
 }
 
 // put keeps pc for reuse, or closes it when the pool is full.

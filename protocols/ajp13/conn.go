@@ -32,6 +32,9 @@ type conn struct {
 
 	wmu sync.Mutex // guards bw and out: the handler and the body reader both write
 	bw  *bufio.Writer
+	// body buffers the response body of the request in progress (one
+	// SEND_BODY_CHUNK's worth), reused by each request in turn.
+	body *bufio.Writer
 
 	// peeked holds a byte the background reader took off the wire.
 	peeked    byte

@@ -53,7 +53,14 @@ type response struct {
 
 func newResponse(c *conn, r *http.Request, cancel context.CancelFunc) *response {
 	w := &response{c: c, req: r, cancel: cancel, header: make(http.Header), declared: -1}
-	w.buf = bufio.NewWriterSize(chunkWriter{w}, c.maxData())
+	// Requests on a connection are sequential, so they share one body
+	// buffer; Reset drops anything a failed response left in it.
+	if c.body == nil {
+		c.body = bufio.NewWriterSize(chunkWriter{w}, c.maxData())
+	} else {
+		c.body.Reset(chunkWriter{w})
+	}
+	w.buf = c.body
 	return w
 }
 
