@@ -30,8 +30,9 @@ type conn struct {
 	in  []byte // incoming packet buffer, PacketSize long, reused
 	out []byte // outgoing packet buffer, PacketSize long, reused
 
-	wmu sync.Mutex // guards bw and out: the handler and the body reader both write
+	wmu sync.Mutex // guards bw, out and enc: the handler and the body reader both write
 	bw  *bufio.Writer
+	enc encoder
 	// body buffers the response body of the request in progress (one
 	// SEND_BODY_CHUNK's worth), reused by each request in turn.
 	body *bufio.Writer

@@ -169,8 +169,14 @@ type encoder struct {
 }
 
 func newEncoder(buf []byte, magic [2]byte, limit int) *encoder {
-	e := &encoder{b: append(buf[:0], magic[0], magic[1], 0, 0), limit: limit, ok: true}
+	e := &encoder{}
+	e.reset(buf, magic, limit)
 	return e
+}
+
+// reset starts a new packet in buf (reusing its storage).
+func (e *encoder) reset(buf []byte, magic [2]byte, limit int) {
+	*e = encoder{b: append(buf[:0], magic[0], magic[1], 0, 0), limit: limit, ok: true}
 }
 
 func (e *encoder) room(n int) bool {

@@ -93,7 +93,10 @@ func (c *conn) writeBody(p []byte, flush bool) error {
 func (c *conn) writePacket(flush bool, build func(e *encoder)) (ok bool, err error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	e := newEncoder(c.out, magicOut, cap(c.out))
+	// One encoder per connection, reused under wmu: build is an indirect
+	// call, so a fresh one would escape to the heap for every packet.
+	e := &c.enc
+	e.reset(c.out, magicOut, cap(c.out))
 	build(e)
 	p, ok := e.finish()
 	if !ok {
