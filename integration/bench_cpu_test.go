@@ -2,6 +2,8 @@ package integration
 
 import (
 	"fmt"
+	"os"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -22,6 +24,46 @@ type spawnCeiling struct {
 	// LoopCPU is the spawn loop's own CPU time (the test process, the
 	// scripts excluded) per script run.
 	LoopCPU time.Duration
+	// Others is the share of the machine (all cores) that processes other
+	// than the test and its scripts used meanwhile.
+	Others float64
+}
+
+// machineCPU returns the CPU time all cores spent busy so far (user, nice,
+// system, irq, softirq, steal in /proc/stat), for telling how much of a
+// run's machine went to processes outside the measured ones: another
+// engineer's load on a shared machine.
+func machineCPU() (time.Duration, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, fmt.Errorf("machine cpu: %w", err)
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0, fmt.Errorf("machine cpu: unexpected /proc/stat line %q", line)
+	}
+	var ticks int64
+	// user nice system idle iowait irq softirq steal: all but idle, iowait.
+	for _, i := range []int{1, 2, 3, 6, 7, 8} {
+		n, err := strconv.ParseInt(f[i], 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("machine cpu: /proc/stat field %d: %w", i, err)
+		}
+		ticks += n
+	}
+	// USER_HZ, as in groupCPU.
+	return time.Duration(ticks) * 10 * time.Millisecond, nil
+}
+
+// othersShare is the share of cores×wall that busy CPU time not accounted
+// for by known went to: other processes on the machine. It is never
+// negative (tick rounding can make known exceed busy a little).
+func othersShare(busy, known, wall time.Duration, cores int) float64 {
+	if wall <= 0 || cores <= 0 || busy <= known {
+		return 0
+	}
+	return float64(busy-known) / (float64(wall) * float64(cores))
 }
 
 // selfCPU returns the user+system CPU time of the test process so far, all
@@ -30,6 +72,16 @@ func selfCPU() (time.Duration, error) {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		return 0, fmt.Errorf("getrusage: %w", err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), nil
+}
+
+// childrenCPU returns the user+system CPU time of the test process's
+// reaped children so far (the scripts forkExecRate ran).
+func childrenCPU() (time.Duration, error) {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_CHILDREN, &ru); err != nil {
+		return 0, fmt.Errorf("getrusage children: %w", err)
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), nil
 }
@@ -45,6 +97,28 @@ func zeroOverheadBound(cores int, ceiling float64, nginx, wrk time.Duration) flo
 	}
 	perReq := float64(cores)/ceiling + nginx.Seconds() + wrk.Seconds()
 	return float64(cores) / perReq
+}
+
+func TestOthersShare(t *testing.T) {
+	ms := time.Millisecond
+	tests := []struct {
+		name              string
+		busy, known, wall time.Duration
+		cores             int
+		want              float64
+	}{
+		{"idle others", 1000 * ms, 1000 * ms, 1000 * ms, 2, 0},
+		{"one core of two", 2000 * ms, 1000 * ms, 1000 * ms, 2, 0.5},
+		{"rounding", 990 * ms, 1000 * ms, 1000 * ms, 2, 0},
+		{"no wall", 10 * ms, 0, 0, 2, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := othersShare(tt.busy, tt.known, tt.wall, tt.cores); got != tt.want {
+				t.Errorf("othersShare(%v, %v, %v, %d) = %v, want %v", tt.busy, tt.known, tt.wall, tt.cores, got, tt.want)
+			}
+		})
+	}
 }
 
 func TestZeroOverheadBound(t *testing.T) {
@@ -101,6 +175,8 @@ func boundLine(script string, cores int, c spawnCeiling, j wrkResult, refName st
 	}
 	fmt.Fprintf(&s, "\n    junction's CPU per request %v = the spawn loop's %v per spawn + %v beyond it",
 		j.CPUPerReq.Round(us), c.LoopCPU.Round(us), (j.CPUPerReq - c.LoopCPU).Round(us))
-	fmt.Fprintf(&s, "; in %s's runs nginx %v, wrk %v per request\n", refName, ref.FrontCPUPerReq.Round(us), ref.WrkCPUPerReq.Round(us))
+	fmt.Fprintf(&s, "; in %s's runs nginx %v, wrk %v per request", refName, ref.FrontCPUPerReq.Round(us), ref.WrkCPUPerReq.Round(us))
+	fmt.Fprintf(&s, "\n    other processes used %.0f%% of the machine during the ceiling run, %.0f%% during junction's, %.0f%% during %s's\n",
+		100*c.Others, 100*j.Others, 100*ref.Others, refName)
 	return s.String()
 }

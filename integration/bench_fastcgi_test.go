@@ -25,7 +25,10 @@ import (
 //   - abTable formats rows of "junction path vs reference path" with the
 //     ratio and the target, for appendBenchSummary.
 
-const fcgiwrapBin = "/usr/sbin/fcgiwrap"
+const (
+	fcgiwrapBin  = "/usr/sbin/fcgiwrap"
+	spawnFCGIBin = "/usr/bin/spawn-fcgi"
+)
 
 // benchRounds is how many interleaved wrk runs each path gets; the
 // reported figures are their medians.
@@ -77,15 +80,19 @@ func runWrkLoad(b *testing.B, l wrkLoad, secs int) wrkResult {
 		args = append(args, "-s", l.Script)
 	}
 	args = append(args, l.URL)
-	var cpu0, front0 time.Duration
+	var cpu0, kids0, front0 time.Duration
 	if l.PGID != 0 {
-		cpu0 = groupCPU(l.PGID)
+		cpu0, kids0 = groupCPUs(l.PGID)
 	}
 	if l.FrontPGID != 0 {
 		front0 = groupCPU(l.FrontPGID)
 	}
+	busy0, busyErr := machineCPU()
+	start := time.Now()
 	cmd := exec.Command(wrkBin, args...)
 	out, err := cmd.CombinedOutput()
+	wall := time.Since(start)
+	busy1, busyErr1 := machineCPU()
 	if err != nil {
 		b.Fatalf("wrk %s (%s): %v\n%s", l.URL, l.Name, err, out)
 	}
@@ -97,14 +104,22 @@ func runWrkLoad(b *testing.B, l wrkLoad, secs int) wrkResult {
 		return r
 	}
 	n := time.Duration(r.Requests)
+	var gw, kids, front time.Duration
 	if l.PGID != 0 {
-		r.CPUPerReq = (groupCPU(l.PGID) - cpu0) / n
+		cpu1, kids1 := groupCPUs(l.PGID)
+		gw, kids = cpu1-cpu0, kids1-kids0
+		r.CPUPerReq = gw / n
 	}
 	if l.FrontPGID != 0 {
-		r.FrontCPUPerReq = (groupCPU(l.FrontPGID) - front0) / n
+		front = groupCPU(l.FrontPGID) - front0
+		r.FrontCPUPerReq = front / n
 	}
 	// wrk's rusage: every thread of it, from exec to exit.
-	r.WrkCPUPerReq = (cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()) / n
+	wrkCPU := cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	r.WrkCPUPerReq = wrkCPU / n
+	if l.PGID != 0 && l.FrontPGID != 0 && busyErr == nil && busyErr1 == nil {
+		r.Others = othersShare(busy1-busy0, gw+kids+front+wrkCPU, wall, runtime.NumCPU())
+	}
 	return r
 }
 
@@ -161,9 +176,11 @@ func medianWrk(runs []wrkResult) wrkResult {
 		return out
 	}
 	rps := make([]float64, len(runs))
+	others := make([]float64, len(runs))
 	var avg, p99, cpu, front, wrk []time.Duration
 	for i, r := range runs {
 		rps[i] = r.RPS
+		others[i] = r.Others
 		avg = append(avg, r.LatencyAvg)
 		p99 = append(p99, r.LatencyP99)
 		cpu = append(cpu, r.CPUPerReq)
@@ -172,17 +189,23 @@ func medianWrk(runs []wrkResult) wrkResult {
 		out.Requests += r.Requests
 		out.Errors += r.Errors
 	}
-	slices.Sort(rps)
-	out.RPS = rps[len(rps)/2]
-	if len(rps)%2 == 0 {
-		out.RPS = (rps[len(rps)/2-1] + rps[len(rps)/2]) / 2
-	}
+	out.RPS = medianFloat(rps)
+	out.Others = medianFloat(others)
 	out.LatencyAvg = medianDuration(avg)
 	out.LatencyP99 = medianDuration(p99)
 	out.CPUPerReq = medianDuration(cpu)
 	out.FrontCPUPerReq = medianDuration(front)
 	out.WrkCPUPerReq = medianDuration(wrk)
 	return out
+}
+
+func medianFloat(fs []float64) float64 {
+	slices.Sort(fs)
+	n := len(fs)
+	if n%2 == 1 {
+		return fs[n/2]
+	}
+	return (fs[n/2-1] + fs[n/2]) / 2
 }
 
 func medianDuration(ds []time.Duration) time.Duration {
@@ -203,10 +226,10 @@ func TestMedianWrk(t *testing.T) {
 	}{
 		{"none", nil, wrkResult{}},
 		{"odd", []wrkResult{
-			{RPS: 300, LatencyAvg: 3 * ms, LatencyP99: 9 * ms, Requests: 10, Errors: 1, CPUPerReq: 30, FrontCPUPerReq: 7, WrkCPUPerReq: 1},
-			{RPS: 100, LatencyAvg: 1 * ms, LatencyP99: 7 * ms, Requests: 20, CPUPerReq: 10, FrontCPUPerReq: 9, WrkCPUPerReq: 3},
-			{RPS: 200, LatencyAvg: 2 * ms, LatencyP99: 8 * ms, Requests: 30, Errors: 2, CPUPerReq: 20, FrontCPUPerReq: 8, WrkCPUPerReq: 2},
-		}, wrkResult{RPS: 200, LatencyAvg: 2 * ms, LatencyP99: 8 * ms, Requests: 60, Errors: 3, CPUPerReq: 20, FrontCPUPerReq: 8, WrkCPUPerReq: 2}},
+			{RPS: 300, LatencyAvg: 3 * ms, LatencyP99: 9 * ms, Requests: 10, Errors: 1, CPUPerReq: 30, FrontCPUPerReq: 7, WrkCPUPerReq: 1, Others: 0.5},
+			{RPS: 100, LatencyAvg: 1 * ms, LatencyP99: 7 * ms, Requests: 20, CPUPerReq: 10, FrontCPUPerReq: 9, WrkCPUPerReq: 3, Others: 0},
+			{RPS: 200, LatencyAvg: 2 * ms, LatencyP99: 8 * ms, Requests: 30, Errors: 2, CPUPerReq: 20, FrontCPUPerReq: 8, WrkCPUPerReq: 2, Others: 0.25},
+		}, wrkResult{RPS: 200, LatencyAvg: 2 * ms, LatencyP99: 8 * ms, Requests: 60, Errors: 3, CPUPerReq: 20, FrontCPUPerReq: 8, WrkCPUPerReq: 2, Others: 0.25}},
 		{"even", []wrkResult{
 			{RPS: 100, LatencyAvg: 4 * ms, LatencyP99: 10 * ms, Requests: 1},
 			{RPS: 200, LatencyAvg: 2 * ms, LatencyP99: 20 * ms, Requests: 1},
@@ -316,12 +339,17 @@ func BenchmarkEndToEndFastCGI(b *testing.B) {
 	needBin(b, gccBin, "gcc")
 	needBin(b, nginxBin, "nginx-light")
 	needBin(b, fcgiwrapBin, "fcgiwrap")
+	needBin(b, spawnFCGIBin, "spawn-fcgi")
 	needJunction(b)
 
 	s := newSite(b)
 	buildHelloC(b, s.Root)
 
-	jAddr, fAddr := freeAddr(b), freeAddr(b)
+	// nginx reaches both runners on unix sockets, as Debian's
+	// fcgiwrap.socket and the README's recommended one-host setup do.
+	sock := b.TempDir()
+	jAddr := "unix:" + filepath.Join(sock, "junction.sock")
+	fSock := filepath.Join(sock, "fcgiwrap.sock")
 	j := startJunction(b, fmt.Sprintf(`log: {level: warn, format: text}
 listeners:
   - {protocol: fastcgi, address: %q, backend: scripts}
@@ -331,8 +359,12 @@ backends:
 	// Each fcgiwrap process serves one request at a time (it waits for
 	// its script), so it gets as many processes as wrk keeps requests in
 	// flight: fewer would queue requests in the listen backlog.
-	fw := startProcess(b, fcgiwrapBin, []string{"-c", fmt.Sprint(wrkConns), "-s", "tcp:" + fAddr})
-	waitListening(b, fw, 10*time.Second, fAddr)
+	// spawn-fcgi -n binds the socket (0666, for an nginx whose workers run
+	// as another user) and execs fcgiwrap on it, so fcgiwrap and its
+	// preforked children stay in the process group started here.
+	fw := startProcess(b, spawnFCGIBin, []string{"-n", "-s", fSock, "-M", "0666", "--",
+		fcgiwrapBin, "-c", fmt.Sprint(wrkConns)})
+	waitListening(b, fw, 10*time.Second, "unix:"+fSock)
 
 	jHTTP, fHTTP, kHTTP := freeAddr(b), freeAddr(b), freeAddr(b)
 	// One location shape for both runners: the Debian fastcgi_params plus
@@ -353,7 +385,7 @@ backends:
     server { listen %[2]s; %[6]s }
     server { listen %[3]s; %[8]s }
 `, jHTTP, fHTTP, kHTTP, jAddr,
-		loc("fastcgi_pass "+jAddr+";"), loc("fastcgi_pass "+fAddr+";"), wrkConns,
+		loc("fastcgi_pass "+jAddr+";"), loc("fastcgi_pass unix:"+fSock+";"), wrkConns,
 		loc("fastcgi_pass junction_keep;\n            fastcgi_keep_conn on;")))
 
 	scripts := []struct {
@@ -393,7 +425,7 @@ backends:
 			strings.TrimSuffix(boundLine(sc.name+"+keep", runtime.NumCPU(), ceiling, keep.J, "fcgiwrap", keep.Ref), "\n"))
 	}
 	appendBenchSummary(b, abTable(
-		fmt.Sprintf("FastCGI: wrk -t2 -c%d, %v per path, nginx fastcgi_pass → junction vs → fcgiwrap -c %d", wrkConns, d, wrkConns),
+		fmt.Sprintf("FastCGI: wrk -t2 -c%d, %v per path, nginx fastcgi_pass (unix sockets) → junction vs → fcgiwrap -c %d", wrkConns, d, wrkConns),
 		"junction", "fcgiwrap", rows,
 		append([]string{
 			"+keep: junction behind an upstream with keepalive and fastcgi_keep_conn on (fcgiwrap cannot keep connections);",

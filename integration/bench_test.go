@@ -67,6 +67,10 @@ type wrkResult struct {
 	FrontCPUPerReq time.Duration
 	// WrkCPUPerReq is wrk's own CPU time per request.
 	WrkCPUPerReq time.Duration
+	// Others is the share of the machine (all cores) that processes
+	// outside the gateway's group and its scripts, nginx and wrk used
+	// during the run; set when both groups are charged.
+	Others float64
 }
 
 var (
@@ -168,11 +172,18 @@ Transfer/sec:    466.94KB
 // processes of process group pgid, excluding children they already reaped:
 // the gateway's own cost, not the scripts'.
 func groupCPU(pgid int) time.Duration {
+	own, _ := groupCPUs(pgid)
+	return own
+}
+
+// groupCPUs returns groupCPU(pgid) and the CPU time of the children the
+// group's processes reaped (the scripts a gateway ran).
+func groupCPUs(pgid int) (own, reaped time.Duration) {
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
-		return 0
+		return 0, 0
 	}
-	var ticks int64
+	var ticks, cticks int64
 	for _, e := range ents {
 		if _, err := strconv.Atoi(e.Name()); err != nil {
 			continue
@@ -181,14 +192,15 @@ func groupCPU(pgid int) time.Duration {
 		if err != nil {
 			continue
 		}
-		// Fields after "(comm)": state ppid pgrp ... utime(14) stime(15).
+		// Fields after "(comm)": state ppid pgrp ... utime(14) stime(15)
+		// cutime(16) cstime(17).
 		s := string(b)
 		i := strings.LastIndexByte(s, ')')
 		if i < 0 {
 			continue
 		}
 		f := strings.Fields(s[i+1:])
-		if len(f) < 13 {
+		if len(f) < 15 {
 			continue
 		}
 		if g, _ := strconv.Atoi(f[2]); g != pgid {
@@ -197,9 +209,12 @@ func groupCPU(pgid int) time.Duration {
 		u, _ := strconv.ParseInt(f[11], 10, 64)
 		st, _ := strconv.ParseInt(f[12], 10, 64)
 		ticks += u + st
+		cu, _ := strconv.ParseInt(f[13], 10, 64)
+		cs, _ := strconv.ParseInt(f[14], 10, 64)
+		cticks += cu + cs
 	}
 	// USER_HZ is 100 on Linux for every architecture junction targets.
-	return time.Duration(ticks) * 10 * time.Millisecond
+	return time.Duration(ticks) * 10 * time.Millisecond, time.Duration(cticks) * 10 * time.Millisecond
 }
 
 // wrkConns is how many requests wrk keeps in flight; the fork+exec ceiling
@@ -234,6 +249,14 @@ func forkExecRate(b *testing.B, script string, workers int, d time.Duration) spa
 	if err != nil {
 		b.Fatal(err)
 	}
+	kids0, err := childrenCPU()
+	if err != nil {
+		b.Fatal(err)
+	}
+	busy0, err := machineCPU()
+	if err != nil {
+		b.Fatal(err)
+	}
 	start := time.Now()
 	for range workers {
 		wg.Add(1)
@@ -257,10 +280,21 @@ func forkExecRate(b *testing.B, script string, workers int, d time.Duration) spa
 	if err != nil {
 		b.Fatal(err)
 	}
+	kids1, err := childrenCPU()
+	if err != nil {
+		b.Fatal(err)
+	}
+	busy1, err := machineCPU()
+	if err != nil {
+		b.Fatal(err)
+	}
 	if err, _ := firstErr.Load().(error); err != nil {
 		b.Fatalf("fork+exec %s: %v", script, err)
 	}
-	c := spawnCeiling{Rate: float64(n.Load()) / elapsed.Seconds()}
+	c := spawnCeiling{
+		Rate:   float64(n.Load()) / elapsed.Seconds(),
+		Others: othersShare(busy1-busy0, cpu1-cpu0+kids1-kids0, elapsed, runtime.NumCPU()),
+	}
 	if n.Load() > 0 {
 		c.LoopCPU = (cpu1 - cpu0) / time.Duration(n.Load())
 	}
@@ -293,7 +327,11 @@ func BenchmarkEndToEnd(b *testing.B) {
 		b.Fatalf("gcc -static: %v\n%s", err, out)
 	}
 
-	jAddr, uAddr := freeAddr(b), freeAddr(b)
+	// nginx reaches every gateway on a unix socket, as Debian's
+	// fcgiwrap.socket and the README's recommended one-host setup do.
+	sock := b.TempDir()
+	jAddr := "unix:" + filepath.Join(sock, "junction.sock")
+	uSock := filepath.Join(sock, "uwsgi.sock")
 	jConf := func(addr string) string {
 		return fmt.Sprintf(`log: {level: warn, format: text}
 listeners:
@@ -304,7 +342,7 @@ backends:
 	}
 	j := startJunction(b, jConf(jAddr), jAddr)
 	var base *proc
-	baseAddr, baseHTTP := freeAddr(b), freeAddr(b)
+	baseAddr, baseHTTP := "unix:"+filepath.Join(sock, "baseline.sock"), freeAddr(b)
 	if bin := os.Getenv("JUNCTION_BENCH_BASELINE"); bin != "" {
 		cfg := writeFile(b, b.TempDir(), "baseline.yaml", jConf(baseAddr))
 		base = startCmd(b, "junction-baseline", exec.Command(bin, "serve", "-c", cfg), 5*time.Second, false)
@@ -313,13 +351,15 @@ backends:
 
 	// uWSGI: 4 processes × 4 threads = the 16 connections wrk keeps busy.
 	// modifier1 9 selects the CGI plugin for requests on the SCGI socket.
+	// The socket is made 0666 for an nginx whose workers run as another
+	// user.
 	u := startProcess(b, uwsgiBin, []string{
-		"--plugin", "cgi", "--scgi-socket", uAddr, "--scgi-modifier1", "9",
+		"--plugin", "cgi", "--scgi-socket", uSock, "--chmod-socket=666", "--scgi-modifier1", "9",
 		"--cgi", "/cgi-bin=" + s.Root,
 		"--master", "--processes", "4", "--threads", "4",
 		"--die-on-term", "--disable-logging", "--listen", "128",
 	})
-	waitListening(b, u, 10*time.Second, uAddr)
+	waitListening(b, u, 10*time.Second, "unix:"+uSock)
 
 	jHTTP, uHTTP := freeAddr(b), freeAddr(b)
 	ngx := startNginx(b, fmt.Sprintf(`
@@ -341,7 +381,7 @@ backends:
         listen %s;
         location / { include /etc/nginx/scgi_params; scgi_pass %s; }
     }
-`, jHTTP, jAddr, uHTTP, uAddr, baseHTTP, baseAddr))
+`, jHTTP, jAddr, uHTTP, "unix:"+uSock, baseHTTP, baseAddr))
 
 	scripts := []struct{ name, file string }{
 		{"hello.sh", "hello.sh"},
@@ -389,7 +429,7 @@ backends:
 	}
 
 	var t strings.Builder
-	fmt.Fprintf(&t, "\nwrk -t2 -c%d -d%v through nginx scgi_pass (GOMAXPROCS %d)\n", wrkConns, d, runtime.GOMAXPROCS(0))
+	fmt.Fprintf(&t, "\nwrk -t2 -c%d -d%v through nginx scgi_pass on unix sockets (GOMAXPROCS %d)\n", wrkConns, d, runtime.GOMAXPROCS(0))
 	fmt.Fprintf(&t, "%-10s %11s %9s %9s %9s %11s %9s %9s %9s %11s %8s %9s\n",
 		"script", "junction/s", "avg", "p99", "cpu/req", "uwsgi/s", "avg", "p99", "cpu/req", "forkexec/s", "j/uwsgi", "j/ceiling")
 	for _, r := range rows {
