@@ -25,8 +25,8 @@ func parseNameValues(b []byte) (vars.Vars, error) {
 	// request costs two allocations here instead of two per pair.
 	all := string(b)
 	var out vars.Vars
-	if len(all) > 0 {
-		out = make(vars.Vars, 0, len(all)/24+1) // nginx's pairs average ~30 bytes
+	if n := countPairs(b); n > 0 {
+		out = make(vars.Vars, 0, n)
 	}
 	off := 0
 	for len(b) > 0 {
@@ -49,6 +49,26 @@ func parseNameValues(b []byte) (vars.Vars, error) {
 		off += nl + vl
 	}
 	return out, nil
+}
+
+// countPairs returns how many whole pairs b starts with, so the result is
+// allocated at its exact size (less to clear and for the GC to scan than
+// an estimate). A malformed tail is parseNameValues' to report.
+func countPairs(b []byte) int {
+	n := 0
+	for len(b) > 0 {
+		nl, u1, err := wire.ReadLen(b)
+		if err != nil {
+			break
+		}
+		vl, u2, err := wire.ReadLen(b[u1:])
+		if err != nil || nl+vl > len(b)-u1-u2 {
+			break
+		}
+		b = b[u1+u2+nl+vl:]
+		n++
+	}
+	return n
 }
 
 // appendNameValues encodes pairs in the shortest length form.
