@@ -3,6 +3,7 @@ package integration
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"syscall"
@@ -64,6 +65,62 @@ func othersShare(busy, known, wall time.Duration, cores int) float64 {
 		return 0
 	}
 	return float64(busy-known) / (float64(wall) * float64(cores))
+}
+
+// groupIgnoresSIGCHLD reports whether a live process of group pgid
+// ignores SIGCHLD. Its exited children are then reaped by the kernel
+// without being waited for, so their CPU time is in no process's
+// cutime/cstime and cannot be told apart from other processes' (fcgiwrap's
+// workers do this).
+func groupIgnoresSIGCHLD(pgid int) bool {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return false
+	}
+	for _, e := range ents {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(s[i+1:])
+		if len(f) < 3 {
+			continue
+		}
+		if g, _ := strconv.Atoi(f[2]); g != pgid {
+			continue
+		}
+		st, err := os.ReadFile("/proc/" + e.Name() + "/status")
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(st), "\n") {
+			hex, ok := strings.CutPrefix(line, "SigIgn:")
+			if !ok {
+				continue
+			}
+			mask, err := strconv.ParseUint(strings.TrimSpace(hex), 16, 64)
+			if err == nil && mask&(1<<(uint(syscall.SIGCHLD)-1)) != 0 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// othersCell formats an Others share; negative means not measurable.
+func othersCell(share float64) string {
+	if share < 0 {
+		return "unknown (its scripts are reaped unwaited)"
+	}
+	return fmt.Sprintf("%.0f%%", 100*share)
 }
 
 // selfCPU returns the user+system CPU time of the test process so far, all
@@ -176,7 +233,44 @@ func boundLine(script string, cores int, c spawnCeiling, j wrkResult, refName st
 	fmt.Fprintf(&s, "\n    junction's CPU per request %v = the spawn loop's %v per spawn + %v beyond it",
 		j.CPUPerReq.Round(us), c.LoopCPU.Round(us), (j.CPUPerReq - c.LoopCPU).Round(us))
 	fmt.Fprintf(&s, "; in %s's runs nginx %v, wrk %v per request", refName, ref.FrontCPUPerReq.Round(us), ref.WrkCPUPerReq.Round(us))
-	fmt.Fprintf(&s, "\n    other processes used %.0f%% of the machine during the ceiling run, %.0f%% during junction's, %.0f%% during %s's\n",
-		100*c.Others, 100*j.Others, 100*ref.Others, refName)
+	fmt.Fprintf(&s, "\n    other processes used %s of the machine during the ceiling run, %s during junction's, %s during %s's\n",
+		othersCell(c.Others), othersCell(j.Others), othersCell(ref.Others), refName)
 	return s.String()
+}
+
+func TestGroupIgnoresSIGCHLD(t *testing.T) {
+	tests := []struct {
+		name   string
+		script string
+		want   bool
+	}{
+		// An ignored signal stays ignored across exec. bash, because
+		// dash's trap "" CHLD leaves the disposition alone.
+		{"ignores", `trap "" CHLD; exec sleep 30`, true},
+		{"waits", `exec sleep 30`, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cmd := exec.Command("/bin/bash", "-c", tt.script)
+			cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer func() {
+				cmd.Process.Kill()
+				cmd.Wait()
+			}()
+			pid := cmd.Process.Pid
+			// Once bash has exec'd sleep, its dispositions are final.
+			if !waitFor(5*time.Second, func() bool {
+				b, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+				return err == nil && strings.TrimSpace(string(b)) == "sleep"
+			}) {
+				t.Fatal("bash did not exec sleep")
+			}
+			if got := groupIgnoresSIGCHLD(pid); got != tt.want {
+				t.Errorf("groupIgnoresSIGCHLD = %v, want %v", got, tt.want)
+			}
+		})
+	}
 }

@@ -117,7 +117,11 @@ func runWrkLoad(b *testing.B, l wrkLoad, secs int) wrkResult {
 	// wrk's rusage: every thread of it, from exec to exit.
 	wrkCPU := cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 	r.WrkCPUPerReq = wrkCPU / n
-	if l.PGID != 0 && l.FrontPGID != 0 && busyErr == nil && busyErr1 == nil {
+	switch {
+	case l.PGID == 0 || l.FrontPGID == 0 || busyErr != nil || busyErr1 != nil:
+	case groupIgnoresSIGCHLD(l.PGID):
+		r.Others = -1
+	default:
 		r.Others = othersShare(busy1-busy0, gw+kids+front+wrkCPU, wall, runtime.NumCPU())
 	}
 	return r

@@ -69,7 +69,8 @@ type wrkResult struct {
 	WrkCPUPerReq time.Duration
 	// Others is the share of the machine (all cores) that processes
 	// outside the gateway's group and its scripts, nginx and wrk used
-	// during the run; set when both groups are charged.
+	// during the run; set when both groups are charged, and negative when
+	// the gateway's scripts' CPU cannot be counted (groupIgnoresSIGCHLD).
 	Others float64
 }
 
