@@ -223,6 +223,14 @@ func TestResolve(t *testing.T) {
 		{name: "filename NUL", target: "/x", vars: []string{"SCRIPT_FILENAME", testRoot + "/env.cgi\x00"}, status: 400},
 		{name: "filename not executable", target: "/x", vars: []string{"SCRIPT_FILENAME", testRoot + "/plain.txt"}, status: 403},
 		{name: "filename directory", target: "/x", vars: []string{"SCRIPT_FILENAME", testRoot + "/sub"}, status: 403},
+		{name: "filename deep", target: "/cgi-bin/sub/deep.cgi", vars: []string{"SCRIPT_FILENAME", testRoot + "/sub/deep.cgi"},
+			sname: "/cgi-bin/sub/deep.cgi", file: "sub/deep.cgi"},
+		{name: "filename via symlink inside", target: "/cgi-bin/link-in.cgi", vars: []string{"SCRIPT_FILENAME", testRoot + "/link-in.cgi"},
+			sname: "/cgi-bin/env.cgi", file: "env.cgi"},
+		{name: "filename via symlinked directory outside", target: "/x", vars: []string{"SCRIPT_FILENAME", testRoot + "/linkdir-out/evil.cgi"}, status: 403},
+		{name: "filename file as directory", target: "/x", vars: []string{"SCRIPT_FILENAME", testRoot + "/env.cgi/x"}, status: 404},
+		{name: "filename unclean", target: "/cgi-bin/env.cgi", vars: []string{"SCRIPT_FILENAME", testRoot + "//./env.cgi"},
+			sname: "/cgi-bin/env.cgi", file: "env.cgi"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -190,18 +190,21 @@ func (b *Backend) resolveFilename(r *http.Request, v vars.Vars, sf string) (scri
 	if !filepath.IsAbs(sf) {
 		return script{}, backends.Errorf(http.StatusForbidden, "cgi: %s: relative SCRIPT_FILENAME %q", b.name, sf)
 	}
-	real, err := filepath.EvalSymlinks(sf)
-	if err != nil {
-		if !b.inside(filepath.Clean(sf)) {
-			// Do not tell whether files outside the root exist.
-			return script{}, backends.Errorf(http.StatusForbidden, "cgi: %s: SCRIPT_FILENAME %q outside root", b.name, sf)
+	real, fi, ok, err := b.belowRoot(sf)
+	if !ok {
+		real, err = filepath.EvalSymlinks(sf)
+		if err != nil {
+			if !b.inside(filepath.Clean(sf)) {
+				// Do not tell whether files outside the root exist.
+				return script{}, backends.Errorf(http.StatusForbidden, "cgi: %s: SCRIPT_FILENAME %q outside root", b.name, sf)
+			}
+			return script{}, statError(notDir(err), sf)
 		}
-		return script{}, statError(notDir(err), sf)
+		if !b.inside(real) {
+			return script{}, backends.Errorf(http.StatusForbidden, "cgi: %s: SCRIPT_FILENAME %q resolves to %q outside root", b.name, sf, real)
+		}
+		fi, err = os.Stat(real)
 	}
-	if !b.inside(real) {
-		return script{}, backends.Errorf(http.StatusForbidden, "cgi: %s: SCRIPT_FILENAME %q resolves to %q outside root", b.name, sf, real)
-	}
-	fi, err := os.Stat(real)
 	if err != nil {
 		return script{}, statError(notDir(err), sf)
 	}
@@ -229,6 +232,40 @@ func (b *Backend) resolveFilename(r *http.Request, v vars.Vars, sf string) (scri
 		Script: cgienv.Script{Filename: real, Name: sn, PathInfo: pi, DocumentRoot: b.root},
 		nph:    strings.HasPrefix(filepath.Base(sf), "nph-"),
 	}, nil
+}
+
+// belowRoot resolves a SCRIPT_FILENAME that names a path below the
+// (already resolved) root in clean form, with one Lstat per component
+// below the root where EvalSymlinks would take one per component from /.
+// ok is false, and the caller resolves sf fully, when sf is not such a
+// path or a component below the root is a symlink. With ok, err is the
+// Lstat failure of the first missing component.
+func (b *Backend) belowRoot(sf string) (real string, fi fs.FileInfo, ok bool, err error) {
+	base := b.root + "/"
+	if b.root == "/" {
+		base = "/"
+	}
+	if len(sf) <= len(base) || !strings.HasPrefix(sf, base) || filepath.Clean(sf) != sf {
+		return "", nil, false, nil
+	}
+	for i := len(base); ; {
+		end := strings.IndexByte(sf[i:], '/')
+		if end < 0 {
+			end = len(sf)
+		} else {
+			end += i
+		}
+		if fi, err = os.Lstat(sf[:end]); err != nil {
+			return "", nil, true, err
+		}
+		if fi.Mode()&fs.ModeSymlink != 0 {
+			return "", nil, false, nil
+		}
+		if end == len(sf) {
+			return sf, fi, true, nil
+		}
+		i = end + 1
+	}
 }
 
 // resolveSingle handles single-script mode: only SCRIPT_NAME and PATH_INFO
