@@ -26,6 +26,7 @@ type conn struct {
 	c   *connserver.Conn
 	ctx context.Context // the connection's; requests derive theirs from it
 	w   *recordWriter
+	rr  *recordReader  // owned by serve's loop, lent to an inline request's watcher
 	wg  sync.WaitGroup // request goroutines
 
 	logOnce sync.Once
@@ -101,6 +102,7 @@ var readerPool = sync.Pool{New: func() any { return newRecordReader(bufio.NewRea
 
 func (cn *conn) serve() error {
 	rr := readerPool.Get().(*recordReader)
+	cn.rr = rr
 	br := rr.r.(*bufio.Reader)
 	br.Reset(cn.c)
 	rr.hn, rr.bn = 0, 0
@@ -401,7 +403,16 @@ func (cn *conn) stdin(r *request, p []byte) error {
 		}
 		cn.mu.Unlock()
 		r.body.end()
+		if r.inline != nil {
+			return cn.runInline(r)
+		}
 		return nil
+	}
+	if r.inline != nil {
+		// A body after all: the request streams it from its own goroutine.
+		h, req := r.inline, r.inlineReq
+		r.inline, r.inlineReq = nil, nil
+		cn.goRun(r, req, h)
 	}
 	cn.mu.Lock()
 	alone := len(cn.reqs) == 1
@@ -419,6 +430,7 @@ func (cn *conn) abort(r *request) {
 	cn.srv.cs.Event(eventAbort)
 	r.aborted.Store(true)
 	r.cancel()
+	r.inline, r.inlineReq = nil, nil
 	if !r.started {
 		// No handler yet: answer for it now.
 		cn.finish(r, 1)

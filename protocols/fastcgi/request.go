@@ -6,6 +6,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"runtime/debug"
@@ -32,6 +34,11 @@ type request struct {
 	params     []byte // PARAMS so far, bounded by MaxHeaderBytes
 	paramsDone bool
 	started    bool // a handler goroutine owns the request's end
+	// inline holds the handler of a request that will run on the
+	// reader's goroutine once its empty STDIN record arrives (see run).
+	inline    http.Handler
+	inlineReq *http.Request
+	onReader  bool // runs (ran) inline: its end needs no wake-up
 	tooBig     bool
 	stdinDone  bool // guarded by cn.mu (read by inputOverdue)
 	body       *body
@@ -92,51 +99,195 @@ func errorHandler(code int) http.Handler {
 	})
 }
 
+// run starts h for the request. A request that is alone on a connection
+// the peer will not reuse (KEEP_CONN clear, no multiplexing) and that
+// announces no body (nginx's GETs) waits for its empty STDIN record and then
+// runs on the reader's goroutine (runInline): no goroutine hand-off at its
+// start and no wake-up of the reader at its end. Every other request gets
+// its own goroutine at once.
 func (cn *conn) run(r *request, req *http.Request, h http.Handler) {
-	// A cancelled request (ABORT_REQUEST, lost connection) fails its body
-	// so a handler blocked reading it, and the reader blocked feeding it,
-	// both move on.
+	cn.mu.Lock()
+	alone := len(cn.reqs) == 1
+	cn.mu.Unlock()
+	if alone && !r.keep && !cn.srv.Multiplex && req.ContentLength == 0 && !r.stdinDone {
+		r.inline, r.inlineReq = h, req
+		return
+	}
+	cn.goRun(r, req, h)
+}
+
+// goRun runs h for the request on a goroutine of its own.
+func (cn *conn) goRun(r *request, req *http.Request, h http.Handler) {
+	cn.failBodyOnCancel(r)
+	r.started = true
+	cn.wg.Add(1)
+	go func() {
+		defer cn.wg.Done()
+		cn.serveRequest(r, req, h)
+	}()
+}
+
+// runInline runs the request held by run on the reader's goroutine, now
+// that its input is complete. While it runs nothing reads the connection,
+// so after watchDelay a watcher takes over reading: the peer closing the
+// connection (nginx does when its client goes away) or sending
+// ABORT_REQUEST still cancels the request. It returns the error that ends
+// the connection, if the watcher met one.
+func (cn *conn) runInline(r *request) error {
+	h, req := r.inline, r.inlineReq
+	r.inline, r.inlineReq = nil, nil
+	cn.failBodyOnCancel(r)
+	r.started = true
+	r.onReader = true
+	w := &watcher{cn: cn, r: r, done: make(chan struct{})}
+	w.timer = time.AfterFunc(watchDelay, w.run)
+	cn.serveRequest(r, req, h)
+	return w.stop()
+}
+
+// failBodyOnCancel makes a cancelled request (ABORT_REQUEST, lost
+// connection) fail its body, so a handler blocked reading it, and the
+// reader blocked feeding it, both move on.
+func (cn *conn) failBodyOnCancel(r *request) {
 	context.AfterFunc(r.ctx, func() {
 		if r.body.isClosed() {
 			return // the request ended: nothing reads or feeds the body
 		}
 		r.body.fail(fmt.Errorf("fastcgi: request %d body: %w", r.id, context.Cause(r.ctx)))
 	})
-	r.started = true
-	cn.wg.Add(1)
-	go func() {
-		defer cn.wg.Done()
-		w := newResponse(r, req)
-		appStatus := uint32(0)
-		func() {
-			defer func() {
-				p := recover()
-				if p == nil {
+}
+
+// serveRequest runs h, ends the response and the request.
+func (cn *conn) serveRequest(r *request, req *http.Request, h http.Handler) {
+	w := newResponse(r, req)
+	appStatus := uint32(0)
+	func() {
+		defer func() {
+			p := recover()
+			if p == nil {
+				return
+			}
+			appStatus = 1
+			if p != http.ErrAbortHandler {
+				cn.log().Error("handler panic; closing connection", "request", r.id,
+					"panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			}
+			// The response stream is in an unknown state: end the
+			// connection rather than the record stream.
+			cn.cancelAll()
+			cn.c.Close()
+		}()
+		h.ServeHTTP(w, req)
+	}()
+	tail, err := w.finish()
+	if err != nil {
+		cn.log().Debug("finishing response", "request", r.id, "err", err)
+	}
+	if r.aborted.Load() {
+		appStatus = 1
+	}
+	cn.finishWith(r, appStatus, tail)
+	w.release()
+}
+
+// watchDelay is how long an inline request runs before a watcher reads
+// the connection for it: the longest a peer's close or ABORT_REQUEST goes
+// unnoticed.
+const watchDelay = 10 * time.Millisecond
+
+// watcher reads the connection while an inline request runs on the
+// reader's goroutine. The record reader is free then: the reader is
+// inside dispatch, running the request.
+type watcher struct {
+	cn    *conn
+	r     *request
+	timer *time.Timer
+	done  chan struct{} // closed when run returns
+
+	mu       sync.Mutex
+	stopping bool
+	err      error // what ends the connection
+}
+
+func (w *watcher) run() {
+	defer close(w.done)
+	cn := w.cn
+	// No deadline while the request runs: its handler bounds it.
+	if !w.setDeadline(time.Time{}) {
+		return
+	}
+	for {
+		rec, _, err := cn.rr.next()
+		if err != nil {
+			w.mu.Lock()
+			stopping := w.stopping
+			w.mu.Unlock()
+			if isTimeout(err) {
+				if stopping || !w.setDeadline(time.Time{}) {
 					return
 				}
-				appStatus = 1
-				if p != http.ErrAbortHandler {
-					cn.log().Error("handler panic; closing connection", "request", r.id,
-						"panic", fmt.Sprint(p), "stack", string(debug.Stack()))
-				}
-				// The response stream is in an unknown state: end the
-				// connection rather than the record stream.
-				cn.cancelAll()
-				cn.c.Close()
-			}()
-			h.ServeHTTP(w, req)
-		}()
-		tail, err := w.finish()
-		if err != nil {
-			cn.log().Debug("finishing response", "request", r.id, "err", err)
+				continue
+			}
+			// The peer closed the connection or it broke: nobody waits
+			// for this response any more.
+			w.fail(err)
+			return
 		}
-		if r.aborted.Load() {
-			appStatus = 1
+		if err := cn.dispatch(rec); err != nil {
+			w.fail(err)
+			return
 		}
-		cn.finishWith(r, appStatus, tail)
-		w.release()
-	}()
+	}
 }
+
+// setDeadline sets the read deadline unless stop has begun. A connection
+// that cannot take one is broken: the request is cancelled.
+func (w *watcher) setDeadline(t time.Time) bool {
+	w.mu.Lock()
+	if w.stopping {
+		w.mu.Unlock()
+		return false
+	}
+	err := w.cn.c.SetReadDeadline(t)
+	w.mu.Unlock()
+	if err != nil {
+		w.fail(fmt.Errorf("fastcgi: setting read deadline: %w", err))
+		return false
+	}
+	return true
+}
+
+func (w *watcher) fail(err error) {
+	w.mu.Lock()
+	if w.err == nil {
+		w.err = err
+	}
+	w.mu.Unlock()
+	w.r.cancel()
+}
+
+// stop ends the watcher, if it started, and returns what it met. The
+// connection is not reused, so an unread partial record left behind does
+// not matter.
+func (w *watcher) stop() error {
+	if w.timer.Stop() {
+		return nil // it never ran
+	}
+	w.mu.Lock()
+	w.stopping = true
+	_ = w.cn.c.SetReadDeadline(aLongTimeAgo) // a closed connection fails the read anyway
+	w.mu.Unlock()
+	<-w.done
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err != nil && (errors.Is(w.err, io.EOF) || errors.Is(w.err, net.ErrClosed)) {
+		return nil // the peer hung up: nothing more to say on the connection
+	}
+	return w.err
+}
+
+// aLongTimeAgo is a deadline that fails a pending read at once.
+var aLongTimeAgo = time.Unix(1, 0)
 
 // finish sends END_REQUEST, makes the id inactive and frees its slot. It
 // runs once per accepted request.
@@ -179,9 +330,12 @@ func (cn *conn) finishWith(r *request, appStatus uint32, tail *stdoutTail) {
 	r.cancel()
 	if idle {
 		// Let the reader switch to the idle deadline, or end the
-		// connection (KEEP_CONN clear, or shutting down).
+		// connection (KEEP_CONN clear, or shutting down). An inline
+		// request runs on the reader, which looks again when it returns.
 		cn.c.SetIdle(true)
-		cn.wake()
+		if !r.onReader {
+			cn.wake()
+		}
 	}
 }
 

@@ -93,34 +93,40 @@ func TestRequests(t *testing.T) {
 		{"records for inactive ids ignored", cat(rec(typeStdin, 30, []byte("zz")), rec(typeAbortRequest, 31, nil), get(1, 0, "/hello")),
 			map[uint16]string{1: "hello"}, map[uint16]uint8{1: 0}},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			synctest.Test(t, func(t *testing.T) {
-				tr, err := exchange(t, newTestServer(), tt.input)
-				if err != nil {
-					t.Fatalf("ServeConn: %v", err)
-				}
-				for id, want := range tt.want {
-					rp := tr.reqs[id]
-					if rp == nil || !rp.ended {
-						t.Fatalf("request %d: no END_REQUEST (transcript %+v)", id, tr.reqs)
+	// Without multiplexing a lone GET runs inline on the reader's goroutine;
+	// with it every request gets a goroutine: both must answer alike.
+	for _, mpx := range []bool{true, false} {
+		for _, tt := range tests {
+			t.Run(fmt.Sprintf("%s/multiplex=%v", tt.name, mpx), func(t *testing.T) {
+				synctest.Test(t, func(t *testing.T) {
+					s := newTestServer()
+					s.Multiplex = mpx
+					tr, err := exchange(t, s, tt.input)
+					if err != nil {
+						t.Fatalf("ServeConn: %v", err)
 					}
-					if rp.protocolStatus != tt.proto[id] {
-						t.Errorf("request %d: protocolStatus %d, want %d", id, rp.protocolStatus, tt.proto[id])
+					for id, want := range tt.want {
+						rp := tr.reqs[id]
+						if rp == nil || !rp.ended {
+							t.Fatalf("request %d: no END_REQUEST (transcript %+v)", id, tr.reqs)
+						}
+						if rp.protocolStatus != tt.proto[id] {
+							t.Errorf("request %d: protocolStatus %d, want %d", id, rp.protocolStatus, tt.proto[id])
+						}
+						out := rp.stdout.String()
+						if want == "" && out != "" || !strings.Contains(out, want) {
+							t.Errorf("request %d: stdout %.300q, want it to contain %q", id, out, want)
+						}
+						if want != "" && !rp.stdoutEnded {
+							t.Errorf("request %d: STDOUT stream not ended", id)
+						}
 					}
-					out := rp.stdout.String()
-					if want == "" && out != "" || !strings.Contains(out, want) {
-						t.Errorf("request %d: stdout %.300q, want it to contain %q", id, out, want)
+					if len(tr.reqs) != len(tt.want) {
+						t.Errorf("replies for %d ids, want %d", len(tr.reqs), len(tt.want))
 					}
-					if want != "" && !rp.stdoutEnded {
-						t.Errorf("request %d: STDOUT stream not ended", id)
-					}
-				}
-				if len(tr.reqs) != len(tt.want) {
-					t.Errorf("replies for %d ids, want %d", len(tr.reqs), len(tt.want))
-				}
+				})
 			})
-		})
+		}
 	}
 }
 
