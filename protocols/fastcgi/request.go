@@ -39,9 +39,9 @@ type request struct {
 	inline    http.Handler
 	inlineReq *http.Request
 	onReader  bool // runs (ran) inline: its end needs no wake-up
-	tooBig     bool
-	stdinDone  bool // guarded by cn.mu (read by inputOverdue)
-	body       *body
+	tooBig    bool
+	stdinDone bool // guarded by cn.mu (read by inputOverdue)
+	body      *body
 
 	aborted  atomic.Bool
 	finished bool // guarded by cn.mu
