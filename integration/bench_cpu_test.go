@@ -73,33 +73,11 @@ func othersShare(busy, known, wall time.Duration, cores int) float64 {
 // cutime/cstime and cannot be told apart from other processes' (fcgiwrap's
 // workers do this).
 func groupIgnoresSIGCHLD(pgid int) bool {
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		return false
-	}
-	for _, e := range ents {
-		if _, err := strconv.Atoi(e.Name()); err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+	ignores := false
+	forGroup(pgid, func(pid string, _ []string) bool {
+		st, err := os.ReadFile("/proc/" + pid + "/status")
 		if err != nil {
-			continue
-		}
-		s := string(b)
-		i := strings.LastIndexByte(s, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(s[i+1:])
-		if len(f) < 3 {
-			continue
-		}
-		if g, _ := strconv.Atoi(f[2]); g != pgid {
-			continue
-		}
-		st, err := os.ReadFile("/proc/" + e.Name() + "/status")
-		if err != nil {
-			continue
+			return true
 		}
 		for _, line := range strings.Split(string(st), "\n") {
 			hex, ok := strings.CutPrefix(line, "SigIgn:")
@@ -108,11 +86,13 @@ func groupIgnoresSIGCHLD(pgid int) bool {
 			}
 			mask, err := strconv.ParseUint(strings.TrimSpace(hex), 16, 64)
 			if err == nil && mask&(1<<(uint(syscall.SIGCHLD)-1)) != 0 {
-				return true
+				ignores = true
+				return false
 			}
 		}
-	}
-	return false
+		return true
+	})
+	return ignores
 }
 
 // othersCell formats an Others share; negative means not measurable.

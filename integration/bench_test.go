@@ -180,11 +180,32 @@ func groupCPU(pgid int) time.Duration {
 // groupCPUs returns groupCPU(pgid) and the CPU time of the children the
 // group's processes reaped (the scripts a gateway ran).
 func groupCPUs(pgid int) (own, reaped time.Duration) {
+	var ticks, cticks int64
+	forGroup(pgid, func(_ string, f []string) bool {
+		// f is the stat fields after "(comm)": state(3) ppid pgrp ...
+		// utime(14) stime(15) cutime(16) cstime(17), from index 0.
+		if len(f) < 15 {
+			return true
+		}
+		u, _ := strconv.ParseInt(f[11], 10, 64)
+		st, _ := strconv.ParseInt(f[12], 10, 64)
+		ticks += u + st
+		cu, _ := strconv.ParseInt(f[13], 10, 64)
+		cs, _ := strconv.ParseInt(f[14], 10, 64)
+		cticks += cu + cs
+		return true
+	})
+	// USER_HZ is 100 on Linux for every architecture junction targets.
+	return time.Duration(ticks) * 10 * time.Millisecond, time.Duration(cticks) * 10 * time.Millisecond
+}
+
+// forGroup calls fn with the pid and the /proc stat fields after "(comm)"
+// of every live process in group pgid, until fn returns false.
+func forGroup(pgid int, fn func(pid string, f []string) bool) {
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
-		return 0, 0
+		return
 	}
-	var ticks, cticks int64
 	for _, e := range ents {
 		if _, err := strconv.Atoi(e.Name()); err != nil {
 			continue
@@ -193,29 +214,22 @@ func groupCPUs(pgid int) (own, reaped time.Duration) {
 		if err != nil {
 			continue
 		}
-		// Fields after "(comm)": state ppid pgrp ... utime(14) stime(15)
-		// cutime(16) cstime(17).
 		s := string(b)
 		i := strings.LastIndexByte(s, ')')
 		if i < 0 {
 			continue
 		}
 		f := strings.Fields(s[i+1:])
-		if len(f) < 15 {
+		if len(f) < 3 {
 			continue
 		}
 		if g, _ := strconv.Atoi(f[2]); g != pgid {
 			continue
 		}
-		u, _ := strconv.ParseInt(f[11], 10, 64)
-		st, _ := strconv.ParseInt(f[12], 10, 64)
-		ticks += u + st
-		cu, _ := strconv.ParseInt(f[13], 10, 64)
-		cs, _ := strconv.ParseInt(f[14], 10, 64)
-		cticks += cu + cs
+		if !fn(e.Name(), f) {
+			return
+		}
 	}
-	// USER_HZ is 100 on Linux for every architecture junction targets.
-	return time.Duration(ticks) * 10 * time.Millisecond, time.Duration(cticks) * 10 * time.Millisecond
 }
 
 // wrkConns is how many requests wrk keeps in flight; the fork+exec ceiling
