@@ -116,6 +116,7 @@ type Observer interface {
 type Backend struct {
 	name       string
 	root       string // directory mode: Root, absolute, symlinks resolved
+	rootID     devIno // the root directory as resolved at start
 	prefix     string // directory mode: ends in "/"
 	script     string // single-script mode: absolute path
 	scriptName string // single-script mode: default SCRIPT_NAME
@@ -233,10 +234,12 @@ func (b *Backend) initRoot(root, prefix string) error {
 	if err != nil {
 		return fmt.Errorf("cgi: %s: root: %w", b.name, err)
 	}
-	if fi, err := os.Stat(abs); err != nil || !fi.IsDir() {
+	fi, err := os.Stat(abs)
+	if err != nil || !fi.IsDir() {
 		return fmt.Errorf("cgi: %s: root %s is not a directory", b.name, root)
 	}
 	b.root = abs
+	b.rootID, _ = fileID(fi)
 	if !strings.HasSuffix(prefix, "/") {
 		prefix += "/"
 	}

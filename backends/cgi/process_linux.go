@@ -208,9 +208,13 @@ func (p *proc) settle() bool {
 		p.launch()
 		return false
 	}
-	if err := p.errLog.drain(rawReader(p.stderrFD)); errors.Is(err, errWouldBlock) {
-		// Something the script started holds stderr: reap stays
-		// prompt, and a watcher reads the rest until grace passes.
+	// What is left of the group goes first, as the watcher does it: it
+	// must not keep writing while stderr is drained.
+	p.killGroup()
+	if err := p.errLog.drain(&rawReader{fd: p.stderrFD, left: maxSettleStderr}); errors.Is(err, errWouldBlock) {
+		// Something that left the group holds stderr, or there is more
+		// than the fast path reads: a watcher reads the rest until grace
+		// passes (reap sets the deadline).
 		p.stderr = os.NewFile(uintptr(p.stderrFD), "cgi-stderr")
 		go p.readStderr()
 	} else {
@@ -220,6 +224,26 @@ func (p *proc) settle() bool {
 	p.reap()
 	return true
 }
+
+// killGroup kills whatever is left of the group of a script that has
+// exited and is not reaped yet: as a zombie it keeps its pid, the group
+// id, from being reused. Later signals are no-ops.
+func (p *proc) killGroup() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.ended {
+		_ = syscall.Kill(-p.pid, syscall.SIGKILL) // ESRCH: nothing left, fine
+		p.ended = true
+	}
+	if p.killer != nil {
+		p.killer.Stop()
+	}
+}
+
+// maxSettleStderr bounds what settle reads of stderr on the serving
+// goroutine: a pipe's worth. More goes to a watcher, under the grace
+// deadline.
+const maxSettleStderr = 64 << 10
 
 // signal sends sig to the whole process group while it is ours to signal.
 func (p *proc) signal(sig syscall.Signal) error {
@@ -263,14 +287,7 @@ func (p *proc) wait() {
 // bounds how long stdout and stderr may stay open, and reaps it.
 func (p *proc) reap() {
 	defer close(p.done)
-	p.mu.Lock()
-	// The script is a zombie: its pid (the group id) cannot be reused yet.
-	_ = syscall.Kill(-p.pid, syscall.SIGKILL) // ESRCH: nothing left, fine
-	p.ended = true
-	if p.killer != nil {
-		p.killer.Stop()
-	}
-	p.mu.Unlock()
+	p.killGroup()
 	p.exited.Store(true)
 	// Something that left the group (setsid) may still hold stdout or
 	// stderr: it gets grace from the exit, once. The deadline is never
@@ -352,12 +369,22 @@ func exitStatus(ws syscall.WaitStatus) string {
 // errWouldBlock is rawReader's "nothing there yet, and not the end".
 var errWouldBlock = errors.New("cgi: read would block")
 
-// rawReader reads a non-blocking descriptor that is not on the poller.
-type rawReader int
+// rawReader reads a non-blocking descriptor that is not on the poller,
+// at most left bytes: after that it reports errWouldBlock.
+type rawReader struct {
+	fd   int
+	left int
+}
 
-func (fd rawReader) Read(b []byte) (int, error) {
+func (r *rawReader) Read(b []byte) (int, error) {
+	if r.left <= 0 {
+		return 0, errWouldBlock
+	}
+	if len(b) > r.left {
+		b = b[:r.left]
+	}
 	for {
-		n, err := syscall.Read(int(fd), b)
+		n, err := syscall.Read(r.fd, b)
 		switch {
 		case err == syscall.EINTR:
 			continue
@@ -368,6 +395,7 @@ func (fd rawReader) Read(b []byte) (int, error) {
 		case n == 0:
 			return 0, io.EOF
 		}
+		r.left -= n
 		return n, nil
 	}
 }

@@ -47,9 +47,13 @@ type response struct {
 	noBody      bool  // HEAD, 204, 304
 	declared    int64 // Content-Length set by the handler, or -1
 	written     int64
-	buf         *bufio.Writer
+	buf         *bufio.Writer // the connection's body buffer, until finish
 	err         error
 }
+
+// errFinished is what writes after the handler returned get: the body
+// buffer belongs to the connection's next request by then.
+var errFinished = errors.New("ajp13: write after the handler returned")
 
 func newResponse(c *conn, r *http.Request, cancel context.CancelFunc) *response {
 	w := &response{c: c, req: r, cancel: cancel, header: make(http.Header), declared: -1}
@@ -98,6 +102,9 @@ func (w *response) WriteHeader(code int) {
 
 // Write buffers p as response body.
 func (w *response) Write(p []byte) (int, error) {
+	if w.buf == nil {
+		return 0, errFinished
+	}
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
 	}
@@ -128,6 +135,9 @@ func (w *response) Write(p []byte) (int, error) {
 
 // Flush sends the headers and the buffered body to the web server now.
 func (w *response) Flush() {
+	if w.buf == nil {
+		return
+	}
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
 	}
@@ -158,6 +168,7 @@ func (w *response) setErr(err error) {
 // a Content-Length when the whole body is still buffered) and the rest of
 // the body. END_RESPONSE is the caller's.
 func (w *response) finish() {
+	defer func() { w.buf = nil }()
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
 	}

@@ -133,7 +133,7 @@ func (cn *conn) goRun(r *request, req *http.Request, h http.Handler) {
 // connection (nginx does when its client goes away) or sending
 // ABORT_REQUEST still cancels the request. It returns the error that ends
 // the connection, if the watcher met one.
-func (cn *conn) runInline(r *request) error {
+func (cn *conn) runInline(r *request) (err error) {
 	h, req := r.inline, r.inlineReq
 	r.inline, r.inlineReq = nil, nil
 	cn.failBodyOnCancel(r)
@@ -141,8 +141,16 @@ func (cn *conn) runInline(r *request) error {
 	r.onReader = true
 	w := &watcher{cn: cn, r: r, done: make(chan struct{})}
 	w.timer = time.AfterFunc(watchDelay, w.run)
+	// Deferred so that even a handler ending its goroutine
+	// (runtime.Goexit) stops the watcher before serve gives the record
+	// reader back to its pool.
+	defer func() {
+		if werr := w.stop(); err == nil {
+			err = werr
+		}
+	}()
 	cn.serveRequest(r, req, h)
-	return w.stop()
+	return nil
 }
 
 // failBodyOnCancel makes a cancelled request (ABORT_REQUEST, lost
