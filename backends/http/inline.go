@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"time"
 	"unsafe"
+
+	"github.com/junction-gw/junction/protocols/rawconn"
 )
 
 // inlineTransport runs a request without a body on the calling goroutine:
@@ -140,6 +142,9 @@ func (t *inlineTransport) get(ctx context.Context, pooled bool) (pc *persistConn
 	if err != nil {
 		return nil, false, err
 	}
+	// Reads and writes on a kept connection are raw system calls
+	// (package rawconn says why).
+	c = rawconn.Wrap(c)
 	pc = &persistConn{conn: c}
 	if sc, ok := c.(syscall.Conn); ok {
 		if pc.rc, err = sc.SyscallConn(); err != nil {
@@ -171,7 +176,7 @@ func (pc *persistConn) quiet() bool {
 // stays valid while it runs.
 func (pc *persistConn) peekFD(fd uintptr) bool {
 	var buf [1]byte
-	_, _, errno := syscall.Syscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&buf[0])), 1,
+	_, _, errno := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&buf[0])), 1,
 		syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
 	pc.clean = errno == syscall.EAGAIN
 	return true // never wait: this is a check

@@ -17,6 +17,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/junction-gw/junction/protocols/rawconn"
 )
 
 // ErrServerClosed is returned by Serve after Shutdown or Close.
@@ -161,7 +163,7 @@ func (s *Server) Serve(l net.Listener) error {
 		}
 		backoff = 0
 		ctx, cancel := context.WithCancel(base)
-		c := &Conn{Conn: nc, srv: s, cancel: cancel, accepted: time.Now()}
+		c := &Conn{Conn: rawconn.Wrap(nc), srv: s, cancel: cancel, accepted: time.Now()}
 		if !s.track(c) {
 			cancel()
 			nc.Close()
@@ -244,7 +246,7 @@ func (s *Server) track(c *Conn) bool {
 // connection is stdin/stdout) and returns the handler's error.
 func (s *Server) ServeConn(ctx context.Context, nc net.Conn) error {
 	ctx, cancel := context.WithCancel(ctx)
-	c := &Conn{Conn: nc, srv: s, cancel: cancel, accepted: time.Now()}
+	c := &Conn{Conn: rawconn.Wrap(nc), srv: s, cancel: cancel, accepted: time.Now()}
 	if !s.track(c) {
 		cancel()
 		nc.Close()
