@@ -232,7 +232,17 @@ func TestWorkerSurvivesPanic(t *testing.T) {
 			if out != strconv.Itoa(panicked) {
 				t.Errorf("next connection served by goroutine %s, want the worker %d that recovered", out, panicked)
 			}
+			// The client sees the end of its connection before the server
+			// counts it closed: wait for the count.
 			o := s.Observer.(*fakeObserver)
+			for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+				o.mu.Lock()
+				closed := o.closed
+				o.mu.Unlock()
+				if closed >= 2 || time.Now().After(deadline) {
+					break
+				}
+			}
 			o.mu.Lock()
 			defer o.mu.Unlock()
 			if o.opened != 2 || o.closed != 2 || len(o.reasons) != 1 || o.reasons[0] != ReasonPanic {
