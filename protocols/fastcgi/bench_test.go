@@ -23,7 +23,8 @@ func BenchmarkDecodeNginxRequest(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		br.Reset(data)
-		params = params[:0]
+		// A fresh buffer per request, as the connection collects PARAMS.
+		params = nil
 		// Stop at the end of the capture rather than at the EOF error, which
 		// a real connection never pays per request.
 		for br.Len() > 0 {
@@ -35,7 +36,7 @@ func BenchmarkDecodeNginxRequest(b *testing.B) {
 				params = append(params, r.content...)
 			}
 		}
-		v, err := parseNameValues(params)
+		v, err := parseOwnedNameValues(params)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -378,7 +378,9 @@ func (cn *conn) params(r *request, p []byte) error {
 		cn.start(r, errorHandler(431))
 		return nil
 	}
-	v, err := parseNameValues(r.params)
+	// r.params is this request's own buffer, dropped here: the variables
+	// may point into it.
+	v, err := parseOwnedNameValues(r.params)
 	r.params = nil
 	if err != nil {
 		return fmt.Errorf("fastcgi: request %d PARAMS: %w", r.id, err)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"github.com/junction-gw/junction/protocols/fastcgi/wire"
 	"strings"
+	"unsafe"
 
 	"github.com/junction-gw/junction/protocols/vars"
 )
@@ -23,7 +24,22 @@ func readLen(b []byte) (n int, used int, err error) {
 func parseNameValues(b []byte) (vars.Vars, error) {
 	// One string for the whole stream: names and values share it, so a
 	// request costs two allocations here instead of two per pair.
-	all := string(b)
+	return decodeNameValues(string(b), b)
+}
+
+// parseOwnedNameValues is parseNameValues for a buffer the caller hands
+// over: the names and values point into b, which must never change again
+// (a request's PARAMS, collected in a buffer of their own). It saves
+// copying the stream once more.
+func parseOwnedNameValues(b []byte) (vars.Vars, error) {
+	if len(b) == 0 {
+		return nil, nil
+	}
+	return decodeNameValues(unsafe.String(&b[0], len(b)), b)
+}
+
+// decodeNameValues decodes b, whose bytes all also holds.
+func decodeNameValues(all string, b []byte) (vars.Vars, error) {
 	var out vars.Vars
 	if n := countPairs(b); n > 0 {
 		out = make(vars.Vars, 0, n)

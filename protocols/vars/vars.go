@@ -258,7 +258,7 @@ func Request(ctx context.Context, v Vars, body io.ReadCloser) (*http.Request, er
 			uri += "?" + q
 		}
 	}
-	u, err := url.ParseRequestURI(uri)
+	u, err := parseRequestURI(uri)
 	if err != nil {
 		return nil, fmt.Errorf("vars: bad REQUEST_URI %q: %w", uri, err)
 	}
@@ -274,6 +274,50 @@ func Request(ctx context.Context, v Vars, body io.ReadCloser) (*http.Request, er
 		r.TLS = &tls.ConnectionState{HandshakeComplete: true}
 	}
 	return r.WithContext(NewContext(ctx, v)), nil
+}
+
+// parseRequestURI is url.ParseRequestURI with a shortcut for the usual
+// request target: a path of characters that never need escaping and an
+// optional query without '#' or control characters. Such a URI parses to
+// just its Path and RawQuery (RawPath stays empty, the path being its own
+// escaped form); anything else goes to url.ParseRequestURI.
+func parseRequestURI(uri string) (*url.URL, error) {
+	path, query, hasQuery := strings.Cut(uri, "?")
+	if path == "" || path[0] != '/' || !plainPath(path) || !plainQuery(query) {
+		return url.ParseRequestURI(uri)
+	}
+	u := &url.URL{Path: path, RawQuery: query}
+	if hasQuery && query == "" {
+		u.ForceQuery = true
+	}
+	return u, nil
+}
+
+// plainPath reports whether p holds only characters that url's path
+// escaping leaves alone (RFC 3986 unreserved, and the sub-delims and
+// separators it keeps).
+func plainPath(p string) bool {
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte("-._~/$&+,:;=@", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// plainQuery reports whether q has no '#', '?' (ParseRequestURI treats a
+// lone trailing '?' specially), control character, space or non-ASCII byte.
+func plainQuery(q string) bool {
+	for i := 0; i < len(q); i++ {
+		if c := q[i]; c <= ' ' || c >= 0x7f || c == '#' || c == '?' {
+			return false
+		}
+	}
+	return true
 }
 
 // commonHeaders maps the CGI form of frequent request headers to their

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
 	"reflect"
 	"strings"
 	"testing"
@@ -78,4 +79,43 @@ func TestRequest(t *testing.T) {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
+}
+
+// TestParseRequestURI: the shortcut gives exactly what url.ParseRequestURI
+// gives, for URIs it takes and for those it hands on.
+func TestParseRequestURI(t *testing.T) {
+	for _, uri := range []string{
+		"/", "/cgi-bin/hello.sh", "/a/b.php?x=1&y=2", "/a?", "/a??", "/a?b?c", "/a//b", "//host/path",
+		"/a%20b", "/a%2Fb?q=%41", "/a!b", "/a(b)", "/a b", "/a#frag", "/a?q#f", "/a?x y",
+		"/~user/$&+,:;=@", "/é", "/a\x7f", "/a?\x01", "*", "", "relative", "/a?b=c=d",
+	} {
+		want, werr := url.ParseRequestURI(uri)
+		got, gerr := parseRequestURI(uri)
+		if (werr != nil) != (gerr != nil) {
+			t.Errorf("%q: error %v, want %v", uri, gerr, werr)
+			continue
+		}
+		if werr != nil {
+			continue
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%q: %#v, want %#v", uri, *got, *want)
+		}
+		if got.EscapedPath() != want.EscapedPath() || got.RequestURI() != want.RequestURI() {
+			t.Errorf("%q: escaped %q / %q, want %q / %q", uri, got.EscapedPath(), got.RequestURI(), want.EscapedPath(), want.RequestURI())
+		}
+	}
+}
+
+func FuzzParseRequestURI(f *testing.F) {
+	for _, s := range []string{"/a?b", "/a%2F", "/x y", "/a?", "//h/p"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, uri string) {
+		want, werr := url.ParseRequestURI(uri)
+		got, gerr := parseRequestURI(uri)
+		if (werr != nil) != (gerr != nil) || werr == nil && !reflect.DeepEqual(got, want) {
+			t.Fatalf("%q: got %#v, %v; want %#v, %v", uri, got, gerr, want, werr)
+		}
+	})
 }
