@@ -115,8 +115,20 @@ func (v Vars) duplicate() int {
 		if strings.HasPrefix(name, "HTTP_") {
 			continue
 		}
+		if name == "" {
+			for j := 0; j < i; j++ {
+				if v[j].Name == "" {
+					return i
+				}
+			}
+			continue
+		}
+		// Names of one length mostly differ in their last byte
+		// (SERVER_NAME, SERVER_PORT): checking it first skips the
+		// comparison call for nearly every pair.
+		last := name[len(name)-1]
 		for j := 0; j < i; j++ {
-			if v[j].Name == name {
+			if n := v[j].Name; len(n) == len(name) && n[len(n)-1] == last && n == name {
 				return i
 			}
 		}

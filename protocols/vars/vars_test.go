@@ -119,3 +119,32 @@ func FuzzParseRequestURI(f *testing.F) {
 		}
 	})
 }
+
+func TestDuplicate(t *testing.T) {
+	names := func(ns ...string) Vars {
+		var v Vars
+		for _, n := range ns {
+			v = append(v, Var{Name: n})
+		}
+		return v
+	}
+	tests := []struct {
+		v    Vars
+		want int
+	}{
+		{names(), -1},
+		{names("A"), -1},
+		{names("SERVER_NAME", "SERVER_PORT", "SCRIPT_NAME"), -1}, // same lengths, same last bytes
+		{names("SERVER_NAME", "SERVER_PORT", "SERVER_NAME"), 2},
+		{names("HTTP_X", "HTTP_X", "A"), -1}, // repeated headers are allowed
+		{names("A", "HTTP_X", "B", "A"), 3},
+		{names("", "x", ""), 2},
+		{names("AB", "BB", "CB"), -1},
+		{names("NAMEX", "NAMEY", "NAMEX"), 2},
+	}
+	for _, tt := range tests {
+		if got := tt.v.duplicate(); got != tt.want {
+			t.Errorf("duplicate(%v) = %d, want %d", tt.v, got, tt.want)
+		}
+	}
+}
