@@ -38,6 +38,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"os"
@@ -115,11 +116,11 @@ type Observer interface {
 // Backend runs CGI scripts. It implements backends.Backend.
 type Backend struct {
 	name       string
-	root       string // directory mode: Root, absolute, symlinks resolved
-	rootID     devIno // the root directory as resolved at start
-	prefix     string // directory mode: ends in "/"
-	script     string // single-script mode: absolute path
-	scriptName string // single-script mode: default SCRIPT_NAME
+	root       string      // directory mode: Root, absolute, symlinks resolved
+	rootInfo   fs.FileInfo // the root directory as resolved at start
+	prefix     string      // directory mode: ends in "/"
+	script     string      // single-script mode: absolute path
+	scriptName string      // single-script mode: default SCRIPT_NAME
 	timeout    time.Duration
 	queueWait  time.Duration
 	maxQueue   int64
@@ -239,7 +240,7 @@ func (b *Backend) initRoot(root, prefix string) error {
 		return fmt.Errorf("cgi: %s: root %s is not a directory", b.name, root)
 	}
 	b.root = abs
-	b.rootID, _ = fileID(fi)
+	b.rootInfo = fi
 	if !strings.HasSuffix(prefix, "/") {
 		prefix += "/"
 	}

@@ -178,13 +178,17 @@ func (p *proc) launchOnce() {
 // launch starts the watchers: one reaps the script, one logs its stderr.
 // The caller has claimed the script.
 func (p *proc) launch() {
-	p.stderr = os.NewFile(uintptr(p.stderrFD), "cgi-stderr")
+	p.readStderrAsync() // first: reap, on the waiter, sets p.stderr's deadline
 	go p.wait()
+}
+
+// readStderrAsync puts stderr on the poller and logs it on a goroutine of
+// its own until it ends, or until the deadline reap sets.
+func (p *proc) readStderrAsync() {
+	p.stderr = os.NewFile(uintptr(p.stderrFD), "cgi-stderr")
 	go p.readStderr()
 }
 
-// readStderr logs stderr until it ends, or until the deadline wait sets
-// once the script exited.
 func (p *proc) readStderr() {
 	defer close(p.stderrDone)
 	_ = p.errLog.drain(p.stderr) // the end, a deadline or a closed pipe: all end the log
@@ -215,8 +219,7 @@ func (p *proc) settle() bool {
 		// Something that left the group holds stderr, or there is more
 		// than the fast path reads: a watcher reads the rest until grace
 		// passes (reap sets the deadline).
-		p.stderr = os.NewFile(uintptr(p.stderrFD), "cgi-stderr")
-		go p.readStderr()
+		p.readStderrAsync()
 	} else {
 		_ = syscall.Close(p.stderrFD) // a pipe end; nothing to flush
 		close(p.stderrDone)

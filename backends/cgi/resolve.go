@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 
 	"github.com/junction-gw/junction/backends"
 	"github.com/junction-gw/junction/backends/cgienv"
@@ -252,9 +251,7 @@ func (b *Backend) belowRoot(sf string) (real string, fi fs.FileInfo, ok bool, er
 	// The root's path was resolved at start; it must still name the same
 	// directory (not one that a directory above it, since replaced by a
 	// symlink, now leads to).
-	if rfi, err := os.Lstat(b.root); err != nil || !rfi.IsDir() {
-		return "", nil, false, nil
-	} else if id, ok := fileID(rfi); !ok || id != b.rootID {
+	if rfi, err := os.Lstat(b.root); err != nil || !rfi.IsDir() || !os.SameFile(rfi, b.rootInfo) {
 		return "", nil, false, nil
 	}
 	for i := len(base); ; {
@@ -275,18 +272,6 @@ func (b *Backend) belowRoot(sf string) (real string, fi fs.FileInfo, ok bool, er
 		}
 		i = end + 1
 	}
-}
-
-// devIno identifies a file.
-type devIno struct{ dev, ino uint64 }
-
-// fileID returns fi's device and inode, when the platform has them.
-func fileID(fi fs.FileInfo) (devIno, bool) {
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return devIno{}, false
-	}
-	return devIno{dev: uint64(st.Dev), ino: st.Ino}, true
 }
 
 // resolveSingle handles single-script mode: only SCRIPT_NAME and PATH_INFO
