@@ -174,3 +174,15 @@ type noUpstream struct{}
 func (noUpstream) SetBackend(string)             {}
 func (noUpstream) SetInstance(string)            {}
 func (noUpstream) SetUpstreamTime(time.Duration) {}
+
+// Idempotent reports whether method is idempotent (RFC 9110, section
+// 9.2.2): sending the request twice has the effect of sending it once, so
+// it may be sent again after a failure that could have reached the
+// application.
+func Idempotent(method string) bool {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
+		return true
+	}
+	return false
+}

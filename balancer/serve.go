@@ -179,9 +179,7 @@ func retryable(r *http.Request, err error) bool {
 	case errors.As(err, &de), errors.Is(err, backends.ErrOverloaded):
 		return true
 	}
-	switch r.Method {
-	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
-	default:
+	if !backends.Idempotent(r.Method) {
 		return false
 	}
 	return r.Body == nil || r.Body == http.NoBody || r.GetBody != nil

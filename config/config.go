@@ -310,6 +310,16 @@ type Backend struct {
 	// its extension also splits the path into script and PATH_INFO.
 	// Default index.php. fastcgi only.
 	Index string `mapstructure:"index"`
+	// KeepAlive is how many idle connections to each instance are kept
+	// open for the next request (FCGI_KEEP_CONN), like nginx's upstream
+	// keepalive with fastcgi_keep_conn on. Default 0: a connection per
+	// request. php-fpm gives each open connection a worker of its own, so
+	// it needs max_conns, set to at most the instance's worker count
+	// (pm.max_children). fastcgi only.
+	KeepAlive int `mapstructure:"keepalive"`
+	// KeepAliveTimeout closes a kept connection idle that long. Default
+	// 60s (nginx's keepalive_timeout). fastcgi only.
+	KeepAliveTimeout time.Duration `mapstructure:"keepalive_timeout"`
 }
 
 // Metrics configures the Prometheus endpoint.

@@ -225,7 +225,10 @@ func (b *Backend) validatePool(v *validator, key string) {
 			{"root", b.Root != ""}, {"pass_env", len(b.PassEnv) > 0}, {"set_env", len(b.SetEnv) > 0},
 			{"max_header_bytes", b.MaxHeaderBytes != 0},
 		})
-		v.onlyFor(key, "type fastcgi", []setting{{"index", b.Index != ""}, {"health.script", b.Health.Script != ""}})
+		v.onlyFor(key, "type fastcgi", []setting{
+			{"index", b.Index != ""}, {"health.script", b.Health.Script != ""},
+			{"keepalive", b.KeepAlive != 0}, {"keepalive_timeout", b.KeepAliveTimeout != 0},
+		})
 	} else {
 		v.onlyFor(key, "type http", []setting{
 			{"response_header_timeout", b.ResponseHeaderTimeout != 0}, {"health.path", b.Health.Path != ""},
@@ -244,6 +247,7 @@ func (b *Backend) validatePool(v *validator, key string) {
 		}
 		v.nonNegative(key+".max_header_bytes", b.MaxHeaderBytes)
 		b.validateEnv(v, key)
+		b.validateKeepAlive(v, key)
 	}
 	if b.Health.Path != "" && !strings.HasPrefix(b.Health.Path, "/") {
 		v.add(key+".health.path", "%q must start with /", b.Health.Path)
@@ -292,6 +296,33 @@ func (b *Backend) validatePool(v *validator, key string) {
 	}
 	if h.EjectMax > 0 && h.EjectMax < h.EjectBase {
 		v.add(hk+".eject_max", "%v is less than eject_base %v", h.EjectMax, h.EjectBase)
+	}
+}
+
+// validateKeepAlive checks a fastcgi pool's keepalive against its
+// max_conns. php-fpm serves one connection per worker and a kept
+// connection holds its worker while idle, so the connections open to an
+// instance must stay within its workers: junction opens a connection only
+// for a request in flight (at most max_conns) and reuses kept ones first,
+// which keeps in-flight plus idle connections within max_conns.
+func (b *Backend) validateKeepAlive(v *validator, key string) {
+	v.nonNegative(key+".keepalive", b.KeepAlive)
+	v.positive(key+".keepalive_timeout", b.KeepAliveTimeout)
+	if b.KeepAlive <= 0 {
+		return
+	}
+	for i, in := range b.Instances {
+		if in.MaxConns == 0 && b.MaxConns == 0 {
+			v.add(fmt.Sprintf("%s.instances[%d].max_conns", key, i),
+				"required with keepalive: set it (or the backend's max_conns) to at most the instance's worker count (php-fpm: pm.max_children)")
+			return
+		}
+	}
+	if b.Spawn != nil && b.MaxConns == 0 {
+		v.add(key+".max_conns", "required with keepalive: set it to at most an instance's worker count (php-fpm: pm.max_children)")
+	}
+	if b.MaxConns > 0 && b.KeepAlive > b.MaxConns {
+		v.add(key+".keepalive", "%d is more than max_conns %d: idle connections beyond the requests in flight are never used", b.KeepAlive, b.MaxConns)
 	}
 }
 

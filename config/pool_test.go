@@ -98,6 +98,25 @@ fall = 5
 	}
 }
 
+// keepalive with max_conns on the backend or on every instance is valid.
+func TestPoolKeepAlive(t *testing.T) {
+	cfg, err := Parse([]byte(poolListener+`
+backends:
+  app: {type: http, instances: ["127.0.0.1:8101"]}
+  php: {type: fastcgi, instances: ["unix:/run/php/fpm.sock"], root: /srv/php, max_conns: 4, keepalive: 4, keepalive_timeout: 5s}
+  php2: {type: fastcgi, instances: [{address: "127.0.0.1:9000", max_conns: 2}], root: /srv/php, keepalive: 2}
+`), "yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if php := cfg.Backends["php"]; php.KeepAlive != 4 || php.KeepAliveTimeout != 5*time.Second {
+		t.Errorf("php = %+v", php)
+	}
+	if php2 := cfg.Backends["php2"]; php2.KeepAlive != 2 || php2.KeepAliveTimeout != 0 {
+		t.Errorf("php2 = %+v (timeout 0: the backend's default applies)", php2)
+	}
+}
+
 func TestSpawnDefaults(t *testing.T) {
 	cfg, err := Parse([]byte(poolListener+`
 backends:
@@ -158,6 +177,15 @@ func TestPoolErrorsNameTheirKey(t *testing.T) {
 			[]string{"backends.app.max_attempts:", "backends.app.queue_size:", "backends.app.max_conns:", "backends.app.dial_timeout:",
 				"backends.app.strip_prefix:", "backends.app.health.path:", "backends.app.health.fail_threshold:",
 				"backends.app.health.eject_max:", "backends.php.index:", "backends.php.health.script:"}},
+		{"keepalive", `
+  app: {type: http, instances: ["127.0.0.1:1"], keepalive: 2}
+  a: {type: fastcgi, instances: ["127.0.0.1:2"], root: /srv, keepalive: 4}
+  b: {type: fastcgi, instances: ["127.0.0.1:2"], root: /srv, keepalive: 8, max_conns: 4, keepalive_timeout: -1s}
+  c: {type: fastcgi, spawn: {command: [x, "{port}"]}, root: /srv, keepalive: 1}
+  d: {type: fastcgi, instances: ["127.0.0.1:2"], root: /srv, keepalive: -1}`,
+			[]string{"backends.app.keepalive: applies to type fastcgi", "backends.a.instances[0].max_conns: required with keepalive",
+				"backends.b.keepalive: 8 is more than max_conns 4", "backends.b.keepalive_timeout:",
+				"backends.c.max_conns: required with keepalive", "backends.d.keepalive:"}},
 		{"unknown keys", `
   app: {type: http, instances: [{address: "127.0.0.1:1", wieght: 2}], health: {pth: /}, spawn: {comand: [x]}}`,
 			[]string{"backends.app.instances[0].wieght: unknown key", "backends.app.health.pth: unknown key",

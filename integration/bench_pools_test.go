@@ -92,8 +92,9 @@ func procMemKiB(pid int) (hwm, rss int, err error) {
 //
 //	GET          nginx proxy_pass (upstream of 2 app instances, keepalive 16)
 //	             vs nginx scgi_pass → junction (type http, same 2 instances)
-//	hello.php    nginx fastcgi_pass → php-fpm (pm static, 4 children, unix socket)
-//	             vs nginx scgi_pass → junction (type fastcgi) → the same php-fpm
+//	hello.php    nginx fastcgi_pass → php-fpm (pm static, 8 children, unix socket)
+//	             vs nginx scgi_pass → junction (type fastcgi, keepalive 4,
+//	             max_conns 4) → the same php-fpm
 //	POST 1 MiB   the GET paths with a 1 MiB body per request
 //
 // and junction's peak resident memory over the whole run. Two reference
@@ -120,7 +121,10 @@ func BenchmarkEndToEndPools(b *testing.B) {
 	}
 	writeFile(b, filepath.Join(phpRoot, "php"), "hello.php",
 		"<?php header(\"Content-Type: text/plain\"); echo \"Hello from php\\n\";\n")
-	sock := startBenchFPM(b, dir, 4)
+	// 8 workers: junction keeps 4 connections (FCGI_KEEP_CONN), each
+	// holding a worker even while idle, so nginx's rounds find 4 free
+	// workers, as many as junction's rounds use.
+	sock := startBenchFPM(b, dir, 8)
 
 	// nginx reaches junction on a unix socket, as it reaches php-fpm:
 	// the setup the README recommends on one host (a TCP connection per
@@ -133,7 +137,7 @@ routes:
   - {prefix: /php/, backend: php}
 backends:
   app: {type: http, instances: [%q, %q], balance: round_robin}
-  php: {type: fastcgi, instances: [%q], root: %q}
+  php: {type: fastcgi, instances: [%q], root: %q, keepalive: 4, max_conns: 4}
 `, jAddr, a1, a2, "unix:"+sock, phpRoot), jAddr)
 
 	// The references sit on unix sockets too. uWSGI: 8 processes, enough
@@ -286,6 +290,7 @@ backends:
 		fmt.Sprintf("POST 1MiB: junction %.1f MiB/s, nginx proxy_pass %.1f MiB/s (wrk -c%d, body in nginx memory on both)", jMiBs, nMiBs, wrkConns),
 		fmt.Sprintf("junction memory after the run: VmHWM (peak) %.1f MiB, VmRSS %.1f MiB (target peak ≤ 30 MiB: %s)", float64(hwm)/1024, float64(rss)/1024, memVerdict),
 		"nginx side: upstream keepalive 16 to the 2 app instances; fastcgi_pass and scgi_pass on unix sockets; cpu/req: junction only",
+		"php-fpm: 8 workers; junction keeps 4 connections to it (keepalive 4, max_conns 4), nginx's fastcgi_pass opens one per request (its default)",
 		"references, GET /hello timed in the same interleaved rounds as http pool GET; their rate is in the junction column, ratio = to nginx proxy_pass:",
 		"  uwsgi-router: nginx scgi_pass (unix) → uWSGI 8 processes, router_http → a1 only (its http action takes one address); cpu/req: uWSGI's group",
 		"  scgi-floor: nginx scgi_pass (unix) → protocols/scgi with a constant handler, no backend hop (GOMAXPROCS as junction); cpu/req: that process",

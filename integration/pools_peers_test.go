@@ -11,12 +11,15 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/junction-gw/junction/backends/fastcgi/fpmtest"
 )
@@ -151,8 +154,9 @@ echo "GET_x=", $_GET["x"] ?? "(unset)", "\n";`,
 
 // startPHPFPM runs php-fpm with a pool of two workers listening on a Unix
 // socket in a temp dir, serving scripts from a fresh document root. It
-// returns the instance address ("unix:/…") and the root.
-func startPHPFPM(t *testing.T) (addr, root string) {
+// returns the instance address ("unix:/…") and the root. maxRequests is
+// pm.max_requests (0: workers never exit).
+func startPHPFPM(t *testing.T, maxRequests int) (addr, root string) {
 	t.Helper()
 	needBin(t, phpFPMBin, "php8.2-fpm")
 	dir := t.TempDir()
@@ -163,7 +167,7 @@ func startPHPFPM(t *testing.T) (addr, root string) {
 	for name, src := range phpPoolScripts {
 		writeFile(t, root, name, src)
 	}
-	pool := fpmtest.Pool{Dir: dir, Name: "junction", Children: 2}
+	pool := fpmtest.Pool{Dir: dir, Name: "junction", Children: 2, MaxRequests: maxRequests}
 	sock := pool.Socket()
 	args, err := pool.Write()
 	if err != nil {
@@ -184,7 +188,7 @@ func startPHPFPM(t *testing.T) (addr, root string) {
 // nginx scgi_pass → junction (SCGI listener) → php-fpm, and junction's
 // http listener → php-fpm.
 func TestPHPFPMPool(t *testing.T) {
-	fpm, root := startPHPFPM(t)
+	fpm, root := startPHPFPM(t, 0)
 	scgi, direct := freeAddr(t), freeAddr(t)
 	startJunction(t, fmt.Sprintf(`
 listeners:
@@ -265,4 +269,94 @@ backends:
 			}
 		}
 	})
+}
+
+// TestPHPFPMPoolKeepAlive keeps connections to php-fpm (keepalive, as
+// nginx's fastcgi_keep_conn does) under load from four clients through
+// nginx scgi_pass, with active health checks that fail at once (fall 1):
+//   - recycled workers: both workers exit every seven requests
+//     (pm.max_requests), closing kept connections under junction's feet;
+//   - held workers: no worker ever exits, junction's kept connections
+//     hold both, and a health check's new connection needs one of them
+//     set free.
+//
+// Every request succeeds, POST bodies arrive whole, and the instance is
+// never taken out of rotation (with the health check's connection left in
+// php-fpm's accept queue, it was, in the second case).
+func TestPHPFPMPoolKeepAlive(t *testing.T) {
+	for _, tt := range []struct {
+		name        string
+		maxRequests int
+		posts       bool
+	}{{"recycled workers", 7, true}, {"held workers", 0, false}} {
+		t.Run(tt.name, func(t *testing.T) {
+			fpm, root := startPHPFPM(t, tt.maxRequests)
+			scgi := freeAddr(t)
+			j := startJunction(t, fmt.Sprintf(`
+listeners:
+  - {protocol: scgi, address: %q, backend: php}
+backends:
+  php:
+    type: fastcgi
+    instances: [%q]
+    root: %q
+    strip_prefix: /php
+    keepalive: 2
+    max_conns: 2
+    health: {interval: 50ms, timeout: 500ms, fall: 1}
+`, scgi, fpm, root), scgi)
+			front := nginxSCGI(t, scgi)
+			keepAliveLoad(t, front, 1500*time.Millisecond, tt.posts)
+			// With one instance, the pool still tries it while it is down:
+			// the log tells.
+			if out := j.proc.Output(); strings.Contains(out, "instance down") {
+				t.Errorf("the instance was taken out of rotation:\n%s", out)
+			}
+		})
+	}
+}
+
+// keepAliveLoad runs four clients against front for d: GETs of hello.php,
+// and with posts every tenth request of the first client a 64 KiB POST.
+func keepAliveLoad(t *testing.T, front string, d time.Duration, posts bool) {
+	t.Helper()
+	var g errgroup.Group
+	end := time.Now().Add(d)
+	for c := range 4 {
+		g.Go(func() error {
+			for i := 0; time.Now().Before(end); i++ {
+				if posts && c == 0 && i%10 == 0 {
+					body := bytes.Repeat([]byte{byte(i)}, 64<<10)
+					sum := sha256.Sum256(body)
+					req, err := http.NewRequest(http.MethodPost, "http://"+front+"/php/post.php", bytes.NewReader(body))
+					if err != nil {
+						return err
+					}
+					resp, err := http.DefaultClient.Do(req)
+					if err != nil {
+						return err
+					}
+					got, err := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					if want := hex.EncodeToString(sum[:]); err != nil || resp.StatusCode != 200 || string(got) != want {
+						return fmt.Errorf("POST %d: %d %q %v", i, resp.StatusCode, got, err)
+					}
+					continue
+				}
+				resp, err := http.Get("http://" + front + "/php/hello.php")
+				if err != nil {
+					return err
+				}
+				got, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if err != nil || resp.StatusCode != 200 || string(got) != "Hello from php-fpm\n" {
+					return fmt.Errorf("client %d, GET %d: %d %q %v", c, i, resp.StatusCode, got, err)
+				}
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
+	}
 }

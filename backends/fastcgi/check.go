@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"time"
 
@@ -17,14 +18,36 @@ import (
 // check; DialTimeout and Timeout apply too. The GET_VALUES probe does not
 // count against MaxConns (it must answer while the instance is busy); a
 // HealthScript run is a request like any other and does.
+//
+// With KeepAlive, a check uses a kept connection when one is idle (php-fpm
+// closes a connection after GET_VALUES), and while it waits on a new one,
+// connections whose request ends are closed rather than kept: every
+// php-fpm worker may be holding a kept connection, and one must come free
+// to accept the check's.
 func (b *Backend) Check(ctx context.Context) error {
+	if b.idle != nil {
+		b.probing.Add(1)
+		defer b.probing.Add(-1)
+	}
 	if b.health != "" {
 		return b.checkScript(ctx)
+	}
+	if conn, ok := b.idle.Get(); ok {
+		if err := b.probe(ctx, conn); err == nil || ctx.Err() != nil {
+			return err
+		}
+		// The kept connection may have been closing (a php-fpm worker at
+		// pm.max_requests): ask again on a new one.
 	}
 	conn, err := b.dial(ctx)
 	if err != nil {
 		return err
 	}
+	return b.probe(ctx, conn)
+}
+
+// probe asks FCGI_GET_VALUES on conn, which it closes.
+func (b *Backend) probe(ctx context.Context, conn net.Conn) error {
 	defer conn.Close()
 	stop := context.AfterFunc(ctx, func() {
 		_ = conn.Close() // wakes the read below

@@ -35,9 +35,14 @@ var errShortBody = errors.New("fastcgi: request body ended early")
 // response itself.
 var hopByHop = []string{"Connection", "Keep-Alive", "Transfer-Encoding"}
 
-// exchange sends the request on conn, which it closes, and relays the
-// response.
-func (b *Backend) exchange(w http.ResponseWriter, r *http.Request, conn net.Conn, s cgienv.Script) error {
+// errStale marks a kept connection that ended before a record of the
+// response came: the instance closed it while it sat idle.
+var errStale = errors.New("fastcgi: kept connection closed before the response")
+
+// exchange sends the request on conn and relays the response. conn is
+// closed, or kept for the next request when the exchange ended cleanly
+// and keep-alive is on; reused says it was kept from an earlier one.
+func (b *Backend) exchange(w http.ResponseWriter, r *http.Request, conn net.Conn, s cgienv.Script, reused bool) error {
 	ctx := r.Context()
 	stop := context.AfterFunc(ctx, func() {
 		_ = conn.Close() // wakes the reads below; their error is reported instead
@@ -46,18 +51,22 @@ func (b *Backend) exchange(w http.ResponseWriter, r *http.Request, conn net.Conn
 
 	in := &stdin{conn: conn, left: max(r.ContentLength, 0), body: r.Body}
 	var writerDone chan struct{}
+	var wo *writeOnly // gofast's connection, for a request with a body
 	werrText := new(bytes.Buffer)
 	if r.ContentLength == 0 {
 		writerDone = closedChan
 		if err := b.sendHead(r, conn, s); err != nil {
 			_ = conn.Close() // nothing was sent that could be kept
-			if ctx.Err() != nil {
+			switch {
+			case ctx.Err() != nil:
 				return fmt.Errorf("fastcgi: %s: %s: %w", b.addr, s.Name, context.Cause(ctx))
+			case reused:
+				err = fmt.Errorf("%w: %w", errStale, err)
 			}
 			return &backends.Error{Status: http.StatusBadGateway, Err: err}
 		}
 	} else {
-		writerDone, werrText = b.send(r, conn, s, in)
+		writerDone, werrText, wo = b.send(r, conn, s, in)
 	}
 	finish := func() {
 		_ = conn.Close() // ends gofast's writes; nothing buffered is worth keeping
@@ -91,7 +100,7 @@ func (b *Backend) exchange(w http.ResponseWriter, r *http.Request, conn net.Conn
 	}
 	if err != nil {
 		finish()
-		return b.headError(ctx, s, rr, in, err)
+		return b.headError(ctx, s, rr, in, reused, err)
 	}
 	h := w.Header()
 	for k, v := range resp.Header {
@@ -102,7 +111,11 @@ func (b *Backend) exchange(w http.ResponseWriter, r *http.Request, conn net.Conn
 	}
 	w.WriteHeader(resp.Status)
 	werr, rerr := copyBody(w, br)
-	finish()
+	if werr == nil && rerr == nil && b.reusable(rr, writerDone, werrText, wo, in) && stop() {
+		b.keep(conn)
+	} else {
+		finish()
+	}
 	switch {
 	case ctx.Err() != nil:
 		b.log.Info("fastcgi: client went away", "script", s.Name, "err", context.Cause(ctx))
@@ -116,24 +129,44 @@ func (b *Backend) exchange(w http.ResponseWriter, r *http.Request, conn net.Conn
 	return nil
 }
 
+// reusable reports whether a connection whose response was read to its
+// END_REQUEST can carry another request: keep-alive is on, the request
+// completed, nothing follows END_REQUEST, and the request was written
+// whole. gofast's writer may still be winding down; once it has written
+// the end of STDIN it does not touch the connection again.
+func (b *Backend) reusable(rr *responseReader, writerDone chan struct{}, werrText *bytes.Buffer, wo *writeOnly, in *stdin) bool {
+	if b.idle == nil || !rr.ended || rr.protoStatus != statusRequestComplete || rr.br.Buffered() > 0 {
+		return false
+	}
+	select {
+	case <-writerDone:
+		return werrText.Len() == 0 && in.err == nil
+	default:
+		// Not done: an instance that answered before reading the whole
+		// body leaves the writer blocked, and the connection unusable.
+		return wo != nil && wo.stdinEnded.Load()
+	}
+}
+
 // send starts gofast's client on conn. gofast writes BEGIN_REQUEST, PARAMS
 // and STDIN; its own response reading sees end of input at once (see
 // writeOnly), so junction's reader gets every response record. writerDone
 // closes when gofast has finished writing (or given up); the text buffer
 // then holds gofast's write errors.
-func (b *Backend) send(r *http.Request, conn net.Conn, s cgienv.Script, in *stdin) (writerDone chan struct{}, text *bytes.Buffer) {
+func (b *Backend) send(r *http.Request, conn net.Conn, s cgienv.Script, in *stdin) (writerDone chan struct{}, text *bytes.Buffer, wo *writeOnly) {
 	text = new(bytes.Buffer)
 	writerDone = make(chan struct{})
-	wo := &writeOnly{Conn: conn, timeout: b.timeout}
+	wo = &writeOnly{Conn: conn, timeout: b.timeout}
 	in.out = wo
 	client, err := gofast.SimpleClientFactory(func() (net.Conn, error) { return wo, nil })()
 	if err != nil {
 		// Our factory cannot fail; keep the contract anyway.
 		text.WriteString(err.Error())
 		close(writerDone)
-		return writerDone, text
+		return writerDone, text, wo
 	}
 	req := gofast.NewRequest(nil)
+	req.KeepConn = b.idle != nil
 	req.Params = b.params(r, s)
 	if r.ContentLength > 0 {
 		req.Stdin = in
@@ -142,7 +175,7 @@ func (b *Backend) send(r *http.Request, conn net.Conn, s cgienv.Script, in *stdi
 	if err != nil {
 		text.WriteString(err.Error())
 		close(writerDone)
-		return writerDone, text
+		return writerDone, text, wo
 	}
 	go func() {
 		defer close(writerDone)
@@ -151,7 +184,7 @@ func (b *Backend) send(r *http.Request, conn net.Conn, s cgienv.Script, in *stdi
 		// expected. Its stderr side carries the writer's errors as text.
 		_ = pipe.WriteTo(discard{}, text) // always "no headers": gofast never sees a record
 	}()
-	return writerDone, text
+	return writerDone, text, wo
 }
 
 // closedChan is the writerDone of a request sent by sendHead.
@@ -172,6 +205,9 @@ func (b *Backend) sendHead(r *http.Request, conn net.Conn, s cgienv.Script) erro
 	}
 	out := make([]byte, 0, len(pairs)+64+len(pairs)/maxContent*headerLen)
 	begin := [8]byte{byte(wire.RoleResponder >> 8), byte(wire.RoleResponder)}
+	if b.idle != nil {
+		begin[2] = wire.FlagKeepConn
+	}
 	out = wire.AppendRecord(out, wire.TypeBeginRequest, requestID, begin[:], 0)
 	for p := pairs; len(p) > 0; {
 		n := min(len(p), maxContent)
@@ -191,12 +227,14 @@ func (b *Backend) sendHead(r *http.Request, conn net.Conn, s cgienv.Script) erro
 }
 
 // headError turns a failure before the response head into Serve's error.
-func (b *Backend) headError(ctx context.Context, s cgienv.Script, rr *responseReader, in *stdin, err error) error {
+func (b *Backend) headError(ctx context.Context, s cgienv.Script, rr *responseReader, in *stdin, reused bool, err error) error {
 	switch {
 	case ctx.Err() != nil:
 		return fmt.Errorf("fastcgi: %s: %s: %w", b.addr, s.Name, context.Cause(ctx))
 	case in.err != nil:
 		return &backends.Error{Status: http.StatusBadRequest, Err: in.err}
+	case reused && !rr.got && !errors.Is(err, os.ErrDeadlineExceeded):
+		return &backends.Error{Status: http.StatusBadGateway, Err: fmt.Errorf("fastcgi: %s: %s: %w: %w", b.addr, s.Name, errStale, err)}
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		return &backends.Error{Status: http.StatusGatewayTimeout, Err: fmt.Errorf("fastcgi: %s: %s: no response within %v: %w", b.addr, s.Name, b.timeout, err)}
 	case rr.ended && (rr.protoStatus == statusOverloaded || rr.protoStatus == statusCantMpxConn):
@@ -303,6 +341,9 @@ type writeOnly struct {
 	net.Conn
 	timeout time.Duration
 	held    []byte
+	// stdinEnded is set once the empty STDIN record that ends the request
+	// was written.
+	stdinEnded atomic.Bool
 }
 
 // maxHeld bounds the records held back.
@@ -325,7 +366,11 @@ func (c *writeOnly) Write(p []byte) (int, error) {
 		}
 		return len(p), nil
 	}
-	return c.write(p)
+	n, err := c.write(p)
+	if err == nil && len(p) == headerLen && wire.Type(p[1]) == wire.TypeStdin && p[4] == 0 && p[5] == 0 {
+		c.stdinEnded.Store(true)
+	}
+	return n, err
 }
 
 // flush sends the held records.

@@ -85,6 +85,7 @@ import (
 	"net/http"
 	"path"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/semaphore"
@@ -92,6 +93,8 @@ import (
 	"github.com/junction-gw/junction/backends"
 	"github.com/junction-gw/junction/backends/cgienv"
 	"github.com/junction-gw/junction/backends/cgiresp"
+	"github.com/junction-gw/junction/backends/idle"
+	"github.com/junction-gw/junction/protocols/rawconn"
 )
 
 // Options configure a Backend.
@@ -131,6 +134,13 @@ type Options struct {
 	HealthScript string
 	// MaxHeaderBytes bounds the script's response head; 0 means 64 KiB.
 	MaxHeaderBytes int
+	// KeepAlive is how many idle connections are kept open for reuse
+	// (FCGI_KEEP_CONN); 0 closes each connection after its request. See
+	// the package doc before setting it: php-fpm gives every open
+	// connection a worker of its own.
+	KeepAlive int
+	// KeepAliveTimeout closes a connection idle that long; 0 means 60s.
+	KeepAliveTimeout time.Duration
 	// Logger receives STDERR records and failures; nil means
 	// slog.Default().
 	Logger *slog.Logger
@@ -147,6 +157,8 @@ const (
 	DefaultTimeout = 60 * time.Second
 	// DefaultIndex is php-fpm's usual index script.
 	DefaultIndex = "index.php"
+	// DefaultKeepAliveTimeout is nginx's upstream keepalive_timeout.
+	DefaultKeepAliveTimeout = 60 * time.Second
 )
 
 // Backend sends requests to one FastCGI instance. It implements
@@ -166,6 +178,13 @@ type Backend struct {
 	limits      cgiresp.Limits
 	health      string
 	log         *slog.Logger
+
+	// idle holds kept connections; nil without KeepAlive.
+	idle *idle.Pool[net.Conn]
+	// probing counts health checks waiting on a connection of their own;
+	// while one does, finished connections are closed, not kept, so that
+	// a worker becomes free to accept it.
+	probing atomic.Int32
 }
 
 // New validates o and returns a Backend. No connection is made yet.
@@ -214,6 +233,16 @@ func New(o Options) (*Backend, error) {
 	if b.timeout <= 0 {
 		b.timeout = DefaultTimeout
 	}
+	if o.KeepAlive < 0 || o.KeepAliveTimeout < 0 {
+		errs = append(errs, errors.New("fastcgi: negative keep-alive count or timeout"))
+	}
+	if o.KeepAlive > 0 {
+		t := o.KeepAliveTimeout
+		if t <= 0 {
+			t = DefaultKeepAliveTimeout
+		}
+		b.idle = idle.New(o.KeepAlive, t, rawconn.Quiet)
+	}
 	if o.MaxConns > 0 {
 		b.sem = semaphore.NewWeighted(int64(o.MaxConns))
 	}
@@ -248,9 +277,12 @@ func parseAddr(addr string) (network, address string, err error) {
 	return "tcp", addr, nil
 }
 
-// Close releases nothing: connections live only as long as their request.
-// It exists so that every instance backend has the same method set.
-func (b *Backend) Close() error { return nil }
+// Close closes the kept connections; a connection in use is closed when
+// its request ends.
+func (b *Backend) Close() error {
+	b.idle.Close()
+	return nil
+}
 
 // Serve sends r to the instance and relays the response. A non-nil error
 // means nothing was written to w.
@@ -267,11 +299,32 @@ func (b *Backend) Serve(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	defer release()
-	conn, err := b.dial(r.Context())
-	if err != nil {
+	// Only a request junction may send again goes on a kept connection:
+	// php-fpm closes a worker's connection some time after its last
+	// response (pm.max_requests), and a request sent into that gap fails
+	// without reaching PHP. An idempotent request without a body is then
+	// sent again; any other gets a new connection, and an idle one is
+	// closed first, so that a php-fpm worker holding it comes free to
+	// accept the new one.
+	replayable := r.ContentLength == 0 && backends.Idempotent(r.Method)
+	conn, reused := b.idle.Get()
+	if reused && !replayable {
+		_ = conn.Close()
+		reused = false
+	}
+	for {
+		if !reused {
+			if conn, err = b.dial(r.Context()); err != nil {
+				return err
+			}
+		}
+		err = b.exchange(w, r, conn, s, reused)
+		if reused && errors.Is(err, errStale) && r.Context().Err() == nil {
+			reused = false // once: the new connection is not kept from before
+			continue
+		}
 		return err
 	}
-	return b.exchange(w, r, conn, s)
 }
 
 // acquire takes a MaxConns slot, waiting at most DialTimeout.
@@ -303,7 +356,19 @@ func (b *Backend) dial(ctx context.Context) (net.Conn, error) {
 		}
 		return nil, &backends.DialError{Addr: b.addr, Err: fmt.Errorf("fastcgi: %w", err)}
 	}
-	return c, nil
+	// Raw reads and writes (package rawconn says why), and the quiet check
+	// a kept connection passes before reuse.
+	return rawconn.Wrap(c), nil
+}
+
+// keep returns a connection whose request ended cleanly to the idle
+// pool, or closes it.
+func (b *Backend) keep(c net.Conn) {
+	if b.probing.Load() > 0 {
+		_ = c.Close()
+		return
+	}
+	b.idle.Put(c)
 }
 
 // resolve maps the request path to the script (see the package doc).

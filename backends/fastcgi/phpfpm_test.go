@@ -58,69 +58,71 @@ func startFPM(t *testing.T) (addr, root string) {
 		t.Skipf("backends/fastcgi: %s not installed: %v", phpFPM, err)
 	}
 	fpmOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "junction-fpm-")
-		if err != nil {
-			fpmErr = err
-			return
-		}
-		fpmRoot = filepath.Join(dir, "www")
-		for name, src := range phpScripts {
-			p := filepath.Join(fpmRoot, name)
-			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-				fpmErr = err
-				return
-			}
-			if err := os.WriteFile(p, []byte(src), 0o644); err != nil {
-				fpmErr = err
-				return
-			}
-		}
-		pool := fpmtest.Pool{Dir: dir, Name: "test", Children: 1, Extra: "php_admin_value[output_buffering] = 0\n"}
-		sock := pool.Socket()
-		args, err := pool.Write()
-		if err != nil {
-			fpmErr = err
-			return
-		}
-		cmd := exec.Command(phpFPM, args...)
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		if err := cmd.Start(); err != nil {
-			fpmErr = err
-			return
-		}
-		fpmStop = func() {
-			_ = cmd.Process.Signal(os.Interrupt)
-			done := make(chan struct{})
-			go func() { _ = cmd.Wait(); close(done) }()
-			select {
-			case <-done:
-			case <-time.After(5 * time.Second):
-				_ = cmd.Process.Kill()
-				<-done
-			}
-			os.RemoveAll(dir)
-		}
-		// Wait for the socket to accept (process start-up, not a timeout
-		// being tested).
-		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-			c, err := net.Dial("unix", sock)
-			if err == nil {
-				c.Close()
-				break
-			}
-			if time.Now().After(deadline) {
-				log, _ := os.ReadFile(pool.Log())
-				fpmErr = fmt.Errorf("php-fpm did not listen: %v\n%s\n%s", err, out.String(), log)
-				return
-			}
-		}
-		fpmAddr = "unix:" + sock
+		fpmAddr, fpmRoot, fpmStop, fpmErr = runFPM(fpmtest.Pool{Name: "test", Children: 1})
 	})
 	if fpmErr != nil {
 		t.Fatalf("starting php-fpm: %v", fpmErr)
 	}
 	return fpmAddr, fpmRoot
+}
+
+// runFPM starts a php-fpm with pool (Dir is filled in) serving
+// phpScripts, and waits until its socket accepts.
+func runFPM(pool fpmtest.Pool) (addr, root string, stop func(), err error) {
+	dir, err := os.MkdirTemp("", "junction-fpm-")
+	if err != nil {
+		return "", "", nil, err
+	}
+	root = filepath.Join(dir, "www")
+	for name, src := range phpScripts {
+		p := filepath.Join(root, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return "", "", nil, err
+		}
+		if err := os.WriteFile(p, []byte(src), 0o644); err != nil {
+			return "", "", nil, err
+		}
+	}
+	pool.Dir = dir
+	pool.Extra += "php_admin_value[output_buffering] = 0\n"
+	sock := pool.Socket()
+	args, err := pool.Write()
+	if err != nil {
+		return "", "", nil, err
+	}
+	cmd := exec.Command(phpFPM, args...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		return "", "", nil, err
+	}
+	stop = func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		os.RemoveAll(dir)
+	}
+	// Wait for the socket to accept (process start-up, not a timeout
+	// being tested).
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		c, err := net.Dial("unix", sock)
+		if err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			log, _ := os.ReadFile(pool.Log())
+			stop()
+			return "", "", nil, fmt.Errorf("php-fpm did not listen: %v\n%s\n%s", err, out.String(), log)
+		}
+	}
+	return "unix:" + sock, root, stop, nil
 }
 
 func TestMain(m *testing.M) {
@@ -375,4 +377,75 @@ func readBody(r *http.Request) (string, error) {
 	var b bytes.Buffer
 	_, err := b.ReadFrom(r.Body)
 	return b.String(), err
+}
+
+// TestPHPFPMKeepAlive runs two workers that each exit after five requests
+// (pm.max_requests), behind a backend keeping two connections: every
+// exit closes a kept connection, which junction notices before reuse (or
+// retries, for these idempotent requests), so no request fails; bodies
+// still arrive whole over kept connections.
+func TestPHPFPMKeepAlive(t *testing.T) {
+	if _, err := os.Stat(phpFPM); err != nil {
+		t.Skipf("backends/fastcgi: %s not installed: %v", phpFPM, err)
+	}
+	addr, root, stop, err := runFPM(fpmtest.Pool{Name: "keep", Children: 2, MaxRequests: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	b, err := New(Options{Addr: addr, Root: root, StripPrefix: "/php", KeepAlive: 2, MaxConns: 2, Timeout: 20 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	errs := make(chan error, 2)
+	for g := range 2 {
+		go func() {
+			for i := range 40 {
+				var r *http.Request
+				want := "hello|"
+				if i%4 == 3 {
+					// PUT is idempotent: a body-less one may be resent.
+					r = httptest.NewRequest("PUT", "/php/post.php", nil)
+					want = "0 " + fmt.Sprintf("%x", sha256.Sum256(nil))
+				} else {
+					r = httptest.NewRequest("GET", fmt.Sprintf("/php/hello.php?g=%d&i=%d", g, i), nil)
+				}
+				w := httptest.NewRecorder()
+				if err := b.Serve(w, r); err != nil {
+					errs <- fmt.Errorf("request %d.%d: %w", g, i, err)
+					return
+				}
+				if w.Code != 200 || !strings.HasPrefix(w.Body.String(), want) {
+					errs <- fmt.Errorf("request %d.%d: %d %q", g, i, w.Code, w.Body)
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if b.idle.Len() == 0 {
+		t.Errorf("no connection kept after the requests")
+	}
+	// Bodies, each on a connection of its own that is kept after it, and
+	// health checks, which take a kept connection.
+	for i := range 6 {
+		body := strings.Repeat("k", 100<<10+i)
+		w := httptest.NewRecorder()
+		r := httptest.NewRequest("POST", "/php/post.php", strings.NewReader(body))
+		if err := b.Serve(w, r); err != nil {
+			t.Fatalf("POST %d: %v", i, err)
+		}
+		if want := fmt.Sprintf("%d %x", len(body), sha256.Sum256([]byte(body))); w.Body.String() != want {
+			t.Fatalf("POST %d: %q, want %q", i, w.Body, want)
+		}
+		if err := b.Check(context.Background()); err != nil {
+			t.Fatalf("Check after POST %d: %v", i, err)
+		}
+	}
 }

@@ -35,7 +35,7 @@ const (
 	maxContent = wire.MaxContentLen
 	maxPadding = wire.MaxPaddingLen
 	// requestID is the id gofast's client gives the first request on a
-	// connection; junction sends one request per connection.
+	// connection; junction sends one request at a time on a connection.
 	requestID = 1
 )
 
@@ -64,6 +64,7 @@ type responseReader struct {
 	stderr  func([]byte)
 
 	pending     []byte // unread STDOUT content
+	got         bool   // a record was read
 	ended       bool
 	appStatus   uint32
 	protoStatus uint8
@@ -107,6 +108,7 @@ func (rr *responseReader) next() error {
 	if err != nil {
 		return err
 	}
+	rr.got = true
 	if id == 0 {
 		// Management records (a GET_VALUES_RESULT or UNKNOWN_TYPE) are
 		// not part of the response.

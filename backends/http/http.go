@@ -61,6 +61,7 @@ import (
 	"time"
 
 	"github.com/junction-gw/junction/backends"
+	"github.com/junction-gw/junction/backends/idle"
 )
 
 // Options configure a Backend.
@@ -170,7 +171,7 @@ func New(o Options) (*Backend, error) {
 	}
 	b.log = b.log.With("instance", o.Addr)
 	dialer := &net.Dialer{Timeout: orDefault(o.DialTimeout, DefaultDialTimeout), KeepAlive: 30 * time.Second}
-	idle := orDefault(o.MaxIdleConns, DefaultMaxIdleConns)
+	maxIdle := orDefault(o.MaxIdleConns, DefaultMaxIdleConns)
 	dial := func(ctx context.Context) (net.Conn, error) {
 		c, err := dialer.DialContext(ctx, network, address)
 		if err != nil {
@@ -184,8 +185,8 @@ func New(o Options) (*Backend, error) {
 		ResponseHeaderTimeout:  orDefault(o.ResponseHeaderTimeout, DefaultResponseHeaderTimeout),
 		MaxResponseHeaderBytes: maxResponseHeaderBytes,
 		IdleConnTimeout:        orDefault(o.IdleConnTimeout, DefaultIdleConnTimeout),
-		MaxIdleConns:           idle,
-		MaxIdleConnsPerHost:    idle,
+		MaxIdleConns:           maxIdle,
+		MaxIdleConnsPerHost:    maxIdle,
 		MaxConnsPerHost:        o.MaxConns,
 		// Pass Accept-Encoding and compressed bodies through untouched.
 		DisableCompression: true,
@@ -199,9 +200,8 @@ func New(o Options) (*Backend, error) {
 			dial:           dial,
 			fallback:       b.transport,
 			headerTimeout:  b.transport.ResponseHeaderTimeout,
-			idleTimeout:    b.transport.IdleConnTimeout,
-			maxIdle:        idle,
 			maxHeaderBytes: maxResponseHeaderBytes,
+			idle:           idle.New(maxIdle, b.transport.IdleConnTimeout, (*persistConn).fit),
 		}
 	}
 	b.proxy = &httputil.ReverseProxy{

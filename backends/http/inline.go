@@ -10,12 +10,12 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/textproto"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
-	"unsafe"
 
+	"github.com/junction-gw/junction/backends"
+	"github.com/junction-gw/junction/backends/idle"
 	"github.com/junction-gw/junction/protocols/rawconn"
 )
 
@@ -35,30 +35,28 @@ type inlineTransport struct {
 	dial          func(ctx context.Context) (net.Conn, error)
 	fallback      *http.Transport
 	headerTimeout time.Duration
-	idleTimeout   time.Duration
-	maxIdle       int
 	// maxHeaderBytes bounds a response head (net/http's default: 1 MiB).
 	maxHeaderBytes int64
-
-	mu      sync.Mutex
-	idle    []*persistConn // most recently used last
-	sweeper *time.Timer    // closes connections idle longer than idleTimeout
+	// idle holds the kept connections.
+	idle *idle.Pool[*persistConn]
 }
 
 // persistConn is one keep-alive connection owned by inlineTransport.
 type persistConn struct {
-	conn   net.Conn
-	lr     io.LimitedReader // conn, with the head's byte budget while a head is read
-	br     *bufio.Reader    // reads lr
-	bw     *bufio.Writer
-	idleAt time.Time
-
-	// The quiet check, set up once per connection: rc is nil when conn
-	// has no descriptor to peek at.
-	rc    syscall.RawConn
-	peek  func(fd uintptr) bool
-	clean bool // the last peek found nothing to read
+	conn net.Conn
+	lr   io.LimitedReader // conn, with the head's byte budget while a head is read
+	br   *bufio.Reader    // reads lr
+	bw   *bufio.Writer
 }
+
+// Close closes the connection.
+func (pc *persistConn) Close() error { return pc.conn.Close() }
+
+// fit reports whether a kept connection can carry a request: it has
+// nothing to read, no end of stream and no bytes the instance sent unasked
+// (a 408 before it closes). http.Transport learns the same from the read
+// its per-connection goroutine keeps pending.
+func (pc *persistConn) fit() bool { return rawconn.Quiet(pc.conn) }
 
 // noLimit is the LimitedReader budget while a body is read.
 const noLimit = 1<<63 - 1
@@ -84,7 +82,7 @@ func (t *inlineTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		// A kept connection the instance closed while it was idle: the
 		// request never reached the application, so an idempotent one is
 		// sent again on a new connection (http.Transport does the same).
-		if reused && !retried && ctx.Err() == nil && closedIdle(err) && idempotent(req.Method) {
+		if reused && !retried && ctx.Err() == nil && closedIdle(err) && backends.Idempotent(req.Method) {
 			continue
 		}
 		return nil, err
@@ -103,14 +101,6 @@ func inlineable(req *http.Request) bool {
 	return true
 }
 
-func idempotent(method string) bool {
-	switch method {
-	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
-		return true
-	}
-	return false
-}
-
 // errClosedIdle marks a kept connection that ended before any byte of the
 // response arrived.
 var errClosedIdle = errors.New("httpbackend: connection ended before the response")
@@ -123,20 +113,10 @@ func closedIdle(err error) bool {
 // pooled is false, dials a new one. A pooled connection the instance
 // closed, or wrote to, while it sat idle is dropped.
 func (t *inlineTransport) get(ctx context.Context, pooled bool) (pc *persistConn, reused bool, err error) {
-	now := time.Now()
-	for pooled {
-		t.mu.Lock()
-		if len(t.idle) == 0 {
-			t.mu.Unlock()
-			break
-		}
-		pc = t.idle[len(t.idle)-1]
-		t.idle = t.idle[:len(t.idle)-1]
-		t.mu.Unlock()
-		if now.Sub(pc.idleAt) < t.idleTimeout && pc.quiet() {
+	if pooled {
+		if pc, ok := t.idle.Get(); ok {
 			return pc, true, nil
 		}
-		pc.conn.Close()
 	}
 	c, err := t.dial(ctx)
 	if err != nil {
@@ -144,94 +124,16 @@ func (t *inlineTransport) get(ctx context.Context, pooled bool) (pc *persistConn
 	}
 	// Reads and writes on a kept connection are raw system calls
 	// (package rawconn says why).
-	c = rawconn.Wrap(c)
-	pc = &persistConn{conn: c}
-	if sc, ok := c.(syscall.Conn); ok {
-		if pc.rc, err = sc.SyscallConn(); err != nil {
-			c.Close()
-			return nil, false, err
-		}
-		pc.peek = pc.peekFD
-	}
-	pc.lr.R = c
+	pc = &persistConn{conn: rawconn.Wrap(c)}
+	pc.lr.R = pc.conn
 	pc.br = bufio.NewReaderSize(&pc.lr, 4096)
-	pc.bw = bufio.NewWriterSize(c, 4096)
+	pc.bw = bufio.NewWriterSize(pc.conn, 4096)
 	return pc, false, nil
-}
-
-// quiet reports whether an idle connection has nothing to read: no
-// end of stream and no bytes the instance sent unasked (a 408 before it
-// closes). One non-blocking MSG_PEEK; http.Transport learns the same from
-// the read its per-connection goroutine keeps pending.
-func (pc *persistConn) quiet() bool {
-	if pc.rc == nil {
-		return true
-	}
-	pc.clean = false
-	err := pc.rc.Read(pc.peek)
-	return err == nil && pc.clean
-}
-
-// peekFD is quiet's one MSG_PEEK, through RawConn.Read so the descriptor
-// stays valid while it runs.
-func (pc *persistConn) peekFD(fd uintptr) bool {
-	var buf [1]byte
-	_, _, errno := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&buf[0])), 1,
-		syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
-	pc.clean = errno == syscall.EAGAIN
-	return true // never wait: this is a check
-}
-
-// put keeps pc for reuse, or closes it when the pool is full.
-func (t *inlineTransport) put(pc *persistConn) {
-	pc.idleAt = time.Now()
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if len(t.idle) >= t.maxIdle {
-		pc.conn.Close()
-		return
-	}
-	t.idle = append(t.idle, pc)
-	if t.sweeper == nil {
-		t.sweeper = time.AfterFunc(t.idleTimeout, t.sweep)
-	}
-}
-
-// sweep closes connections idle for idleTimeout and re-arms while any
-// connection is left.
-func (t *inlineTransport) sweep() {
-	now := time.Now()
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	keep := t.idle[:0]
-	for _, pc := range t.idle { // oldest first
-		if now.Sub(pc.idleAt) >= t.idleTimeout {
-			pc.conn.Close()
-			continue
-		}
-		keep = append(keep, pc)
-	}
-	clear(t.idle[len(keep):])
-	t.idle = keep
-	t.sweeper = nil
-	if len(t.idle) > 0 {
-		t.sweeper = time.AfterFunc(t.idle[0].idleAt.Add(t.idleTimeout).Sub(now), t.sweep)
-	}
 }
 
 // CloseIdleConnections closes every idle connection of both transports.
 func (t *inlineTransport) CloseIdleConnections() {
-	t.mu.Lock()
-	for _, pc := range t.idle {
-		pc.conn.Close()
-	}
-	clear(t.idle)
-	t.idle = t.idle[:0]
-	if t.sweeper != nil {
-		t.sweeper.Stop()
-		t.sweeper = nil
-	}
-	t.mu.Unlock()
+	t.idle.CloseIdle()
 	t.fallback.CloseIdleConnections()
 }
 
@@ -371,7 +273,7 @@ func (b *inlineBody) Close() error {
 func (b *inlineBody) release(complete bool) {
 	b.done = true
 	if b.stop() && complete && b.keep && b.pc.br.Buffered() == 0 {
-		b.t.put(b.pc)
+		b.t.idle.Put(b.pc)
 		return
 	}
 	b.pc.conn.Close()

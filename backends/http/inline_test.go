@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/junction-gw/junction/backends/idle"
 	"io"
 	"net"
 	"net/http"
@@ -124,11 +125,7 @@ func newInline(t *testing.T, o Options) (*Backend, *inlineTransport) {
 	return b, it
 }
 
-func (t *inlineTransport) idleLen() int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return len(t.idle)
-}
+func (t *inlineTransport) idleLen() int { return t.idle.Len() }
 
 func newRequest(t *testing.T, ctx context.Context, method, url string) *http.Request {
 	t.Helper()
@@ -728,12 +725,6 @@ func TestInlineIdleTimeout(t *testing.T) {
 			if d := time.Since(start); d < 50*time.Millisecond {
 				t.Errorf("closed after %v, before the idle timeout", d)
 			}
-			it.mu.Lock()
-			armed := it.sweeper != nil
-			it.mu.Unlock()
-			if armed {
-				t.Error("the sweep is still armed with an empty pool")
-			}
 		})
 	}
 }
@@ -874,9 +865,8 @@ func TestInlineCancelRacesDeadlines(t *testing.T) {
 				},
 				fallback:       &http.Transport{},
 				headerTimeout:  3 * time.Second,
-				idleTimeout:    time.Minute,
-				maxIdle:        4,
 				maxHeaderBytes: maxResponseHeaderBytes,
+				idle:           idle.New(4, time.Minute, (*persistConn).fit),
 			}
 			done := make(chan error, 1)
 			go func() {

@@ -31,6 +31,11 @@ import (
 type Conn struct {
 	net.Conn
 	rc syscall.RawConn
+
+	// Quiet's check, made once per connection so that it allocates
+	// nothing when it runs.
+	peek  func(fd uintptr) bool
+	clean bool // the last peek found nothing to read
 }
 
 // Wrap returns c with raw reads and writes, or c itself when it has no
@@ -108,6 +113,38 @@ func (c *Conn) Write(b []byte) (int, error) {
 		return n, c.opError("write", errno)
 	}
 	return n, nil
+}
+
+// Quiet reports whether the connection has nothing to read and is not
+// closed by the peer: one non-blocking MSG_PEEK. A kept connection that is
+// not quiet cannot carry another request: the peer ended it, or sent bytes
+// nobody asked for (an HTTP server's 408 before it closes).
+func (c *Conn) Quiet() bool {
+	if c.peek == nil {
+		c.peek = c.peekFD
+	}
+	c.clean = false
+	err := c.rc.Read(c.peek)
+	return err == nil && c.clean
+}
+
+// peekFD is Quiet's MSG_PEEK, run through RawConn.Read so that the
+// descriptor stays valid while it runs.
+func (c *Conn) peekFD(fd uintptr) bool {
+	var buf [1]byte
+	_, _, errno := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&buf[0])), 1,
+		syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
+	c.clean = errno == syscall.EAGAIN
+	return true // never wait: this is a check
+}
+
+// Quiet reports whether c, when it is a *Conn, passes Conn.Quiet; a
+// connection without a descriptor to peek at counts as quiet.
+func Quiet(c net.Conn) bool {
+	if rc, ok := c.(*Conn); ok {
+		return rc.Quiet()
+	}
+	return true
 }
 
 // opError describes a failed call the way package net does.

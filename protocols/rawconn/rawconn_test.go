@@ -134,3 +134,40 @@ func TestWrapWithoutDescriptor(t *testing.T) {
 		t.Errorf("Wrap(net.Pipe end) = %T, want the end itself", w)
 	}
 }
+
+// Quiet is true on an idle connection, false once the peer sent a byte or
+// closed, and true for a connection without a descriptor.
+func TestQuiet(t *testing.T) {
+	for _, network := range []string{"tcp", "unix"} {
+		t.Run(network, func(t *testing.T) {
+			c, s := pair(t, network)
+			defer c.Close()
+			if !Quiet(c) {
+				t.Fatal("an idle connection is not quiet")
+			}
+			if _, err := s.Write([]byte("x")); err != nil {
+				t.Fatal(err)
+			}
+			if Quiet(c) {
+				t.Fatal("quiet with a byte to read")
+			}
+			buf := make([]byte, 1)
+			if _, err := c.Read(buf); err != nil || buf[0] != 'x' {
+				t.Fatalf("the peeked byte was lost: %q %v", buf, err)
+			}
+			if !Quiet(c) {
+				t.Fatal("not quiet after the byte was read")
+			}
+			s.Close()
+			if Quiet(c) {
+				t.Fatal("quiet after the peer closed")
+			}
+		})
+	}
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	if !Quiet(a) {
+		t.Error("a connection without a descriptor counts as quiet")
+	}
+}

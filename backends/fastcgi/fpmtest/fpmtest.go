@@ -22,6 +22,9 @@ type Pool struct {
 	Name string
 	// Children is pm.max_children (pm = static).
 	Children int
+	// MaxRequests is pm.max_requests: a worker exits after serving that
+	// many requests (0: never).
+	MaxRequests int
 	// Opcache loads and enables opcache, as a tuned deployment has it.
 	Opcache bool
 	// Extra is appended to the pool section (listen.backlog, more
@@ -60,13 +63,13 @@ daemonize = no
 listen.mode = 0600
 pm = static
 pm.max_children = %[6]d
-pm.max_requests = 0
+pm.max_requests = %[8]d
 clear_env = yes
 security.limit_extensions = .php
 php_admin_value[display_errors] = off
 php_admin_flag[log_errors] = on
 php_admin_flag[expose_php] = off
-%[7]s`, p.Dir, p.Log(), p.Name, user, p.Socket(), max(p.Children, 1), p.Extra)
+%[7]s`, p.Dir, p.Log(), p.Name, user, p.Socket(), max(p.Children, 1), p.Extra, p.MaxRequests)
 	if err := os.WriteFile(p.Config(), []byte(conf), 0o644); err != nil {
 		return nil, fmt.Errorf("fpmtest: %w", err)
 	}

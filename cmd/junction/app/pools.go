@@ -290,17 +290,19 @@ func newInstance(bc *config.Backend, addr string, log *slog.Logger) (backends.Ba
 		})
 	case config.BackendFastCGI:
 		return fastcgi.New(fastcgi.Options{
-			Addr:           addr,
-			Root:           bc.Root,
-			StripPrefix:    bc.StripPrefix,
-			Index:          bc.Index,
-			DialTimeout:    bc.DialTimeout,
-			Timeout:        bc.Timeout,
-			PassEnv:        bc.PassEnv,
-			SetEnv:         bc.SetEnv,
-			HealthScript:   bc.Health.Script,
-			MaxHeaderBytes: bc.MaxHeaderBytes,
-			Logger:         log,
+			Addr:             addr,
+			Root:             bc.Root,
+			StripPrefix:      bc.StripPrefix,
+			Index:            bc.Index,
+			DialTimeout:      bc.DialTimeout,
+			Timeout:          bc.Timeout,
+			PassEnv:          bc.PassEnv,
+			SetEnv:           bc.SetEnv,
+			HealthScript:     bc.Health.Script,
+			MaxHeaderBytes:   bc.MaxHeaderBytes,
+			KeepAlive:        bc.KeepAlive,
+			KeepAliveTimeout: bc.KeepAliveTimeout,
+			Logger:           log,
 		})
 	}
 	return nil, fmt.Errorf("backend type %q has no instances", bc.Type)
