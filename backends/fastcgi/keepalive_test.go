@@ -292,3 +292,27 @@ func (l countListener) Accept() (net.Conn, error) {
 	}
 	return c, err
 }
+
+// A kept connection outlives the read deadline of its last response (a
+// Timeout shorter than the time it sits idle) and is still reused.
+func TestKeepAliveReuseAfterReadTimeout(t *testing.T) {
+	addr, accepted := keepInstance(t, func(n int, keep bool, stdin []byte, c net.Conn) bool {
+		okResponse(c, "ok")
+		return true
+	})
+	b := keepBackend(t, addr, 1)
+	serveOK(t, b, httptest.NewRequest("GET", "/a.php", nil), "ok")
+	// As if the connection sat idle longer than Timeout.
+	c, ok := b.idle.Get()
+	if !ok {
+		t.Fatal("the connection was not kept")
+	}
+	if err := c.SetReadDeadline(time.Now().Add(-time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	b.idle.Put(c)
+	serveOK(t, b, httptest.NewRequest("GET", "/a.php", nil), "ok")
+	if n := accepted.Load(); n != 1 {
+		t.Errorf("%d connections for 2 GETs, want 1: the kept one was dropped", n)
+	}
+}

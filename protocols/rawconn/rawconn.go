@@ -34,7 +34,7 @@ type Conn struct {
 
 	// Quiet's check, made once per connection so that it allocates
 	// nothing when it runs.
-	peek  func(fd uintptr) bool
+	peek  func(fd uintptr)
 	clean bool // the last peek found nothing to read
 }
 
@@ -118,24 +118,26 @@ func (c *Conn) Write(b []byte) (int, error) {
 // Quiet reports whether the connection has nothing to read and is not
 // closed by the peer: one non-blocking MSG_PEEK. A kept connection that is
 // not quiet cannot carry another request: the peer ended it, or sent bytes
-// nobody asked for (an HTTP server's 408 before it closes).
+// nobody asked for (an HTTP server's 408 before it closes). The read
+// deadline plays no part: a kept connection's last one has often passed.
+// No read may run on c at the same time.
 func (c *Conn) Quiet() bool {
 	if c.peek == nil {
 		c.peek = c.peekFD
 	}
 	c.clean = false
-	err := c.rc.Read(c.peek)
+	err := c.rc.Control(c.peek)
 	return err == nil && c.clean
 }
 
-// peekFD is Quiet's MSG_PEEK, run through RawConn.Read so that the
-// descriptor stays valid while it runs.
-func (c *Conn) peekFD(fd uintptr) bool {
+// peekFD is Quiet's MSG_PEEK, run through RawConn.Control so that the
+// descriptor stays valid while it runs (RawConn.Read would refuse to run
+// it once the read deadline has passed).
+func (c *Conn) peekFD(fd uintptr) {
 	var buf [1]byte
 	_, _, errno := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&buf[0])), 1,
 		syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
 	c.clean = errno == syscall.EAGAIN
-	return true // never wait: this is a check
 }
 
 // Quiet reports whether c, when it is a *Conn, passes Conn.Quiet; a

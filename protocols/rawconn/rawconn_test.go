@@ -171,3 +171,29 @@ func TestQuiet(t *testing.T) {
 		t.Error("a connection without a descriptor counts as quiet")
 	}
 }
+
+// A kept connection's last read deadline has usually passed by the time
+// it is checked; Quiet answers for the socket, not for the deadline.
+func TestQuietPastDeadline(t *testing.T) {
+	for _, network := range []string{"tcp", "unix"} {
+		t.Run(network, func(t *testing.T) {
+			c, s := pair(t, network)
+			if err := c.SetReadDeadline(time.Now().Add(-time.Second)); err != nil {
+				t.Fatal(err)
+			}
+			if !Quiet(c) {
+				t.Fatal("an idle connection with a past read deadline is not quiet")
+			}
+			if _, err := s.Write([]byte("x")); err != nil {
+				t.Fatal(err)
+			}
+			if Quiet(c) {
+				t.Fatal("quiet with a byte to read")
+			}
+			c.Close()
+			if Quiet(c) {
+				t.Fatal("a closed connection is quiet")
+			}
+		})
+	}
+}
