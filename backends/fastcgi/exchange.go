@@ -132,8 +132,9 @@ func (b *Backend) exchange(w http.ResponseWriter, r *http.Request, conn net.Conn
 // reusable reports whether a connection whose response was read to its
 // END_REQUEST can carry another request: keep-alive is on, the request
 // completed, nothing follows END_REQUEST, and the request was written
-// whole. gofast's writer may still be winding down; once it has written
-// the end of STDIN it does not touch the connection again.
+// whole. gofast's writer may still be winding down; once it has ended
+// STDIN with no write failed before (writeOnly.stdinEnded), it does not
+// touch the connection again.
 func (b *Backend) reusable(rr *responseReader, writerDone chan struct{}, werrText *bytes.Buffer, wo *writeOnly, in *stdin) bool {
 	if b.idle == nil || !rr.ended || rr.protoStatus != statusRequestComplete || rr.br.Buffered() > 0 {
 		return false
@@ -342,8 +343,12 @@ type writeOnly struct {
 	timeout time.Duration
 	held    []byte
 	// stdinEnded is set once the empty STDIN record that ends the request
-	// was written.
+	// was written after every earlier write succeeded. gofast ends the
+	// stream on its error path too (then writes ABORT_REQUEST): after a
+	// failed write the stream may hold a partial record and gofast is not
+	// done with the connection.
 	stdinEnded atomic.Bool
+	failed     bool // a write failed: later ones are refused (only gofast's writer uses it)
 }
 
 // maxHeld bounds the records held back.
@@ -367,7 +372,7 @@ func (c *writeOnly) Write(p []byte) (int, error) {
 		return len(p), nil
 	}
 	n, err := c.write(p)
-	if err == nil && len(p) == headerLen && wire.Type(p[1]) == wire.TypeStdin && p[4] == 0 && p[5] == 0 {
+	if err == nil && !c.failed && len(p) == headerLen && wire.Type(p[1]) == wire.TypeStdin && p[4] == 0 && p[5] == 0 {
 		c.stdinEnded.Store(true)
 	}
 	return n, err
@@ -383,11 +388,24 @@ func (c *writeOnly) flush() error {
 	return err
 }
 
+// errWriteFailed refuses a write after a failed one: the stream may end
+// inside a record, so nothing written after it (gofast's end of STDIN and
+// ABORT_REQUEST) would be read as meant.
+var errWriteFailed = errors.New("fastcgi: an earlier write to the instance failed")
+
 func (c *writeOnly) write(p []byte) (int, error) {
+	if c.failed {
+		return 0, errWriteFailed
+	}
 	if err := c.Conn.SetWriteDeadline(time.Now().Add(c.timeout)); err != nil {
+		c.failed = true
 		return 0, fmt.Errorf("fastcgi: setting write deadline: %w", err)
 	}
-	return c.Conn.Write(p)
+	n, err := c.Conn.Write(p)
+	if err != nil {
+		c.failed = true
+	}
+	return n, err
 }
 
 // Close is junction's to do, once the response is read.

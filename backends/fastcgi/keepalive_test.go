@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/junction-gw/junction/backends"
 	fcgifront "github.com/junction-gw/junction/protocols/fastcgi"
+	"github.com/junction-gw/junction/protocols/fastcgi/wire"
 )
 
 // keepInstance is a FastCGI instance that honours FCGI_KEEP_CONN: on each
@@ -314,5 +316,60 @@ func TestKeepAliveReuseAfterReadTimeout(t *testing.T) {
 	serveOK(t, b, httptest.NewRequest("GET", "/a.php", nil), "ok")
 	if n := accepted.Load(); n != 1 {
 		t.Errorf("%d connections for 2 GETs, want 1: the kept one was dropped", n)
+	}
+}
+
+// failingConn fails its first writes (a write deadline that passed
+// mid-record), then accepts everything.
+type failingConn struct {
+	net.Conn
+	fails  int
+	writes int // reached the connection
+}
+
+func (c *failingConn) Write(p []byte) (int, error) {
+	c.writes++
+	if c.fails > 0 {
+		c.fails--
+		return len(p) / 2, os.ErrDeadlineExceeded
+	}
+	return len(p), nil
+}
+
+func (c *failingConn) SetWriteDeadline(time.Time) error { return nil }
+
+// gofast ends STDIN even after a failed body write (its error path closes
+// the stream, then writes ABORT_REQUEST): the stream then holds a partial
+// record, so nothing more is written, and the end of STDIN must not mark
+// the request as written whole, or a connection gofast is still writing to
+// would be kept.
+func TestWriteOnlyStdinEndedAfterFailure(t *testing.T) {
+	stdinEnd := wire.AppendRecord(nil, wire.TypeStdin, requestID, nil, 0)
+	body := wire.AppendRecord(nil, wire.TypeStdin, requestID, []byte("body"), wire.PadFor(4))
+	abort := wire.AppendRecord(nil, wire.TypeAbortRequest, requestID, nil, 0)
+	for _, tt := range []struct {
+		name       string
+		fails      int
+		wantEnded  bool
+		wantWrites int
+	}{{"clean", 0, true, 2}, {"after a failed write", 1, false, 1}} {
+		t.Run(tt.name, func(t *testing.T) {
+			fc := &failingConn{fails: tt.fails}
+			wo := &writeOnly{Conn: fc, timeout: time.Second}
+			_, _ = wo.Write(body)
+			_, err := wo.Write(stdinEnd)
+			if (err == nil) != tt.wantEnded {
+				t.Errorf("ending STDIN: %v", err)
+			}
+			if got := wo.stdinEnded.Load(); got != tt.wantEnded {
+				t.Errorf("stdinEnded = %v, want %v", got, tt.wantEnded)
+			}
+			if tt.fails > 0 {
+				_, _ = wo.Write(abort)
+			}
+			if fc.writes != tt.wantWrites {
+				t.Errorf("%d writes reached the connection, want %d", fc.writes, tt.wantWrites)
+			}
+		})
 	}
 }
