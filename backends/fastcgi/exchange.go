@@ -143,11 +143,24 @@ func (b *Backend) reusable(rr *responseReader, writerDone chan struct{}, werrTex
 	case <-writerDone:
 		return werrText.Len() == 0 && in.err == nil
 	default:
-		// Not done: an instance that answered before reading the whole
-		// body leaves the writer blocked, and the connection unusable.
-		return wo != nil && wo.stdinEnded.Load()
 	}
+	// Not done. Still in the body: an instance that answered before
+	// reading the whole body leaves the writer blocked, and the connection
+	// unusable.
+	if wo == nil || !wo.ending.Load() {
+		return false
+	}
+	// Writing the end of STDIN, or just past it: the instance may answer
+	// as soon as those bytes reach it, before the write returns. A write
+	// still waiting for room fails at once; then the writer is done with
+	// the connection.
+	_ = wo.Conn.SetWriteDeadline(aLongTimeAgo)
+	<-writerDone
+	return werrText.Len() == 0 && in.err == nil && wo.stdinEnded.Load()
 }
+
+// aLongTimeAgo is a deadline that has passed.
+var aLongTimeAgo = time.Unix(1, 0)
 
 // send starts gofast's client on conn. gofast writes BEGIN_REQUEST, PARAMS
 // and STDIN; its own response reading sees end of input at once (see
@@ -342,6 +355,10 @@ type writeOnly struct {
 	net.Conn
 	timeout time.Duration
 	held    []byte
+	// ending is set when the empty STDIN record that ends the request is
+	// about to be written (its write deadline set) after every earlier
+	// write succeeded; stdinEnded once it was written.
+	ending atomic.Bool
 	// stdinEnded is set once the empty STDIN record that ends the request
 	// was written after every earlier write succeeded. gofast ends the
 	// stream on its error path too (then writes ABORT_REQUEST): after a
@@ -371,8 +388,9 @@ func (c *writeOnly) Write(p []byte) (int, error) {
 		}
 		return len(p), nil
 	}
-	n, err := c.write(p)
-	if err == nil && !c.failed && len(p) == headerLen && wire.Type(p[1]) == wire.TypeStdin && p[4] == 0 && p[5] == 0 {
+	end := len(p) == headerLen && wire.Type(p[1]) == wire.TypeStdin && p[4] == 0 && p[5] == 0
+	n, err := c.write(p, end)
+	if err == nil && end {
 		c.stdinEnded.Store(true)
 	}
 	return n, err
@@ -383,7 +401,7 @@ func (c *writeOnly) flush() error {
 	if len(c.held) == 0 {
 		return nil
 	}
-	_, err := c.write(c.held)
+	_, err := c.write(c.held, false)
 	c.held = c.held[:0]
 	return err
 }
@@ -393,13 +411,19 @@ func (c *writeOnly) flush() error {
 // ABORT_REQUEST) would be read as meant.
 var errWriteFailed = errors.New("fastcgi: an earlier write to the instance failed")
 
-func (c *writeOnly) write(p []byte) (int, error) {
+// write writes p with a fresh deadline; end marks the end of STDIN.
+func (c *writeOnly) write(p []byte, end bool) (int, error) {
 	if c.failed {
 		return 0, errWriteFailed
 	}
 	if err := c.Conn.SetWriteDeadline(time.Now().Add(c.timeout)); err != nil {
 		c.failed = true
 		return 0, fmt.Errorf("fastcgi: setting write deadline: %w", err)
+	}
+	if end {
+		// After the deadline: reusable's deadline in the past is not
+		// undone.
+		c.ending.Store(true)
 	}
 	n, err := c.Conn.Write(p)
 	if err != nil {

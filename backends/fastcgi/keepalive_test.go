@@ -2,6 +2,7 @@ package fastcgi
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -11,11 +12,13 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/junction-gw/junction/backends"
+	"github.com/junction-gw/junction/backends/idle"
 	fcgifront "github.com/junction-gw/junction/protocols/fastcgi"
 	"github.com/junction-gw/junction/protocols/fastcgi/wire"
 )
@@ -371,5 +374,66 @@ func TestWriteOnlyStdinEndedAfterFailure(t *testing.T) {
 				t.Errorf("%d writes reached the connection, want %d", fc.writes, tt.wantWrites)
 			}
 		})
+	}
+}
+
+// gateConn's Write is in progress until the write deadline is set to the
+// past: it then returns as a write already in the kernel does (complete),
+// or as one still waiting for room does (the deadline error).
+type gateConn struct {
+	net.Conn
+	complete  bool
+	inWrite   chan struct{}
+	interrupt chan struct{}
+	once      sync.Once
+}
+
+func (c *gateConn) Write(p []byte) (int, error) {
+	close(c.inWrite)
+	<-c.interrupt
+	if c.complete {
+		return len(p), nil
+	}
+	return 0, os.ErrDeadlineExceeded
+}
+
+func (c *gateConn) SetWriteDeadline(d time.Time) error {
+	if !d.After(time.Now()) {
+		c.once.Do(func() { close(c.interrupt) })
+	}
+	return nil
+}
+
+// The instance may answer as soon as the end of STDIN reached it, before
+// gofast's writer returned from that write: the response is then
+// complete while the writer is not done. The connection is kept once the
+// write returned, never while it is in progress, and a final write still
+// waiting for room does not hold the exchange up.
+func TestReusableWhileEndingStdin(t *testing.T) {
+	stdinEnd := wire.AppendRecord(nil, wire.TypeStdin, requestID, nil, 0)
+	for _, complete := range []bool{true, false} {
+		b := &Backend{idle: idle.New[net.Conn](1, time.Minute, nil)}
+		rr := &responseReader{ended: true, protoStatus: statusRequestComplete, br: bufio.NewReader(strings.NewReader(""))}
+		gc := &gateConn{complete: complete, inWrite: make(chan struct{}), interrupt: make(chan struct{})}
+		wo := &writeOnly{Conn: gc, timeout: time.Minute}
+		writerDone := make(chan struct{})
+		go func() {
+			defer close(writerDone)
+			_, _ = wo.Write(stdinEnd)
+		}()
+		<-gc.inWrite
+		got := b.reusable(rr, writerDone, new(bytes.Buffer), wo, &stdin{})
+		if got != complete {
+			t.Errorf("final write complete %v: reusable = %v", complete, got)
+		}
+		select {
+		case <-writerDone:
+		default:
+			if got {
+				t.Errorf("reusable while the writer still runs")
+			}
+		}
+		gc.once.Do(func() { close(gc.interrupt) })
+		<-writerDone
 	}
 }
