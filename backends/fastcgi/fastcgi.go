@@ -30,11 +30,30 @@
 //
 // # Connections
 //
-// Each request dials its own connection (DialTimeout) and closes it after
-// the response: a Unix-socket or loopback connect costs microseconds, and
-// a fresh connection can never carry a previous request's failure. MaxConns
-// bounds the connections open at once with a semaphore; a request that
-// cannot get one within DialTimeout fails with backends.ErrOverloaded.
+// By default each request dials its own connection (DialTimeout) and
+// closes it after the response: a Unix-socket or loopback connect costs
+// microseconds, and a fresh connection can never carry a previous
+// request's failure. MaxConns bounds the requests in flight with a
+// semaphore; a request that cannot get a slot within DialTimeout fails
+// with backends.ErrOverloaded.
+//
+// With KeepAlive, requests carry FCGI_KEEP_CONN and a connection whose
+// response ended cleanly (END_REQUEST with REQUEST_COMPLETE, nothing
+// after it, the request written whole) is kept, at most KeepAlive of them
+// for at most KeepAliveTimeout (package backends/idle). php-fpm gives
+// every open connection a worker of its own, idle or not, so the
+// connections open to it must stay within pm.max_children: keep-alive
+// needs MaxConns (here or in the balancer) at most that, and a request
+// takes a kept connection before it dials, so that requests in flight
+// plus kept connections stay within MaxConns. Only a request without a
+// body and with an idempotent method goes on a kept connection, and is
+// sent once more on a new connection when the kept one ends before any
+// record of the response (php-fpm closes a worker's connection at
+// pm.max_requests); any other request closes a kept connection, freeing
+// its worker, and dials. A kept connection is checked with one
+// non-blocking MSG_PEEK before reuse (rawconn.Quiet). Check uses a kept
+// connection when there is one; while it waits for a connection of its
+// own, finished connections are closed rather than kept.
 //
 // A request with a body is written by github.com/yookoala/gofast's client
 // (BEGIN_REQUEST, PARAMS, then the body streamed as STDIN records) on a
