@@ -3,6 +3,7 @@ package idle
 import (
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -44,47 +45,56 @@ func TestGetSkipsUnfitAndExpired(t *testing.T) {
 		t.Fatalf("Get = %v %v; want the fit one, the unfit one closed", got, ok)
 	}
 
-	p = New[*conn](4, 20*time.Millisecond, nil)
-	old := &conn{id: 3}
-	p.Put(old)
-	time.Sleep(30 * time.Millisecond) // past the timeout; the sweep may or may not have run
-	if _, ok := p.Get(); ok {
-		t.Fatal("Get returned a connection idle past the timeout")
-	}
-	if !old.closed.Load() {
-		t.Error("the expired connection was not closed")
-	}
+	synctest.Test(t, func(t *testing.T) {
+		p := New[*conn](4, 20*time.Millisecond, nil)
+		young, old := &conn{id: 3}, &conn{id: 4}
+		p.Put(young)
+		time.Sleep(19 * time.Millisecond)
+		if got, ok := p.Get(); !ok || got != young {
+			t.Fatalf("Get before the timeout = %v %v, want the connection", got, ok)
+		}
+		p.Put(old)
+		p.mu.Lock()
+		p.sweeper.Stop() // Get, not the sweep, must find it expired
+		p.mu.Unlock()
+		time.Sleep(20 * time.Millisecond)
+		if _, ok := p.Get(); ok {
+			t.Fatal("Get returned a connection idle for the timeout")
+		}
+		if !old.closed.Load() {
+			t.Error("the expired connection was not closed")
+		}
+	})
 }
 
 // The sweep closes connections idle past the timeout, keeps younger ones,
 // and stops once the pool is empty.
 func TestSweep(t *testing.T) {
-	p := New[*conn](4, 50*time.Millisecond, nil)
-	a := &conn{id: 1}
-	p.Put(a)
-	time.Sleep(30 * time.Millisecond)
-	b := &conn{id: 2}
-	p.Put(b)
-	for deadline := time.Now().Add(5 * time.Second); !a.closed.Load(); time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the sweep did not close the old connection")
+	synctest.Test(t, func(t *testing.T) {
+		p := New[*conn](4, 50*time.Millisecond, nil)
+		a := &conn{id: 1}
+		p.Put(a)
+		time.Sleep(30 * time.Millisecond)
+		b := &conn{id: 2}
+		p.Put(b)
+		time.Sleep(20 * time.Millisecond) // a's timeout
+		synctest.Wait()
+		if !a.closed.Load() || b.closed.Load() || p.Len() != 1 {
+			t.Fatalf("at a's timeout: a closed %v, b closed %v, %d idle; want a alone closed",
+				a.closed.Load(), b.closed.Load(), p.Len())
 		}
-	}
-	if b.closed.Load() && p.Len() != 0 {
-		t.Fatal("inconsistent pool")
-	}
-	for deadline := time.Now().Add(5 * time.Second); !b.closed.Load(); time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the sweep did not close the second connection")
+		time.Sleep(30 * time.Millisecond) // b's timeout
+		synctest.Wait()
+		if !b.closed.Load() || p.Len() != 0 {
+			t.Fatalf("at b's timeout: b closed %v, %d idle", b.closed.Load(), p.Len())
 		}
-	}
-	p.mu.Lock()
-	armed := p.sweeper != nil
-	n := len(p.conns)
-	p.mu.Unlock()
-	if armed || n != 0 {
-		t.Errorf("after the last sweep: armed %v, %d connections", armed, n)
-	}
+		p.mu.Lock()
+		armed := p.sweeper != nil
+		p.mu.Unlock()
+		if armed {
+			t.Error("the sweep is still armed with no connection left")
+		}
+	})
 }
 
 func TestClose(t *testing.T) {
