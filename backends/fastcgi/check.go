@@ -15,9 +15,10 @@ import (
 // script with a GET request and wants a 2xx or 3xx status (a local
 // redirect counts as healthy: the script ran). Without, it connects and asks
 // FCGI_GET_VALUES, wanting a GET_VALUES_RESULT. The context bounds the
-// check; DialTimeout and Timeout apply too. The GET_VALUES probe does not
-// count against MaxConns (it must answer while the instance is busy); a
-// HealthScript run is a request like any other and does.
+// check; DialTimeout and Timeout apply too. A check is not one of the
+// pool's requests: the pool's max_conns does not count it (it must answer
+// while the instance is busy). A HealthScript run counts against
+// Options.MaxConns like any request.
 //
 // With KeepAlive, a check uses a kept connection when one is idle (php-fpm
 // closes a connection after GET_VALUES), and while it waits on a new one,
@@ -42,6 +43,11 @@ func (b *Backend) Check(ctx context.Context) error {
 	conn, err := b.dial(ctx)
 	if err != nil {
 		return err
+	}
+	// A connection kept just before probing was raised holds a worker the
+	// new connection may need.
+	if c, ok := b.idle.Get(); ok {
+		_ = c.Close()
 	}
 	return b.probe(ctx, conn)
 }

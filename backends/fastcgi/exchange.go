@@ -180,7 +180,9 @@ func (b *Backend) send(r *http.Request, conn net.Conn, s cgienv.Script, in *stdi
 		return writerDone, text, wo
 	}
 	req := gofast.NewRequest(nil)
-	req.KeepConn = b.idle != nil
+	// gofast v0.8.0 sets FCGI_KEEP_CONN on every request whatever
+	// req.KeepConn says; without keep-alive junction closes the
+	// connection after the response, which ends it all the same.
 	req.Params = b.params(r, s)
 	if r.ContentLength > 0 {
 		req.Stdin = in
