@@ -346,9 +346,16 @@ func processCPU() (time.Duration, error) {
 // thread's timer slack lowered from the kernel's 50 µs default.
 func schedule(ctx context.Context, start time.Time, total int, offset func(int) time.Duration, jobs chan<- int) error {
 	defer close(jobs)
-	// The goroutine never unlocks its thread, so the runtime ends the
-	// thread with it and the lowered slack goes nowhere else.
+	// The thread gets its slack back and is unlocked before the goroutine
+	// ends. A goroutine that ends locked ends its thread too, and every
+	// peer the harness started from that thread gets its parent-death
+	// SIGKILL (Pdeathsig follows the thread, not the process): that is how
+	// the floor server died under the pools benchmark.
 	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if old, err := unix.PrctlRetInt(unix.PR_GET_TIMERSLACK, 0, 0, 0, 0); err == nil {
+		defer func() { _ = unix.Prctl(unix.PR_SET_TIMERSLACK, uintptr(old), 0, 0, 0) }() // failing only leaves this thread precise
+	}
 	// Failing only costs precision, which SendLagP99 shows.
 	_ = unix.Prctl(unix.PR_SET_TIMERSLACK, 1, 0, 0, 0)
 	for i := range total {
