@@ -18,7 +18,7 @@ func setForwarded(in *http.Request, out http.Header) {
 	}
 	ip := ""
 	if client.IsValid() {
-		ip = client.String()
+		ip = clientText(in.RemoteAddr, client)
 	}
 
 	// The values share one backing array: one allocation instead of a
@@ -68,6 +68,20 @@ func setForwarded(in *http.Request, out http.Header) {
 // clientAddr parses r.RemoteAddr, which the codecs set to "ip:port" or to
 // a bare IP when the front server sent no port. The zero Addr means
 // unknown (a Unix-socket peer, or nothing at all).
+// clientText is a's text: the host part of remote when that is already
+// the canonical form (an IPv4 address that parsed: ParseAddr refuses
+// leading zeros), saving an allocation per request; else a.String().
+func clientText(remote string, a netip.Addr) string {
+	host := remote
+	if h, _, err := net.SplitHostPort(remote); err == nil {
+		host = h
+	}
+	if a.Is4() && strings.IndexByte(host, ':') < 0 {
+		return host
+	}
+	return a.String()
+}
+
 func clientAddr(remote string) netip.Addr {
 	if host, _, err := net.SplitHostPort(remote); err == nil {
 		remote = host

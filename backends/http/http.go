@@ -57,7 +57,6 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/junction-gw/junction/backends"
@@ -236,18 +235,28 @@ func New(o Options) (*Backend, error) {
 
 // copyBuffers saves the 32 KiB body-copy buffer ReverseProxy would
 // otherwise allocate (and clear) for every request.
-var copyBuffers = &bufferPool{}
+var copyBuffers = &bufferPool{free: make(chan []byte, 64)}
 
-type bufferPool struct{ p sync.Pool }
+// bufferPool is a free list of body-copy buffers. A channel of slices,
+// not a sync.Pool: ReverseProxy hands a buffer back as a slice, and
+// putting a slice in a sync.Pool allocates a pointer to it every time.
+type bufferPool struct{ free chan []byte }
 
 func (bp *bufferPool) Get() []byte {
-	if b, ok := bp.p.Get().(*[]byte); ok {
-		return *b
+	select {
+	case b := <-bp.free:
+		return b
+	default:
+		return make([]byte, 32<<10)
 	}
-	return make([]byte, 32<<10)
 }
 
-func (bp *bufferPool) Put(b []byte) { bp.p.Put(&b) }
+func (bp *bufferPool) Put(b []byte) {
+	select {
+	case bp.free <- b:
+	default: // enough kept; the collector takes this one
+	}
+}
 
 func orDefault[T int | time.Duration](v, def T) T {
 	if v == 0 {

@@ -109,6 +109,11 @@ func TestForwardingHeaders(t *testing.T) {
 			wantFwd: `for="[2001:db8::1]";host=example.org;proto=http`,
 		},
 		{
+			name: "ipv4-mapped ipv6 is written as ipv4", remote: "[::ffff:192.0.2.9]:80",
+			wantXFF: "192.0.2.9", wantProto: "http", wantXFHost: "example.org",
+			wantFwd: "for=192.0.2.9;host=example.org;proto=http",
+		},
+		{
 			name: "unknown client", remote: "@",
 			wantXFF: "", wantProto: "http", wantXFHost: "example.org",
 			wantFwd: "for=unknown;host=example.org;proto=http",
