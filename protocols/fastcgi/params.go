@@ -46,17 +46,12 @@ func decodeNameValues(all string, b []byte) (vars.Vars, error) {
 	}
 	off := 0
 	for len(b) > 0 {
-		nl, u1, err := readLen(b)
+		nl, vl, u, err := pairLens(b)
 		if err != nil {
 			return nil, err
 		}
-		b = b[u1:]
-		vl, u2, err := readLen(b)
-		if err != nil {
-			return nil, err
-		}
-		b = b[u2:]
-		off += u1 + u2
+		b = b[u:]
+		off += u
 		if nl > len(b) || vl > len(b)-nl {
 			return nil, fmt.Errorf("%w: name-value pair of %d+%d bytes overruns its %d-byte stream", errBadParams, nl, vl, len(b))
 		}
@@ -67,21 +62,35 @@ func decodeNameValues(all string, b []byte) (vars.Vars, error) {
 	return out, nil
 }
 
+// pairLens reads the name and value lengths that start a pair, and how
+// many bytes they took. Both short (one byte each) is nearly every pair a
+// front server sends, and is decoded here without a call.
+func pairLens(b []byte) (nl, vl, used int, err error) {
+	if len(b) >= 2 && b[0] < 0x80 && b[1] < 0x80 {
+		return int(b[0]), int(b[1]), 2, nil
+	}
+	nl, u1, err := readLen(b)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	vl, u2, err := readLen(b[u1:])
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	return nl, vl, u1 + u2, nil
+}
+
 // countPairs returns how many whole pairs b starts with, so the result is
 // allocated at its exact size (less to clear and for the GC to scan than
 // an estimate). A malformed tail is parseNameValues' to report.
 func countPairs(b []byte) int {
 	n := 0
 	for len(b) > 0 {
-		nl, u1, err := wire.ReadLen(b)
-		if err != nil {
+		nl, vl, u, err := pairLens(b)
+		if err != nil || nl+vl > len(b)-u {
 			break
 		}
-		vl, u2, err := wire.ReadLen(b[u1:])
-		if err != nil || nl+vl > len(b)-u1-u2 {
-			break
-		}
-		b = b[u1+u2+nl+vl:]
+		b = b[u+nl+vl:]
 		n++
 	}
 	return n
