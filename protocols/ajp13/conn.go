@@ -200,8 +200,7 @@ func (c *conn) serveRequest(ctx context.Context, payload []byte) (keep bool, err
 	c.logDroppedAttributes(f)
 	reqCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	v := f.requestVars(s.Route)
-	r, err := f.httpRequest(reqCtx, v)
+	r, err := f.httpRequest(reqCtx, s.Route)
 	if err != nil {
 		return false, c.refuse(http.StatusBadRequest, err)
 	}

@@ -154,23 +154,25 @@ var errBadRequest = errors.New("bad request")
 // httpRequest builds the *http.Request for f. The body is attached by the
 // caller. Headers keep the names the web server sent (unlike the HTTP_*
 // variables, which cannot tell "-" from "_").
-func (f *forwardRequest) httpRequest(ctx context.Context, v vars.Vars) (*http.Request, error) {
+//
+// The request's CGI-style variables (requestVars, with route) are made
+// only when a backend asks for them (vars.FromContext): the HTTP backend
+// never does.
+func (f *forwardRequest) httpRequest(ctx context.Context, route string) (*http.Request, error) {
 	major, minor, ok := http.ParseHTTPVersion(f.protocol)
 	if !ok {
 		return nil, fmt.Errorf("ajp13: protocol %q: %w", f.protocol, errBadRequest)
 	}
-	uri := v.Get("REQUEST_URI") // requestVars built it; concatenate only once
-	if uri == "" {
-		uri = f.requestURI()
-	}
+	uri := f.requestURI()
 	var u *url.URL
 	var err error
 	if f.method == "OPTIONS" && f.uri == "*" {
 		u = &url.URL{Path: "*"}
-	} else if u, err = url.ParseRequestURI(uri); err != nil || !strings.HasPrefix(f.uri, "/") {
+	} else if u, err = vars.ParseRequestURI(uri); err != nil || !strings.HasPrefix(f.uri, "/") {
 		return nil, fmt.Errorf("ajp13: req_uri %q: %w", uri, errBadRequest)
 	}
-	r := &http.Request{
+	// A value, not a pointer: WithContext below makes the one heap copy.
+	r := http.Request{
 		Method:     f.method,
 		URL:        u,
 		Proto:      f.protocol,
@@ -201,11 +203,11 @@ func (f *forwardRequest) httpRequest(ctx context.Context, v vars.Vars) (*http.Re
 			r.Host = net.JoinHostPort(f.serverName, strconv.Itoa(int(p)))
 		}
 	}
-	if err := setBodyLength(r); err != nil {
+	if err := setBodyLength(&r); err != nil {
 		return nil, err
 	}
 	port := "0"
-	if p := v.Get("REMOTE_PORT"); p != "" {
+	if p := f.remotePort(); p != "" {
 		port = p
 	}
 	if f.remoteAddr != "" {
@@ -214,7 +216,21 @@ func (f *forwardRequest) httpRequest(ctx context.Context, v vars.Vars) (*http.Re
 	if f.isSSL {
 		r.TLS = &tls.ConnectionState{HandshakeComplete: true}
 	}
-	return r.WithContext(vars.NewContext(ctx, v)), nil
+	return r.WithContext(vars.NewLazyContext(ctx, func() vars.Vars { return f.requestVars(route) })), nil
+}
+
+// remotePort is the REMOTE_PORT requestVars renders: the first attribute
+// naming it whose value is a valid port, or "".
+func (f *forwardRequest) remotePort() string {
+	for _, a := range f.attrs {
+		if a.code != attrReqAttribute || reqAttributeVars[a.name] != "REMOTE_PORT" || !validValue(a.value) {
+			continue
+		}
+		if _, err := strconv.ParseUint(a.value, 10, 16); err == nil {
+			return a.value
+		}
+	}
+	return ""
 }
 
 // setBodyLength applies the request body policy: a Content-Length gives

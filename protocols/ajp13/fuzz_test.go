@@ -2,6 +2,7 @@ package ajp13
 
 import (
 	"bytes"
+	"github.com/junction-gw/junction/protocols/vars"
 	"reflect"
 	"testing"
 )
@@ -72,8 +73,25 @@ func BenchmarkDecodeForwardRequest(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			if _, err := f.httpRequest(b.Context(), f.requestVars("a")); err != nil {
+			if _, err := f.httpRequest(b.Context(), "a"); err != nil {
 				b.Fatal(err)
+			}
+		}
+	})
+	// With the CGI-style variables a CGI or FastCGI backend asks for.
+	b.Run("decode+request+vars", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			f, err := decodeForwardRequest(p, testLimits)
+			if err != nil {
+				b.Fatal(err)
+			}
+			r, err := f.httpRequest(b.Context(), "a")
+			if err != nil {
+				b.Fatal(err)
+			}
+			if vars.FromContext(r.Context()) == nil {
+				b.Fatal("no variables")
 			}
 		}
 	})

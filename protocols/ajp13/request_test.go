@@ -193,7 +193,7 @@ func TestRequestVars(t *testing.T) {
 		}
 	}
 
-	r, err := f.httpRequest(context.Background(), v)
+	r, err := f.httpRequest(context.Background(), "node-a")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,7 +233,7 @@ func TestBodyLengthPolicy(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			r, err := f.httpRequest(context.Background(), f.requestVars(""))
+			r, err := f.httpRequest(context.Background(), "")
 			if tt.bad {
 				if !errors.Is(err, errBadRequest) {
 					t.Fatalf("err = %v, want bad request", err)

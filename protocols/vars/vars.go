@@ -21,6 +21,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // Var is one name/value pair as the front server sent it.
@@ -67,10 +68,27 @@ next:
 type ctxKey struct{}
 
 // varsCtx carries Vars in one allocation (context.WithValue would need a
-// second one to box the slice).
+// second one to box the slice). With build set, the variables are made
+// the first time they are asked for.
 type varsCtx struct {
 	context.Context
-	v Vars
+	build func() Vars
+	mu    sync.Mutex // guards v and built while build is set
+	built bool
+	v     Vars
+}
+
+// vars returns the variables, building them on the first call.
+func (c *varsCtx) vars() Vars {
+	if c.build == nil {
+		return c.v
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.built {
+		c.v, c.built = c.build(), true
+	}
+	return c.v
 }
 
 func (c *varsCtx) Value(key any) any {
@@ -85,11 +103,19 @@ func NewContext(ctx context.Context, v Vars) context.Context {
 	return &varsCtx{Context: ctx, v: v}
 }
 
+// NewLazyContext returns a copy of ctx whose variables build makes, once,
+// when FromContext first asks. A front end whose requests are not
+// variables on the wire (AJP13) renders them only for the backends that
+// read them (CGI, FastCGI), not for every proxied request.
+func NewLazyContext(ctx context.Context, build func() Vars) context.Context {
+	return &varsCtx{Context: ctx, build: build}
+}
+
 // FromContext returns the variables stored in ctx, or nil when the request
 // did not come through a CGI-style front end (plain HTTP).
 func FromContext(ctx context.Context) Vars {
 	if c, ok := ctx.Value(ctxKey{}).(*varsCtx); ok {
-		return c.v
+		return c.vars()
 	}
 	return nil
 }
@@ -270,7 +296,7 @@ func Request(ctx context.Context, v Vars, body io.ReadCloser) (*http.Request, er
 			uri += "?" + q
 		}
 	}
-	u, err := parseRequestURI(uri)
+	u, err := ParseRequestURI(uri)
 	if err != nil {
 		return nil, fmt.Errorf("vars: bad REQUEST_URI %q: %w", uri, err)
 	}
@@ -288,12 +314,12 @@ func Request(ctx context.Context, v Vars, body io.ReadCloser) (*http.Request, er
 	return r.WithContext(NewContext(ctx, v)), nil
 }
 
-// parseRequestURI is url.ParseRequestURI with a shortcut for the usual
+// ParseRequestURI is url.ParseRequestURI with a shortcut for the usual
 // request target: a path of characters that never need escaping and an
 // optional query without '#' or control characters. Such a URI parses to
 // just its Path and RawQuery (RawPath stays empty, the path being its own
 // escaped form); anything else goes to url.ParseRequestURI.
-func parseRequestURI(uri string) (*url.URL, error) {
+func ParseRequestURI(uri string) (*url.URL, error) {
 	path, query, hasQuery := strings.Cut(uri, "?")
 	if path == "" || path[0] != '/' || !plainPath(path) || !plainQuery(query) {
 		return url.ParseRequestURI(uri)

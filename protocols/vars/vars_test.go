@@ -90,7 +90,7 @@ func TestParseRequestURI(t *testing.T) {
 		"/~user/$&+,:;=@", "/é", "/a\x7f", "/a?\x01", "*", "", "relative", "/a?b=c=d",
 	} {
 		want, werr := url.ParseRequestURI(uri)
-		got, gerr := parseRequestURI(uri)
+		got, gerr := ParseRequestURI(uri)
 		if (werr != nil) != (gerr != nil) {
 			t.Errorf("%q: error %v, want %v", uri, gerr, werr)
 			continue
@@ -113,7 +113,7 @@ func FuzzParseRequestURI(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, uri string) {
 		want, werr := url.ParseRequestURI(uri)
-		got, gerr := parseRequestURI(uri)
+		got, gerr := ParseRequestURI(uri)
 		if (werr != nil) != (gerr != nil) || werr == nil && !reflect.DeepEqual(got, want) {
 			t.Fatalf("%q: got %#v, %v; want %#v, %v", uri, got, gerr, want, werr)
 		}
