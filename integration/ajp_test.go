@@ -455,3 +455,42 @@ JkMount /jklb/* lb
 		}
 	})
 }
+
+// TestAJPUnixSocket puts Apache and junction on a unix socket
+// (ProxyPass "unix:/path|ajp://localhost/", Apache 2.4.7 and later), the
+// setup the README recommends on one host: requests and bodies arrive
+// whole, and the client's address comes from the AJP request.
+func TestAJPUnixSocket(t *testing.T) {
+	needBin(t, "/usr/bin/python3", "python3")
+	site := newSite(t)
+	sock := filepath.Join(openTempDir(t), "ajp.sock")
+	startJunction(t, fmt.Sprintf(`log: {level: debug, format: text}
+listeners:
+  - {protocol: ajp, address: %q, socket_mode: "0666", backend: scripts}
+backends:
+  scripts: {type: cgi, root: %q, url_prefix: /cgi-bin/, timeout: 30s}
+`, "unix:"+sock, site.Root), "unix:"+sock)
+	front := freeAddr(t)
+	startApache(t, ajpModules, fmt.Sprintf(`Listen %[1]s
+ProxyPass /cgi-bin/ "unix:%[2]s|ajp://localhost/cgi-bin/" ttl=60
+`, front, sock), front)
+
+	for i := range 20 {
+		r := httpGet(t, "http://"+front+fmt.Sprintf("/cgi-bin/env.sh/p?i=%d", i))
+		if r.Status != 200 {
+			t.Fatalf("GET %d = %d %q", i, r.Status, r.Body)
+		}
+		env := envOf(r.Body)
+		if env["QUERY_STRING"] != fmt.Sprintf("i=%d", i) || env["PATH_INFO"] != "/p" || env["REMOTE_ADDR"] != "127.0.0.1" {
+			t.Fatalf("GET %d: QUERY_STRING=%q PATH_INFO=%q REMOTE_ADDR=%q", i, env["QUERY_STRING"], env["PATH_INFO"], env["REMOTE_ADDR"])
+		}
+	}
+	body := bytes.Repeat([]byte("unix-ajp "), 200000)
+	sum := sha256.Sum256(body)
+	req, _ := http.NewRequest("POST", "http://"+front+"/cgi-bin/post-sha256.py", bytes.NewReader(body))
+	r := httpDo(t, req)
+	want := fmt.Sprintf("sha256=%s\nlength=%d\ncontent_length=%d\n", hex.EncodeToString(sum[:]), len(body), len(body))
+	if r.Status != 200 || r.Body != want {
+		t.Fatalf("POST = %d %q, want %q", r.Status, r.Body, want)
+	}
+}

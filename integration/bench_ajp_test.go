@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -13,32 +14,49 @@ import (
 	"time"
 )
 
-// connTracker samples /proc/net/tcp and records every established
-// connection accepted on one local port, by the peer's port: how many
-// connections a front server opened to junction. Sampling misses a
-// connection that opens and closes between two looks, so with reuse
-// broken the count is a lower bound; with reuse working every connection
-// lives for the whole run and is seen.
+// connTracker samples /proc/net/tcp (or /proc/net/unix) and records every
+// established connection accepted on one local port (or unix socket path),
+// by the peer's port (or the socket's inode): how many connections a
+// front server opened to junction. Sampling misses a connection that opens
+// and closes between two looks, so with reuse broken the count is a lower
+// bound; with reuse working every connection lives for the whole run and
+// is seen.
 type connTracker struct {
-	port   int
+	file   string                           // /proc/net/tcp or /proc/net/unix
+	match  func(sc *bufio.Scanner) []string // the connections of one sample
 	mu     sync.Mutex
-	peers  map[int]bool
+	peers  map[string]bool
 	cancel context.CancelFunc
 	done   chan struct{}
 }
 
-// trackConns starts sampling every 20ms until stop is called.
+// trackConns starts sampling every 20ms until stop is called. addr is
+// host:port or unix:/path.
 func trackConns(addr string) (*connTracker, error) {
-	_, p, err := net.SplitHostPort(addr)
-	if err != nil {
-		return nil, fmt.Errorf("track %s: %w", addr, err)
-	}
-	port, err := strconv.Atoi(p)
-	if err != nil {
-		return nil, fmt.Errorf("track %s: %w", addr, err)
+	ct := &connTracker{peers: map[string]bool{}, done: make(chan struct{})}
+	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
+		ct.file = "/proc/net/unix"
+		ct.match = func(sc *bufio.Scanner) []string { return connectedUnix(sc, path) }
+	} else {
+		_, p, err := net.SplitHostPort(addr)
+		if err != nil {
+			return nil, fmt.Errorf("track %s: %w", addr, err)
+		}
+		port, err := strconv.Atoi(p)
+		if err != nil {
+			return nil, fmt.Errorf("track %s: %w", addr, err)
+		}
+		ct.file = "/proc/net/tcp"
+		ct.match = func(sc *bufio.Scanner) []string {
+			var out []string
+			for _, p := range established(sc, port) {
+				out = append(out, strconv.Itoa(p))
+			}
+			return out
+		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	ct := &connTracker{port: port, peers: map[int]bool{}, cancel: cancel, done: make(chan struct{})}
+	ct.cancel = cancel
 	go func() {
 		defer close(ct.done)
 		tick := time.NewTicker(20 * time.Millisecond)
@@ -56,17 +74,32 @@ func trackConns(addr string) (*connTracker, error) {
 }
 
 func (ct *connTracker) sample() {
-	f, err := os.Open("/proc/net/tcp")
+	f, err := os.Open(ct.file)
 	if err != nil {
 		return
 	}
 	defer f.Close()
-	peers := established(bufio.NewScanner(f), ct.port)
+	peers := ct.match(bufio.NewScanner(f))
 	ct.mu.Lock()
 	defer ct.mu.Unlock()
 	for _, p := range peers {
 		ct.peers[p] = true
 	}
+}
+
+// connectedUnix returns the inodes of the connected sockets bound to path
+// (a listener's accepted connections carry its path), from /proc/net/unix
+// text.
+func connectedUnix(sc *bufio.Scanner, path string) []string {
+	var out []string
+	for sc.Scan() {
+		// Num RefCount Protocol Flags Type St Inode Path
+		f := strings.Fields(sc.Text())
+		if len(f) == 8 && f[5] == "03" && f[7] == path {
+			out = append(out, f[6])
+		}
+	}
+	return out
 }
 
 // established returns the peer ports of the ESTABLISHED connections whose
@@ -92,6 +125,20 @@ func established(sc *bufio.Scanner, port int) []int {
 		out = append(out, int(r))
 	}
 	return out
+}
+
+func TestConnectedUnix(t *testing.T) {
+	const table = `Num       RefCount Protocol Flags    Type St Inode Path
+00000000ad86be7b: 00000003 00000000 00000000 0001 03 151257329
+00000000ce708eb2: 00000003 00000000 00000000 0001 03 151256819 /run/j.sock
+0000000090fc5f6e: 00000002 00000000 00010000 0001 01 151254896 /run/j.sock
+0000000039b807ea: 00000003 00000000 00000000 0001 03 151256823 /run/j.sock
+0000000039b807eb: 00000003 00000000 00000000 0001 03 151256999 /run/other.sock
+`
+	got := connectedUnix(bufio.NewScanner(strings.NewReader(table)), "/run/j.sock")
+	if fmt.Sprint(got) != "[151256819 151256823]" {
+		t.Errorf("connectedUnix = %v, want the two connected sockets of /run/j.sock (not the listener, not the peer end)", got)
+	}
 }
 
 func TestEstablished(t *testing.T) {
@@ -135,7 +182,8 @@ func (ct *connTracker) stop() int {
 //	Apache mod_proxy_ajp → protocols/ajp13 with a constant handler (the
 //	                       "AJP floor", floor_test.go: no backend hop)
 //
-// with persistent connections on every hop, and counts the AJP
+// with persistent connections on every hop (Apache to junction and to the
+// floor on unix sockets, to the app on loopback TCP), and counts the AJP
 // connections Apache opened to junction.
 func BenchmarkEndToEndAJP(b *testing.B) {
 	d := benchDuration(b)
@@ -144,15 +192,20 @@ func BenchmarkEndToEndAJP(b *testing.B) {
 	needJunction(b)
 
 	appAddr, appProc := startAppInstance(b, "app")
-	jAddr := freeAddr(b)
+	// Apache reaches junction (and the floor) on a unix socket, as nginx
+	// reaches its gateways in the other benchmarks: the setup the README
+	// recommends on one host. The app is on loopback TCP for both paths.
+	dir := openTempDir(b)
+	jSock := filepath.Join(dir, "junction.sock")
+	jAddr := "unix:" + jSock
 	j := startJunction(b, fmt.Sprintf(`log: {level: warn, format: text}
 listeners:
-  - {protocol: ajp, address: %q, backend: app}
+  - {protocol: ajp, address: %q, socket_mode: "0666", backend: app}
 backends:
   app: {type: http, instances: [%q]}
 `, jAddr, appAddr), jAddr)
-	fAddr := freeAddr(b)
-	floor := startFloor(b, "ajp13", fAddr)
+	fSock := filepath.Join(dir, "floor.sock")
+	floor := startFloor(b, "ajp13", "unix:"+fSock)
 
 	direct, via, fHTTP := freeAddr(b), freeAddr(b), freeAddr(b)
 	// Both workers reuse their backend connections (mod_proxy's default,
@@ -169,12 +222,12 @@ KeepAliveTimeout 30
     ProxyPass / http://%[3]s/ ttl=60
 </VirtualHost>
 <VirtualHost %[2]s>
-    ProxyPass / ajp://%[4]s/ ttl=60
+    ProxyPass / "unix:%[4]s|ajp://localhost/" ttl=60
 </VirtualHost>
 <VirtualHost %[5]s>
-    ProxyPass / ajp://%[6]s/ ttl=60
+    ProxyPass / "unix:%[6]s|ajp://localhost/" ttl=60
 </VirtualHost>
-`, direct, via, appAddr, jAddr, fHTTP, fAddr))
+`, direct, via, appAddr, jSock, fHTTP, fSock))
 
 	const path = "/bench"
 	for _, addr := range []string{direct, via} {
@@ -205,7 +258,7 @@ KeepAliveTimeout 30
 	b.ReportMetric(float64(conns), "ajp-connections")
 	b.ReportMetric(perConn, "ajp-requests/conn")
 	appendBenchSummary(b, abTable(
-		fmt.Sprintf("AJP: wrk -t2 -c%d, %v per path, Apache mpm_event mod_proxy_ajp → junction → app vs mod_proxy_http → app", wrkConns, d),
+		fmt.Sprintf("AJP: wrk -t2 -c%d, %v per path, Apache mpm_event mod_proxy_ajp (unix socket) → junction → app vs mod_proxy_http → app (loopback TCP)", wrkConns, d),
 		"ajp", "http", []abRow{row, floorRow},
 		fmt.Sprintf("AJP connections Apache opened to junction: %d for %d requests (%.0f requests per connection; sampled every 20ms)", conns, res[0].AllRequests, perConn),
 		"cpu/req: ajp = junction's own CPU per request; http = the app's (for scale: junction's cost is on top of the app's)",
