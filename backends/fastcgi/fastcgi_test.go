@@ -1,9 +1,7 @@
 package fastcgi
 
 import (
-	"bufio"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -91,42 +89,15 @@ func TestParamsDocumentRootIsRoot(t *testing.T) {
 	}
 }
 
-// fakeInstance accepts one connection at a time, reads the request up to
-// the end of STDIN and then runs respond with the connection.
+// fakeInstance reads each connection's request up to the end of STDIN
+// and then runs respond with the connection, which is closed after it.
 func fakeInstance(t *testing.T, respond func(c net.Conn)) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					var h [8]byte
-					if _, err := io.ReadFull(br, h[:]); err != nil {
-						return
-					}
-					n := int(binary.BigEndian.Uint16(h[4:])) + int(h[6])
-					if _, err := io.CopyN(io.Discard, br, int64(n)); err != nil {
-						return
-					}
-					if h[1] == 5 && n == 0 { // end of STDIN
-						break
-					}
-				}
-				respond(c)
-			}()
-		}
-	}()
-	return l.Addr().String()
+	addr, _ := keepInstance(t, func(_ int, _ bool, _ []byte, c net.Conn) bool {
+		respond(c)
+		return false
+	})
+	return addr
 }
 
 // rec encodes one record for request 1.
