@@ -12,7 +12,7 @@ import (
 	"strings"
 
 	"github.com/junction-gw/junction/backends"
-	"github.com/junction-gw/junction/protocols/vars"
+	"github.com/junction-gw/junction/vars"
 )
 
 // Route sends requests whose path starts with Prefix to Backend.

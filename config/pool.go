@@ -3,10 +3,13 @@ package config
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"reflect"
 	"strings"
 	"time"
+
+	"github.com/junction-gw/junction/internal/sockaddr"
 )
 
 // Instance is one application instance of an http or fastcgi pool. In
@@ -358,17 +361,8 @@ func validHashKey(k string) bool {
 
 // checkInstanceAddress accepts "host:port" with a host, and "unix:/path".
 func checkInstanceAddress(addr string) error {
-	if err := checkAddress(addr); err != nil {
-		return err
-	}
-	if p, ok := strings.CutPrefix(addr, "unix:"); ok {
-		if !strings.HasPrefix(p, "/") && !strings.HasPrefix(p, "@") {
-			return fmt.Errorf("unix socket path %q must be absolute", p)
-		}
-		return nil
-	}
-	if strings.HasPrefix(addr, ":") {
-		return fmt.Errorf("%q needs a host (e.g. 127.0.0.1%s)", addr, addr)
+	if _, err := sockaddr.ParseDial(addr); err != nil {
+		return errors.New(strings.TrimPrefix(err.Error(), "sockaddr: "))
 	}
 	return nil
 }

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/junction-gw/junction/internal/sockaddr"
 )
 
 // Validate is phase three: it reports every problem in c, each prefixed
@@ -204,21 +206,8 @@ func checkAddress(addr string) error {
 	if addr == "" {
 		return errors.New("required (host:port or unix:/path)")
 	}
-	if p, ok := strings.CutPrefix(addr, "unix:"); ok {
-		if p == "" {
-			return errors.New("unix: needs a socket path")
-		}
-		if strings.ContainsRune(p, 0) {
-			return errors.New("socket path contains NUL")
-		}
-		return nil
-	}
-	_, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return fmt.Errorf("%q is not host:port, unix:/path, fd:N or systemd[:NAME]", addr)
-	}
-	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
-		return fmt.Errorf("%q: port %q is not a number 0..65535", addr, port)
+	if _, err := sockaddr.Parse(addr); err != nil {
+		return errors.New(strings.TrimPrefix(err.Error(), "sockaddr: "))
 	}
 	return nil
 }

@@ -53,8 +53,8 @@ import (
 	"golang.org/x/sync/semaphore"
 
 	"github.com/junction-gw/junction/backends"
-	"github.com/junction-gw/junction/backends/cgienv"
-	"github.com/junction-gw/junction/backends/cgiresp"
+	"github.com/junction-gw/junction/backends/internal/cgienv"
+	"github.com/junction-gw/junction/backends/internal/cgiresp"
 )
 
 // Options configure a Backend.

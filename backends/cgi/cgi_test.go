@@ -22,7 +22,7 @@ import (
 	"time"
 
 	"github.com/junction-gw/junction/backends"
-	"github.com/junction-gw/junction/protocols/vars"
+	"github.com/junction-gw/junction/vars"
 )
 
 // logBuf collects log output for assertions.

@@ -10,8 +10,8 @@ import (
 	"strings"
 
 	"github.com/junction-gw/junction/backends"
-	"github.com/junction-gw/junction/backends/cgienv"
-	"github.com/junction-gw/junction/protocols/vars"
+	"github.com/junction-gw/junction/backends/internal/cgienv"
+	"github.com/junction-gw/junction/vars"
 )
 
 // script is what a request resolved to.

@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/junction-gw/junction/backends"
-	"github.com/junction-gw/junction/backends/cgiresp"
+	"github.com/junction-gw/junction/backends/internal/cgiresp"
 )
 
 // bufSize is the stdout buffer: one pipe read fills at most this much before

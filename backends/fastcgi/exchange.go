@@ -18,9 +18,9 @@ import (
 	"github.com/yookoala/gofast"
 
 	"github.com/junction-gw/junction/backends"
-	"github.com/junction-gw/junction/backends/cgienv"
-	"github.com/junction-gw/junction/backends/cgiresp"
-	"github.com/junction-gw/junction/protocols/fastcgi/wire"
+	"github.com/junction-gw/junction/backends/internal/cgienv"
+	"github.com/junction-gw/junction/backends/internal/cgiresp"
+	"github.com/junction-gw/junction/internal/fcgiwire"
 )
 
 // bodyBufSize is the stdout buffer: one read from it is at most one
@@ -217,21 +217,21 @@ func (b *Backend) sendHead(r *http.Request, conn net.Conn, s cgienv.Script) erro
 	defer headPool.Put(bp)
 	pairs := (*bp)[:0]
 	for k, v := range b.params(r, s) {
-		pairs = wire.AppendPair(pairs, k, v)
+		pairs = fcgiwire.AppendPair(pairs, k, v)
 	}
 	out := make([]byte, 0, len(pairs)+64+len(pairs)/maxContent*headerLen)
-	begin := [8]byte{byte(wire.RoleResponder >> 8), byte(wire.RoleResponder)}
+	begin := [8]byte{byte(fcgiwire.RoleResponder >> 8), byte(fcgiwire.RoleResponder)}
 	if b.idle != nil {
-		begin[2] = wire.FlagKeepConn
+		begin[2] = fcgiwire.FlagKeepConn
 	}
-	out = wire.AppendRecord(out, wire.TypeBeginRequest, requestID, begin[:], 0)
+	out = fcgiwire.AppendRecord(out, fcgiwire.TypeBeginRequest, requestID, begin[:], 0)
 	for p := pairs; len(p) > 0; {
 		n := min(len(p), maxContent)
-		out = wire.AppendRecord(out, wire.TypeParams, requestID, p[:n], wire.PadFor(n))
+		out = fcgiwire.AppendRecord(out, fcgiwire.TypeParams, requestID, p[:n], fcgiwire.PadFor(n))
 		p = p[n:]
 	}
-	out = wire.AppendRecord(out, wire.TypeParams, requestID, nil, 0)
-	out = wire.AppendRecord(out, wire.TypeStdin, requestID, nil, 0)
+	out = fcgiwire.AppendRecord(out, fcgiwire.TypeParams, requestID, nil, 0)
+	out = fcgiwire.AppendRecord(out, fcgiwire.TypeStdin, requestID, nil, 0)
 	*bp = pairs[:0]
 	if err := conn.SetWriteDeadline(time.Now().Add(b.timeout)); err != nil {
 		return fmt.Errorf("fastcgi: setting write deadline: %w", err)
@@ -376,7 +376,7 @@ const maxHeld = 64 << 10
 func (c *writeOnly) Read([]byte) (int, error) { return 0, io.EOF }
 
 func (c *writeOnly) Write(p []byte) (int, error) {
-	if len(p) >= 2 && (wire.Type(p[1]) == wire.TypeBeginRequest || wire.Type(p[1]) == wire.TypeParams) && len(c.held)+len(p) <= maxHeld {
+	if len(p) >= 2 && (fcgiwire.Type(p[1]) == fcgiwire.TypeBeginRequest || fcgiwire.Type(p[1]) == fcgiwire.TypeParams) && len(c.held)+len(p) <= maxHeld {
 		if c.held == nil {
 			c.held = make([]byte, 0, 4<<10)
 		}
@@ -390,7 +390,7 @@ func (c *writeOnly) Write(p []byte) (int, error) {
 		}
 		return len(p), nil
 	}
-	end := len(p) == headerLen && wire.Type(p[1]) == wire.TypeStdin && p[4] == 0 && p[5] == 0
+	end := len(p) == headerLen && fcgiwire.Type(p[1]) == fcgiwire.TypeStdin && p[4] == 0 && p[5] == 0
 	n, err := c.write(p, end)
 	if err == nil && end {
 		c.stdinEnded.Store(true)

@@ -107,13 +107,15 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/junction-gw/junction/internal/sockaddr"
+
 	"golang.org/x/sync/semaphore"
 
 	"github.com/junction-gw/junction/backends"
-	"github.com/junction-gw/junction/backends/cgienv"
-	"github.com/junction-gw/junction/backends/cgiresp"
-	"github.com/junction-gw/junction/backends/idle"
-	"github.com/junction-gw/junction/protocols/rawconn"
+	"github.com/junction-gw/junction/backends/internal/cgienv"
+	"github.com/junction-gw/junction/backends/internal/cgiresp"
+	"github.com/junction-gw/junction/backends/internal/idle"
+	"github.com/junction-gw/junction/internal/rawconn"
 )
 
 // Options configure a Backend.
@@ -280,20 +282,11 @@ func New(o Options) (*Backend, error) {
 
 // parseAddr splits "unix:/path" and "host:port".
 func parseAddr(addr string) (network, address string, err error) {
-	if p, ok := strings.CutPrefix(addr, "unix:"); ok {
-		if !strings.HasPrefix(p, "/") {
-			return "", "", fmt.Errorf("fastcgi: unix socket path %q must be absolute", p)
-		}
-		return "unix", p, nil
-	}
-	host, port, err := net.SplitHostPort(addr)
+	a, err := sockaddr.ParseDial(addr)
 	if err != nil {
-		return "", "", fmt.Errorf("fastcgi: address %q: %w", addr, err)
+		return "", "", fmt.Errorf("fastcgi: %w", err)
 	}
-	if host == "" || port == "" {
-		return "", "", fmt.Errorf("fastcgi: address %q needs a host and a port", addr)
-	}
-	return "tcp", addr, nil
+	return a.Network, a.Address, nil
 }
 
 // Close closes the kept connections; a connection in use is closed when

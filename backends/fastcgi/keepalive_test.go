@@ -18,9 +18,9 @@ import (
 	"time"
 
 	"github.com/junction-gw/junction/backends"
-	"github.com/junction-gw/junction/backends/idle"
+	"github.com/junction-gw/junction/backends/internal/idle"
+	"github.com/junction-gw/junction/internal/fcgiwire"
 	fcgifront "github.com/junction-gw/junction/protocols/fastcgi"
-	"github.com/junction-gw/junction/protocols/fastcgi/wire"
 )
 
 // keepInstance is a FastCGI instance that honours FCGI_KEEP_CONN: on each
@@ -347,9 +347,9 @@ func (c *failingConn) SetWriteDeadline(time.Time) error { return nil }
 // the request as written whole, or a connection gofast is still writing to
 // would be kept.
 func TestWriteOnlyStdinEndedAfterFailure(t *testing.T) {
-	stdinEnd := wire.AppendRecord(nil, wire.TypeStdin, requestID, nil, 0)
-	body := wire.AppendRecord(nil, wire.TypeStdin, requestID, []byte("body"), wire.PadFor(4))
-	abort := wire.AppendRecord(nil, wire.TypeAbortRequest, requestID, nil, 0)
+	stdinEnd := fcgiwire.AppendRecord(nil, fcgiwire.TypeStdin, requestID, nil, 0)
+	body := fcgiwire.AppendRecord(nil, fcgiwire.TypeStdin, requestID, []byte("body"), fcgiwire.PadFor(4))
+	abort := fcgiwire.AppendRecord(nil, fcgiwire.TypeAbortRequest, requestID, nil, 0)
 	for _, tt := range []struct {
 		name       string
 		fails      int
@@ -410,7 +410,7 @@ func (c *gateConn) SetWriteDeadline(d time.Time) error {
 // write returned, never while it is in progress, and a final write still
 // waiting for room does not hold the exchange up.
 func TestReusableWhileEndingStdin(t *testing.T) {
-	stdinEnd := wire.AppendRecord(nil, wire.TypeStdin, requestID, nil, 0)
+	stdinEnd := fcgiwire.AppendRecord(nil, fcgiwire.TypeStdin, requestID, nil, 0)
 	for _, complete := range []bool{true, false} {
 		b := &Backend{idle: idle.New[net.Conn](1, time.Minute, nil)}
 		rr := &responseReader{ended: true, protoStatus: statusRequestComplete, br: bufio.NewReader(strings.NewReader(""))}

@@ -5,7 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"github.com/junction-gw/junction/protocols/fastcgi/wire"
+	"github.com/junction-gw/junction/internal/fcgiwire"
 	"io"
 	"net"
 	"sync"
@@ -14,26 +14,26 @@ import (
 
 // The record layout is protocols/fastcgi/wire, shared with junction's
 // FastCGI front end.
-type recType = wire.Type
+type recType = fcgiwire.Type
 
 const (
-	typeEndRequest      = wire.TypeEndRequest
-	typeStdout          = wire.TypeStdout
-	typeStderr          = wire.TypeStderr
-	typeGetValues       = wire.TypeGetValues
-	typeGetValuesResult = wire.TypeGetValuesResult
-	typeUnknownType     = wire.TypeUnknownType
+	typeEndRequest      = fcgiwire.TypeEndRequest
+	typeStdout          = fcgiwire.TypeStdout
+	typeStderr          = fcgiwire.TypeStderr
+	typeGetValues       = fcgiwire.TypeGetValues
+	typeGetValuesResult = fcgiwire.TypeGetValuesResult
+	typeUnknownType     = fcgiwire.TypeUnknownType
 
-	statusRequestComplete = wire.StatusRequestComplete
-	statusCantMpxConn     = wire.StatusCantMpxConn
-	statusOverloaded      = wire.StatusOverloaded
-	statusUnknownRole     = wire.StatusUnknownRole
+	statusRequestComplete = fcgiwire.StatusRequestComplete
+	statusCantMpxConn     = fcgiwire.StatusCantMpxConn
+	statusOverloaded      = fcgiwire.StatusOverloaded
+	statusUnknownRole     = fcgiwire.StatusUnknownRole
 )
 
 const (
-	headerLen  = wire.HeaderLen
-	maxContent = wire.MaxContentLen
-	maxPadding = wire.MaxPaddingLen
+	headerLen  = fcgiwire.HeaderLen
+	maxContent = fcgiwire.MaxContentLen
+	maxPadding = fcgiwire.MaxPaddingLen
 	// requestID is the id gofast's client gives the first request on a
 	// connection; junction sends one request at a time on a connection.
 	requestID = 1
@@ -150,8 +150,8 @@ func readRecord(c net.Conn, br *bufio.Reader, buf []byte, timeout time.Duration)
 		}
 		return 0, 0, nil, fmt.Errorf("fastcgi: reading record header: %w", err)
 	}
-	hd := wire.ParseHeader(h[:])
-	if hd.Version != wire.Version1 {
+	hd := fcgiwire.ParseHeader(h[:])
+	if hd.Version != fcgiwire.Version1 {
 		return 0, 0, nil, fmt.Errorf("%w: version %d", errProtocol, hd.Version)
 	}
 	typ, id := hd.Type, hd.ID
@@ -171,7 +171,7 @@ func readRecord(c net.Conn, br *bufio.Reader, buf []byte, timeout time.Duration)
 func getValuesRecord() []byte {
 	var content []byte
 	for _, name := range []string{"FCGI_MAX_CONNS", "FCGI_MAX_REQS", "FCGI_MPXS_CONNS"} {
-		content = wire.AppendPair(content, name, "")
+		content = fcgiwire.AppendPair(content, name, "")
 	}
-	return wire.AppendRecord(nil, typeGetValues, 0, content, wire.PadFor(len(content)))
+	return fcgiwire.AppendRecord(nil, typeGetValues, 0, content, fcgiwire.PadFor(len(content)))
 }

@@ -12,7 +12,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/junction-gw/junction/protocols/vars"
+	"github.com/junction-gw/junction/vars"
 )
 
 // Variables junction adds beyond what the web server sent.

@@ -2,7 +2,7 @@ package ajp13
 
 import (
 	"bytes"
-	"github.com/junction-gw/junction/protocols/vars"
+	"github.com/junction-gw/junction/vars"
 	"reflect"
 	"testing"
 )

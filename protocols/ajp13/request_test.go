@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/junction-gw/junction/protocols/vars"
+	"github.com/junction-gw/junction/vars"
 )
 
 var testLimits = decodeLimits{maxHeaderBytes: DefaultMaxHeaderBytes, maxHeaders: maxHeaders}

@@ -16,7 +16,7 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/junction-gw/junction/protocols/vars"
+	"github.com/junction-gw/junction/vars"
 )
 
 func TestGetResponseEncoding(t *testing.T) {

@@ -5,7 +5,7 @@ import (
 	"context"
 	"testing"
 
-	"github.com/junction-gw/junction/protocols/vars"
+	"github.com/junction-gw/junction/vars"
 )
 
 // BenchmarkDecodeNginxRequest decodes a GET captured from nginx (records,

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/junction-gw/junction/protocols/internal/connserver"
-	"github.com/junction-gw/junction/protocols/vars"
+	"github.com/junction-gw/junction/vars"
 )
 
 // conn is one served connection: the reader goroutine (serveConn) decodes

@@ -10,7 +10,7 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/junction-gw/junction/protocols/vars"
+	"github.com/junction-gw/junction/vars"
 )
 
 // Byte-fixture builders. They use the package's own encoder only for the

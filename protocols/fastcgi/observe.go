@@ -4,7 +4,7 @@ import (
 	"errors"
 
 	"github.com/junction-gw/junction/protocols/internal/connserver"
-	"github.com/junction-gw/junction/protocols/vars"
+	"github.com/junction-gw/junction/vars"
 )
 
 // Observer receives connection, decode-error and protocol events for

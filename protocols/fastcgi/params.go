@@ -2,16 +2,16 @@ package fastcgi
 
 import (
 	"fmt"
-	"github.com/junction-gw/junction/protocols/fastcgi/wire"
+	"github.com/junction-gw/junction/internal/fcgiwire"
 	"strings"
 	"unsafe"
 
-	"github.com/junction-gw/junction/protocols/vars"
+	"github.com/junction-gw/junction/vars"
 )
 
-// readLen decodes one name-value length (wire.ReadLen) as a params error.
+// readLen decodes one name-value length (fcgiwire.ReadLen) as a params error.
 func readLen(b []byte) (n int, used int, err error) {
-	n, used, err = wire.ReadLen(b)
+	n, used, err = fcgiwire.ReadLen(b)
 	if err != nil {
 		return 0, 0, fmt.Errorf("%w: %w", errBadParams, err)
 	}
@@ -99,7 +99,7 @@ func countPairs(b []byte) int {
 // appendNameValues encodes pairs in the shortest length form.
 func appendNameValues(dst []byte, v vars.Vars) []byte {
 	for _, kv := range v {
-		dst = wire.AppendPair(dst, kv.Name, kv.Value)
+		dst = fcgiwire.AppendPair(dst, kv.Name, kv.Value)
 	}
 	return dst
 }

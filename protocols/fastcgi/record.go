@@ -5,7 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"github.com/junction-gw/junction/protocols/fastcgi/wire"
+	"github.com/junction-gw/junction/internal/fcgiwire"
 	"io"
 	"net"
 	"sync"
@@ -15,37 +15,37 @@ import (
 // Local names for the shared wire format (protocols/fastcgi/wire), which
 // backends/fastcgi uses too.
 type (
-	recType = wire.Type
-	header  = wire.Header
+	recType = fcgiwire.Type
+	header  = fcgiwire.Header
 )
 
 const (
-	typeBeginRequest    = wire.TypeBeginRequest
-	typeAbortRequest    = wire.TypeAbortRequest
-	typeEndRequest      = wire.TypeEndRequest
-	typeParams          = wire.TypeParams
-	typeStdin           = wire.TypeStdin
-	typeStdout          = wire.TypeStdout
-	typeStderr          = wire.TypeStderr
-	typeData            = wire.TypeData
-	typeGetValues       = wire.TypeGetValues
-	typeGetValuesResult = wire.TypeGetValuesResult
-	typeUnknownType     = wire.TypeUnknownType
+	typeBeginRequest    = fcgiwire.TypeBeginRequest
+	typeAbortRequest    = fcgiwire.TypeAbortRequest
+	typeEndRequest      = fcgiwire.TypeEndRequest
+	typeParams          = fcgiwire.TypeParams
+	typeStdin           = fcgiwire.TypeStdin
+	typeStdout          = fcgiwire.TypeStdout
+	typeStderr          = fcgiwire.TypeStderr
+	typeData            = fcgiwire.TypeData
+	typeGetValues       = fcgiwire.TypeGetValues
+	typeGetValuesResult = fcgiwire.TypeGetValuesResult
+	typeUnknownType     = fcgiwire.TypeUnknownType
 
-	roleResponder  = wire.RoleResponder
-	roleAuthorizer = wire.RoleAuthorizer
-	roleFilter     = wire.RoleFilter
-	flagKeepConn   = wire.FlagKeepConn
+	roleResponder  = fcgiwire.RoleResponder
+	roleAuthorizer = fcgiwire.RoleAuthorizer
+	roleFilter     = fcgiwire.RoleFilter
+	flagKeepConn   = fcgiwire.FlagKeepConn
 
-	statusRequestComplete = wire.StatusRequestComplete
-	statusCantMpxConn     = wire.StatusCantMpxConn
-	statusOverloaded      = wire.StatusOverloaded
-	statusUnknownRole     = wire.StatusUnknownRole
+	statusRequestComplete = fcgiwire.StatusRequestComplete
+	statusCantMpxConn     = fcgiwire.StatusCantMpxConn
+	statusOverloaded      = fcgiwire.StatusOverloaded
+	statusUnknownRole     = fcgiwire.StatusUnknownRole
 
-	version1      = wire.Version1
-	headerLen     = wire.HeaderLen
-	maxContentLen = wire.MaxContentLen
-	maxPaddingLen = wire.MaxPaddingLen
+	version1      = fcgiwire.Version1
+	headerLen     = fcgiwire.HeaderLen
+	maxContentLen = fcgiwire.MaxContentLen
+	maxPaddingLen = fcgiwire.MaxPaddingLen
 )
 
 // Errors that close a connection. They are wrapped with detail.
@@ -97,7 +97,7 @@ func (rr *recordReader) next() (rec record, n int, err error) {
 		if err != nil {
 			return rec, n, rr.readErr("header", err)
 		}
-		rr.h = wire.ParseHeader(rr.hdr[:])
+		rr.h = fcgiwire.ParseHeader(rr.hdr[:])
 		rr.bn = 0
 		if rr.h.Version != version1 {
 			return rec, n, fmt.Errorf("%w %d, want 1", errBadVersion, rr.h.Version)
@@ -134,10 +134,10 @@ func (rr *recordReader) readErr(what string, err error) error {
 	return fmt.Errorf("fastcgi: reading record %s: %w", what, err)
 }
 
-func padFor(n int) uint8 { return wire.PadFor(n) }
+func padFor(n int) uint8 { return fcgiwire.PadFor(n) }
 
 func appendRecord(dst []byte, t recType, id uint16, content []byte, pad uint8) []byte {
-	return wire.AppendRecord(dst, t, id, content, pad)
+	return fcgiwire.AppendRecord(dst, t, id, content, pad)
 }
 
 // recordWriter serialises records from all requests on a connection. Each

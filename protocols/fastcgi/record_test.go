@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/junction-gw/junction/protocols/vars"
+	"github.com/junction-gw/junction/vars"
 )
 
 func TestRecordHeaderBytes(t *testing.T) {

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/junction-gw/junction/protocols/vars"
+	"github.com/junction-gw/junction/vars"
 )
 
 // Errors wrapped by the request decoder; the connection is closed with the

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/junction-gw/junction/protocols/vars"
+	"github.com/junction-gw/junction/vars"
 )
 
 // head builds a netstring from name/value pairs, for fixtures.

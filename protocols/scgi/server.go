@@ -28,7 +28,7 @@ import (
 	"time"
 
 	"github.com/junction-gw/junction/protocols/internal/connserver"
-	"github.com/junction-gw/junction/protocols/vars"
+	"github.com/junction-gw/junction/vars"
 )
 
 // DefaultMaxHeaderBytes is the variable-block limit when MaxHeaderBytes is 0.

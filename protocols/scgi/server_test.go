@@ -15,7 +15,7 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/junction-gw/junction/protocols/vars"
+	"github.com/junction-gw/junction/vars"
 )
 
 // syncBuffer is a goroutine-safe log sink.

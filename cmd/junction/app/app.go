@@ -20,8 +20,8 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/junction-gw/junction/backends/cgi"
+	"github.com/junction-gw/junction/backends/spawn"
 	"github.com/junction-gw/junction/balancer"
-	"github.com/junction-gw/junction/balancer/spawn"
 	"github.com/junction-gw/junction/config"
 )
 

@@ -11,9 +11,9 @@ import (
 
 	"github.com/junction-gw/junction/backends"
 	"github.com/junction-gw/junction/backends/fastcgi"
-	httpbackend "github.com/junction-gw/junction/backends/http"
+	httpbackend "github.com/junction-gw/junction/backends/httpbackend"
+	"github.com/junction-gw/junction/backends/spawn"
 	"github.com/junction-gw/junction/balancer"
-	"github.com/junction-gw/junction/balancer/spawn"
 	"github.com/junction-gw/junction/config"
 )
 

@@ -18,7 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/junction-gw/junction/protocols/rawconn"
+	"github.com/junction-gw/junction/internal/rawconn"
 )
 
 // ErrServerClosed is returned by Serve after Shutdown or Close.

@@ -26,7 +26,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/junction-gw/junction/protocols/vars"
+	"github.com/junction-gw/junction/vars"
 )
 
 // Format selects the line format.

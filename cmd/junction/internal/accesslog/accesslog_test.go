@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/junction-gw/junction/protocols/vars"
+	"github.com/junction-gw/junction/vars"
 )
 
 // stepClock returns start, then start+step, start+2*step, ...

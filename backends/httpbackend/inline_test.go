@@ -5,7 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/junction-gw/junction/backends/idle"
+	"github.com/junction-gw/junction/backends/internal/idle"
 	"io"
 	"net"
 	"net/http"

@@ -59,8 +59,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/junction-gw/junction/internal/sockaddr"
+
 	"github.com/junction-gw/junction/backends"
-	"github.com/junction-gw/junction/backends/idle"
+	"github.com/junction-gw/junction/backends/internal/idle"
 )
 
 // Options configure a Backend.
@@ -267,20 +269,11 @@ func orDefault[T int | time.Duration](v, def T) T {
 
 // parseAddr splits "unix:/path" and "host:port".
 func parseAddr(addr string) (network, address string, err error) {
-	if p, ok := strings.CutPrefix(addr, "unix:"); ok {
-		if !strings.HasPrefix(p, "/") {
-			return "", "", fmt.Errorf("httpbackend: unix socket path %q must be absolute", p)
-		}
-		return "unix", p, nil
-	}
-	host, port, err := net.SplitHostPort(addr)
+	a, err := sockaddr.ParseDial(addr)
 	if err != nil {
-		return "", "", fmt.Errorf("httpbackend: address %q: %w", addr, err)
+		return "", "", fmt.Errorf("httpbackend: %w", err)
 	}
-	if host == "" || port == "" {
-		return "", "", fmt.Errorf("httpbackend: address %q needs a host and a port", addr)
-	}
-	return "tcp", addr, nil
+	return a.Network, a.Address, nil
 }
 
 // Serve proxies r to the instance. A non-nil error means nothing was

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/junction-gw/junction/protocols/vars"
+	"github.com/junction-gw/junction/vars"
 )
 
 func envMap(t *testing.T, env []string) map[string]string {

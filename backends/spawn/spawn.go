@@ -21,9 +21,10 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"strings"
 	"sync"
 	"time"
+
+	"github.com/junction-gw/junction/internal/sockaddr"
 )
 
 // Modes for Options.Mode.
@@ -123,7 +124,7 @@ func (o *Options) prepare() error {
 // SplitAddr returns the network and address to dial for an address from
 // OnChange.
 func SplitAddr(addr string) (network, address string) {
-	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
+	if path, ok := sockaddr.UnixPath(addr); ok {
 		return "unix", path
 	}
 	return "tcp", addr

@@ -49,7 +49,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/junction-gw/junction/protocols/vars"
+	"github.com/junction-gw/junction/vars"
 )
 
 // DefaultPath is the PATH a script gets unless the configuration gives one.

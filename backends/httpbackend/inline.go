@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/junction-gw/junction/backends"
-	"github.com/junction-gw/junction/backends/idle"
-	"github.com/junction-gw/junction/protocols/rawconn"
+	"github.com/junction-gw/junction/backends/internal/idle"
+	"github.com/junction-gw/junction/internal/rawconn"
 )
 
 // inlineTransport runs a request without a body on the calling goroutine:

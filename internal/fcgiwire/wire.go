@@ -7,7 +7,7 @@
 // responder nginx and lighttpd talk to) and its FastCGI app-pool client
 // (backends/fastcgi, which talks to php-fpm) frame records identically;
 // neither imports the other.
-package wire
+package fcgiwire
 
 import (
 	"encoding/binary"
