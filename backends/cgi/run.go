@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"golang.org/x/sys/unix"
 	"io"
 	"log/slog"
 	"net/http"
@@ -14,6 +13,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/junction-gw/junction/backends"
 	"github.com/junction-gw/junction/backends/internal/cgiresp"
@@ -34,10 +35,6 @@ var (
 	errTimeout   = errors.New("cgi: script timed out")
 	errShortBody = errors.New("cgi: request body ended early")
 )
-
-// hopByHop are response fields a script may not set: the codec frames the
-// response itself.
-var hopByHop = []string{"Connection", "Keep-Alive", "Transfer-Encoding"}
 
 // run starts the script and relays its response.
 func (b *Backend) run(w http.ResponseWriter, r *http.Request, s script) error {
@@ -86,20 +83,10 @@ func (b *Backend) run(w http.ResponseWriter, r *http.Request, s script) error {
 		ferr := b.finish(p, end, f)
 		return b.headError(r, ctx, s, p, err, ferr)
 	}
-	h := w.Header()
-	for k, v := range resp.Header {
-		h[k] = v
-	}
-	for _, k := range hopByHop {
-		h.Del(k)
-	}
-	status := resp.Status
-	if status == 0 {
-		// An NPH script's local-looking Location goes to the client.
-		status = http.StatusFound
-	}
-	w.WriteHeader(status)
-	werr, rerr := copyBody(w, br, p)
+	resp.WriteHead(w)
+	// Once the script has exited the rest is already in the pipe: it is
+	// written without flushes and the codec sends it when the response ends.
+	werr, rerr := cgiresp.CopyBody(w, br, func() bool { return p.exited.Load() || readable(p.stdout) })
 	end := endGrace
 	if werr != nil || rerr != nil {
 		end = endKill
@@ -244,42 +231,6 @@ func (b *Backend) headError(r *http.Request, ctx context.Context, s script, p *p
 	}
 	b.log.Warn("cgi: bad response head", "script", s.Name, "err", err, "status", exitStatus(p.status))
 	return &backends.Error{Status: http.StatusBadGateway, Err: fmt.Errorf("cgi: %s: %w", s.Name, err)}
-}
-
-// copyBody relays the body, flushing after every read from the pipe while
-// the script runs, so streaming scripts stream; a read returns whatever is
-// available (up to 32 KiB), so a burst of output is one write and one
-// flush. Once the script has exited the rest is already in the pipe: it is
-// written without flushes and the codec sends it when the response ends.
-func copyBody(w http.ResponseWriter, br *bufio.Reader, p *proc) (werr, rerr error) {
-	var rc *http.ResponseController
-	for {
-		if br.Buffered() == 0 {
-			if _, err := br.Peek(1); err != nil {
-				if errors.Is(err, io.EOF) {
-					return nil, nil
-				}
-				return nil, err
-			}
-		}
-		chunk, _ := br.Peek(br.Buffered()) // cannot fail: the bytes are buffered
-		if _, err := w.Write(chunk); err != nil {
-			return err, nil
-		}
-		_, _ = br.Discard(len(chunk)) // cannot fail: the bytes are buffered
-		if p.exited.Load() || readable(p.stdout) {
-			// More output (or its end) is already there: write it before
-			// flushing, so a script that prints and exits costs the front
-			// server one write, not one per chunk plus the end.
-			continue
-		}
-		if rc == nil {
-			rc = http.NewResponseController(w)
-		}
-		if err := rc.Flush(); err != nil && !errors.Is(err, http.ErrNotSupported) {
-			return err, nil
-		}
-	}
 }
 
 // readable reports whether a read of f would not block: data or the end

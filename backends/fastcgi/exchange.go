@@ -31,10 +31,6 @@ var stdoutPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, bod
 
 var errShortBody = errors.New("fastcgi: request body ended early")
 
-// hopByHop are response fields a script may not set: the codec frames the
-// response itself.
-var hopByHop = []string{"Connection", "Keep-Alive", "Transfer-Encoding"}
-
 // errStale marks a kept connection that ended before a record of the
 // response came: the instance closed it while it sat idle.
 var errStale = errors.New("fastcgi: kept connection closed before the response")
@@ -102,15 +98,9 @@ func (b *Backend) exchange(w http.ResponseWriter, r *http.Request, conn net.Conn
 		finish()
 		return b.headError(ctx, s, rr, in, reused, err)
 	}
-	h := w.Header()
-	for k, v := range resp.Header {
-		h[k] = v
-	}
-	for _, k := range hopByHop {
-		h.Del(k)
-	}
-	w.WriteHeader(resp.Status)
-	werr, rerr := copyBody(w, br)
+	resp.WriteHead(w)
+	// Every STDOUT record is flushed, so streaming scripts stream.
+	werr, rerr := cgiresp.CopyBody(w, br, nil)
 	if werr == nil && rerr == nil && b.reusable(rr, writerDone, werrText, wo, in) && stop() {
 		b.keep(conn)
 	} else {
@@ -264,30 +254,6 @@ func (b *Backend) headError(ctx context.Context, s cgienv.Script, rr *responseRe
 	}
 	b.log.Warn("fastcgi: no valid response head", "script", s.Name, "err", err)
 	return &backends.Error{Status: http.StatusBadGateway, Err: fmt.Errorf("fastcgi: %s: %s: %w", b.addr, s.Name, err)}
-}
-
-// copyBody relays the body, flushing after every STDOUT record so
-// streaming scripts stream.
-func copyBody(w http.ResponseWriter, br *bufio.Reader) (werr, rerr error) {
-	rc := http.NewResponseController(w)
-	for {
-		if br.Buffered() == 0 {
-			if _, err := br.Peek(1); err != nil {
-				if errors.Is(err, io.EOF) {
-					return nil, nil
-				}
-				return nil, err
-			}
-		}
-		chunk, _ := br.Peek(br.Buffered()) // cannot fail: the bytes are buffered
-		if _, err := w.Write(chunk); err != nil {
-			return err, nil
-		}
-		_, _ = br.Discard(len(chunk)) // cannot fail: the bytes are buffered
-		if err := rc.Flush(); err != nil && !errors.Is(err, http.ErrNotSupported) {
-			return err, nil
-		}
-	}
 }
 
 // maxStderrLog bounds one logged STDERR record.

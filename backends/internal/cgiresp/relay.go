@@ -1,0 +1,67 @@
+package cgiresp
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"net/http"
+)
+
+// hopByHop are response fields a script may not set: the codec frames the
+// response itself.
+var hopByHop = [...]string{"Connection", "Keep-Alive", "Transfer-Encoding"}
+
+// WriteHead copies the response's header fields to w, without the
+// hop-by-hop ones, and writes its status. A status of 0 (an NPH script's
+// local-looking Location, which goes to the client) is written as 302.
+func (r *Response) WriteHead(w http.ResponseWriter) {
+	h := w.Header()
+	for k, v := range r.Header {
+		h[k] = v
+	}
+	for _, k := range hopByHop {
+		h.Del(k)
+	}
+	status := r.Status
+	if status == 0 {
+		status = http.StatusFound
+	}
+	w.WriteHeader(status)
+}
+
+// CopyBody relays the rest of a response body from br to w as it arrives:
+// each read returns what is available (up to br's size) and is written in
+// one Write. After a chunk, w is flushed unless more reports that more
+// output (or its end) is already waiting, so a burst costs the front
+// server one write, and a streaming script streams. A nil more flushes
+// after every chunk.
+//
+// werr is a failed write to the client; rerr a failed read of the output.
+// The end of the output is neither.
+func CopyBody(w http.ResponseWriter, br *bufio.Reader, more func() bool) (werr, rerr error) {
+	var rc *http.ResponseController
+	for {
+		if br.Buffered() == 0 {
+			if _, err := br.Peek(1); err != nil {
+				if errors.Is(err, io.EOF) {
+					return nil, nil
+				}
+				return nil, err
+			}
+		}
+		chunk, _ := br.Peek(br.Buffered()) // cannot fail: the bytes are buffered
+		if _, err := w.Write(chunk); err != nil {
+			return err, nil
+		}
+		_, _ = br.Discard(len(chunk)) // cannot fail: the bytes are buffered
+		if more != nil && more() {
+			continue
+		}
+		if rc == nil {
+			rc = http.NewResponseController(w)
+		}
+		if err := rc.Flush(); err != nil && !errors.Is(err, http.ErrNotSupported) {
+			return err, nil
+		}
+	}
+}
