@@ -86,7 +86,7 @@ func (b *Backend) run(w http.ResponseWriter, r *http.Request, s script) error {
 	resp.WriteHead(w)
 	// Once the script has exited the rest is already in the pipe: it is
 	// written without flushes and the codec sends it when the response ends.
-	werr, rerr := cgiresp.CopyBody(w, br, func() bool { return p.exited.Load() || readable(p.stdout) })
+	werr, rerr := resp.CopyBody(w, br, func() bool { return p.exited.Load() || readable(p.stdout) })
 	end := endGrace
 	if werr != nil || rerr != nil {
 		end = endKill

@@ -100,7 +100,7 @@ func (b *Backend) exchange(w http.ResponseWriter, r *http.Request, conn net.Conn
 	}
 	resp.WriteHead(w)
 	// Every STDOUT record is flushed, so streaming scripts stream.
-	werr, rerr := cgiresp.CopyBody(w, br, nil)
+	werr, rerr := resp.CopyBody(w, br, nil)
 	if werr == nil && rerr == nil && b.reusable(rr, writerDone, werrText, wo, in) && stop() {
 		b.keep(conn)
 	} else {

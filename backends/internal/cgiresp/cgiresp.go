@@ -111,6 +111,10 @@ type Response struct {
 	LocalRedirect string
 	// StatusLine reports that the head began with an "HTTP/1.x NNN" line.
 	StatusLine bool
+	// ContentLength is the body length the script declared, or -1. Repeated
+	// equal Content-Length fields are collapsed into one; different ones
+	// are ErrMalformed (RFC 9110 8.6).
+	ContentLength int64
 }
 
 // Kind returns what the response asks for.
@@ -229,7 +233,7 @@ func readHead(buf []byte, br *bufio.Reader, lim Limits) ([]byte, int, error) {
 
 // parseHead parses head, which holds lines ending in '\n'.
 func parseHead(head string, lines int) (*Response, error) {
-	resp := &Response{Header: make(http.Header, lines)}
+	resp := &Response{Header: make(http.Header, lines), ContentLength: -1}
 	// One backing array for all single-valued fields, as textproto does.
 	vals := make([]string, lines)
 	explicit := false
@@ -283,6 +287,9 @@ func parseHead(head string, lines int) (*Response, error) {
 		resp.Header[key] = vals[:1:1]
 		vals = vals[1:]
 	}
+	if err := resp.parseContentLength(); err != nil {
+		return nil, err
+	}
 	loc := resp.Header["Location"]
 	switch {
 	case explicit:
@@ -294,6 +301,37 @@ func parseHead(head string, lines int) (*Response, error) {
 		resp.Status = http.StatusOK
 	}
 	return resp, nil
+}
+
+// parseContentLength checks the Content-Length fields: every value (a
+// field may hold a comma-separated list) must be the same decimal number.
+// Anything else could frame the body two ways, so the head is refused.
+func (r *Response) parseContentLength() error {
+	r.ContentLength = -1
+	vs := r.Header["Content-Length"]
+	if len(vs) == 0 {
+		return nil
+	}
+	var first string
+	for _, v := range vs {
+		for part := range strings.SplitSeq(v, ",") {
+			part = trimOWS(part)
+			if first == "" {
+				first = part
+			} else if part != first {
+				return fmt.Errorf("%w: conflicting Content-Length %q and %q", ErrMalformed, first, part)
+			}
+		}
+	}
+	n, err := strconv.ParseInt(first, 10, 64)
+	if err != nil || n < 0 || first[0] == '+' {
+		return fmt.Errorf("%w: bad Content-Length %.40q", ErrMalformed, first)
+	}
+	r.ContentLength = n
+	if len(vs) > 1 || len(first) != len(vs[0]) {
+		r.Header["Content-Length"] = []string{first}
+	}
+	return nil
 }
 
 // parseStatusLine parses "HTTP/1.x NNN reason".

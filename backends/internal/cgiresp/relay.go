@@ -29,6 +29,10 @@ func (r *Response) WriteHead(w http.ResponseWriter) {
 	w.WriteHeader(status)
 }
 
+// ErrOverrun means the script wrote more body than its Content-Length
+// declared: the declared bytes were relayed, the rest was not.
+var ErrOverrun = errors.New("cgiresp: body longer than its Content-Length")
+
 // CopyBody relays the rest of a response body from br to w as it arrives:
 // each read returns what is available (up to br's size) and is written in
 // one Write. After a chunk, w is flushed unless more reports that more
@@ -36,10 +40,14 @@ func (r *Response) WriteHead(w http.ResponseWriter) {
 // server one write, and a streaming script streams. A nil more flushes
 // after every chunk.
 //
+// When the head declared a Content-Length, no byte beyond it reaches w:
+// more output is ErrOverrun (as rerr), returned as soon as it is seen.
+//
 // werr is a failed write to the client; rerr a failed read of the output.
 // The end of the output is neither.
-func CopyBody(w http.ResponseWriter, br *bufio.Reader, more func() bool) (werr, rerr error) {
+func (r *Response) CopyBody(w http.ResponseWriter, br *bufio.Reader, more func() bool) (werr, rerr error) {
 	var rc *http.ResponseController
+	left := r.ContentLength // -1: no limit
 	for {
 		if br.Buffered() == 0 {
 			if _, err := br.Peek(1); err != nil {
@@ -49,11 +57,21 @@ func CopyBody(w http.ResponseWriter, br *bufio.Reader, more func() bool) (werr, 
 				return nil, err
 			}
 		}
-		chunk, _ := br.Peek(br.Buffered()) // cannot fail: the bytes are buffered
+		if left == 0 {
+			return nil, ErrOverrun
+		}
+		n := br.Buffered()
+		if left > 0 && int64(n) > left {
+			n = int(left)
+		}
+		chunk, _ := br.Peek(n) // cannot fail: the bytes are buffered
 		if _, err := w.Write(chunk); err != nil {
 			return err, nil
 		}
-		_, _ = br.Discard(len(chunk)) // cannot fail: the bytes are buffered
+		_, _ = br.Discard(n) // cannot fail: the bytes are buffered
+		if left > 0 {
+			left -= int64(n)
+		}
 		if more != nil && more() {
 			continue
 		}
