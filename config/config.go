@@ -5,10 +5,11 @@
 // states its reason), and Validate, which reports every problem at once,
 // each naming its key path, e.g. "listeners[1].address: ...".
 //
-// The file is YAML unless its name ends in .toml or .json. Before decoding,
-// ${NAME} and $NAME are replaced with environment variables (an undefined
-// variable is an error; ${NAME:-fallback} gives a fallback; $$ is a literal
-// $; lines that start with # are comments and are not expanded).
+// The file is YAML unless its name ends in .toml or .json. Inside string
+// values (never keys, never comments), ${NAME} and $NAME are replaced with
+// environment variables after the file is parsed, so a value can never
+// change the file's structure (an undefined variable is an error naming
+// its key; ${NAME:-fallback} gives a fallback; $$ is a literal $).
 //
 // Relative paths in a file (backend root and script, unix socket paths)
 // resolve against the directory holding the file; for Parse and the

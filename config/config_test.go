@@ -244,7 +244,6 @@ func TestEnvExpansion(t *testing.T) {
 		{"secret: a$$b", "secret: a$b", ""},
 		{"root: ${NOPE:-/fallback}", "root: /fallback", ""},
 		{"root: ${EMPTY:-/fallback}", "root: /fallback", ""},
-		{"# a comment with $UNDEFINED\nx: 1", "# a comment with $UNDEFINED\nx: 1", ""},
 		{"a: $MISSING_ONE\nb: ${MISSING_TWO}", "", "MISSING_TWO"},
 		{"a: $MISSING_ONE", "", "MISSING_ONE"},
 	}
@@ -261,6 +260,50 @@ func TestEnvExpansion(t *testing.T) {
 				t.Errorf("got %q, %v; want %q", got, err, tt.want)
 			}
 		})
+	}
+}
+
+// TestEnvExpansionInsideValues: a variable's value is data. One holding
+// '#', quotes or a newline must arrive whole in the one value it stands in
+// (expanding the file's text cut a secret at its '#'), comments are not
+// expanded, and an undefined variable names its key.
+func TestEnvExpansionInsideValues(t *testing.T) {
+	const secret = "s3#cr\"et'\nlisteners: []"
+	t.Setenv("JUNCTION_TEST_SECRET", secret)
+	t.Setenv("JUNCTION_TEST_ROOT", "/srv/cgi # not a comment")
+	data := `
+# a comment with $UNDEFINED_IN_COMMENT
+listeners:
+  - protocol: scgi
+    address: 127.0.0.1:4000
+    backend: scripts
+backends:
+  scripts:
+    type: cgi
+    root: ${JUNCTION_TEST_ROOT}
+    set_env: {TOKEN: "${JUNCTION_TEST_SECRET}", PRICE: "$$5"}
+`
+	cfg, err := decode([]byte(data), "yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := cfg.Backends["scripts"]
+	if got := b.SetEnv["token"]; got != secret {
+		t.Errorf("TOKEN = %q, want %q", got, secret)
+	}
+	if got := b.SetEnv["price"]; got != "$5" {
+		t.Errorf("PRICE = %q, want $5", got)
+	}
+	if b.Root != "/srv/cgi # not a comment" {
+		t.Errorf("root = %q", b.Root)
+	}
+	if len(cfg.Listeners) != 1 {
+		t.Errorf("listeners = %d, want 1", len(cfg.Listeners))
+	}
+
+	_, err = decode([]byte("listeners:\n  - protocol: scgi\n    address: 127.0.0.1:${JUNCTION_TEST_UNSET_PORT}\n"), "yaml")
+	if err == nil || !strings.Contains(err.Error(), "listeners[0].address: environment variable JUNCTION_TEST_UNSET_PORT is not set") {
+		t.Errorf("err = %v, want one naming listeners[0].address and the variable", err)
 	}
 }
 

@@ -109,18 +109,26 @@ func decode(data []byte, format string) (*Config, error) {
 	default:
 		return nil, fmt.Errorf("config: unknown format %q (want yaml, toml or json)", format)
 	}
-	text, err := expandEnv(string(data), os.LookupEnv)
-	if err != nil {
-		return nil, err
-	}
 	// "::" as the key delimiter keeps backend names with dots in one piece.
+	parsed := viper.NewWithOptions(viper.KeyDelimiter("::"))
+	parsed.SetConfigType(format)
+	if err := parsed.ReadConfig(bytes.NewReader(data)); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	// The environment is expanded inside each string value after parsing,
+	// so a value holding '#', a quote or a newline stays that value and
+	// cannot rewrite the file around it.
+	var errs []error
+	settings := expandValues(parsed.AllSettings(), "", os.LookupEnv, &errs).(map[string]any)
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
 	v := viper.NewWithOptions(viper.KeyDelimiter("::"))
-	v.SetConfigType(format)
-	if err := v.ReadConfig(strings.NewReader(text)); err != nil {
+	if err := v.MergeConfigMap(settings); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	var cfg Config
-	if errs := unknownKeys(v.AllSettings(), reflect.TypeFor[Config](), ""); len(errs) > 0 {
+	if errs := unknownKeys(settings, reflect.TypeFor[Config](), ""); len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
 	hooks := viper.DecodeHook(mapstructure.ComposeDecodeHookFunc(
@@ -281,14 +289,46 @@ func fileModeHook(from, to reflect.Type, data any) (any, error) {
 	return data, nil
 }
 
-// expandEnv replaces $NAME, ${NAME} and ${NAME:-fallback} in text with
-// values from lookup. "$$" is a literal "$". Lines starting with "#" (YAML
-// and TOML comments) are left alone so documentation may show "$VAR". Every
-// undefined variable is reported.
-func expandEnv(text string, lookup func(string) (string, bool)) (string, error) {
-	var missing []string
-	seen := map[string]bool{}
-	mapping := func(name string) string {
+// expandValues returns node with $NAME, ${NAME} and ${NAME:-fallback}
+// replaced in every string value (never in keys) by values from lookup.
+// "$$" is a literal "$". Each undefined variable is reported once per key,
+// naming the key.
+func expandValues(node any, key string, lookup func(string) (string, bool), errs *[]error) any {
+	switch n := node.(type) {
+	case map[string]any:
+		for k, v := range n {
+			n[k] = expandValues(v, joinKey(key, k), lookup, errs)
+		}
+		return n
+	case []any:
+		for i, v := range n {
+			n[i] = expandValues(v, fmt.Sprintf("%s[%d]", key, i), lookup, errs)
+		}
+		return n
+	case string:
+		out, err := expandEnv(n, lookup)
+		if err != nil {
+			*errs = append(*errs, fmt.Errorf("%s: %w", key, err))
+		}
+		return out
+	}
+	return node
+}
+
+func joinKey(parent, k string) string {
+	if parent == "" {
+		return k
+	}
+	return parent + "." + k
+}
+
+// expandEnv replaces $NAME, ${NAME} and ${NAME:-fallback} in one value.
+func expandEnv(value string, lookup func(string) (string, bool)) (string, error) {
+	if !strings.Contains(value, "$") {
+		return value, nil
+	}
+	var missing []error
+	out := os.Expand(value, func(name string) string {
 		if name == "$" {
 			return "$"
 		}
@@ -299,28 +339,12 @@ func expandEnv(text string, lookup func(string) (string, bool)) (string, error) 
 			return fallback
 		}
 		v, ok := lookup(name)
-		if !ok && !seen[name] {
-			seen[name] = true
-			missing = append(missing, name)
+		if !ok {
+			missing = append(missing, fmt.Errorf("environment variable %s is not set (write $$ for a literal $)", name))
 		}
 		return v
-	}
-	var out bytes.Buffer
-	for line := range strings.Lines(text) {
-		if strings.HasPrefix(strings.TrimSpace(line), "#") {
-			out.WriteString(line)
-			continue
-		}
-		out.WriteString(os.Expand(line, mapping))
-	}
-	if len(missing) > 0 {
-		errs := make([]error, len(missing))
-		for i, n := range missing {
-			errs[i] = fmt.Errorf("config: environment variable %s is not set (write $$ for a literal $)", n)
-		}
-		return "", errors.Join(errs...)
-	}
-	return out.String(), nil
+	})
+	return out, errors.Join(missing...)
 }
 
 // resolvePaths makes relative filesystem paths absolute against base.
