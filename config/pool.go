@@ -89,9 +89,13 @@ type Spawn struct {
 	Mode string `mapstructure:"mode"`
 	// Dir is the working directory of the instances. Default: junction's.
 	Dir string `mapstructure:"dir"`
-	// Env adds "NAME=value" entries to the environment the instances
-	// inherit from junction.
+	// Env sets "NAME=value" entries in the instances' environment.
 	Env []string `mapstructure:"env"`
+	// PassEnv names variables of junction's own environment the instances
+	// inherit. They always get PATH, LANG and TZ (where junction has them)
+	// and nothing else of junction's environment, so junction's secrets and
+	// its systemd socket stay with junction.
+	PassEnv []string `mapstructure:"pass_env"`
 	// RestartBase is the pause before a crashed instance is restarted; it
 	// doubles with each crash in a row up to RestartMax. Default 100ms.
 	RestartBase time.Duration `mapstructure:"restart_base"`
@@ -397,6 +401,11 @@ func (s *Spawn) validate(v *validator, key string) {
 	for i, e := range s.Env {
 		if name, _, ok := strings.Cut(e, "="); !ok || !envName(name) {
 			v.add(fmt.Sprintf("%s.env[%d]", key, i), "%q is not NAME=value", e)
+		}
+	}
+	for i, name := range s.PassEnv {
+		if !envName(name) {
+			v.add(fmt.Sprintf("%s.pass_env[%d]", key, i), "%q is not an environment variable name", name)
 		}
 	}
 	v.positive(key+".restart_base", s.RestartBase)

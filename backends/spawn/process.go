@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -234,7 +235,7 @@ func (s *Supervisor) start(sl *slot) (*proc, error) {
 	}
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Dir = sl.o.Dir
-	cmd.Env = append(childEnviron(), sl.o.Env...)
+	cmd.Env = append(childEnviron(sl.o.PassEnv), sl.o.Env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if fd0 != nil {
 		cmd.Stdin = fd0
@@ -326,23 +327,23 @@ func (p *proc) stop(timeout time.Duration) {
 	}
 }
 
-// systemdVars are junction's own conversation with systemd. An app that
-// inherited them (php-fpm built with systemd support) would send its own
-// READY=1 or STATUS= as if it were junction.
-var systemdVars = []string{"NOTIFY_SOCKET=", "WATCHDOG_USEC=", "WATCHDOG_PID=", "LISTEN_FDS=", "LISTEN_PID=", "LISTEN_FDNAMES="}
+// defaultPassEnv are the variables of junction's own environment every
+// instance gets, as CGI scripts do: enough to find programs and to speak
+// the right language and time zone. Anything else (credentials, proxies,
+// junction's conversation with systemd: NOTIFY_SOCKET, LISTEN_FDS) must be
+// named in pass_env or set in env.
+var defaultPassEnv = []string{"PATH", "LANG", "TZ"}
 
-// childEnviron is junction's environment without systemdVars.
-func childEnviron() []string {
-	env := os.Environ()
-	out := env[:0:0]
-next:
-	for _, kv := range env {
-		for _, p := range systemdVars {
-			if strings.HasPrefix(kv, p) {
-				continue next
+// childEnviron returns the variables of junction's environment an
+// instance inherits: defaultPassEnv and pass, where set.
+func childEnviron(pass []string) []string {
+	out := make([]string, 0, len(defaultPassEnv)+len(pass))
+	for _, names := range [][]string{defaultPassEnv, pass} {
+		for _, name := range names {
+			if v, ok := os.LookupEnv(name); ok && !slices.ContainsFunc(out, func(kv string) bool { return strings.HasPrefix(kv, name+"=") }) {
+				out = append(out, name+"="+v)
 			}
 		}
-		out = append(out, kv)
 	}
 	return out
 }

@@ -48,8 +48,11 @@ type Options struct {
 	// SocketDir holds the unix sockets in socket mode (default: a private
 	// temporary directory removed when Run returns).
 	SocketDir string
-	// Env is added to junction's environment for the children.
+	// Env sets "NAME=value" entries in the children's environment.
 	Env []string
+	// PassEnv names variables of junction's own environment the children
+	// inherit, besides PATH, LANG and TZ; no other variable is inherited.
+	PassEnv []string
 	// RestartBase is the delay before restarting a crashed instance
 	// (default 100ms); it doubles with each crash in a row, up to
 	// RestartMax (default 30s). An instance that stayed up for RestartMax

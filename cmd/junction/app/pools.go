@@ -90,6 +90,7 @@ func (u *poolUnit) spawnOptions(sc *config.Spawn) spawn.Options {
 		Mode:         sc.Mode,
 		Dir:          sc.Dir,
 		Env:          sc.Env,
+		PassEnv:      sc.PassEnv,
 		RestartBase:  sc.RestartBase,
 		RestartMax:   sc.RestartMax,
 		StartTimeout: sc.StartTimeout,
