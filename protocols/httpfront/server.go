@@ -26,8 +26,8 @@ type Server struct {
 	Handler http.Handler
 	// MaxHeaderBytes bounds the request head.
 	MaxHeaderBytes int
-	// ReadTimeout bounds reading the request head (and is the per-read body
-	// timeout via http.ResponseController when handlers ask for it).
+	// ReadTimeout bounds reading the request head, and each read of a
+	// request body.
 	ReadTimeout time.Duration
 	// IdleTimeout bounds the wait for the next request on a kept-alive connection.
 	IdleTimeout time.Duration
@@ -51,7 +51,7 @@ func (s *Server) init() {
 			log = slog.Default()
 		}
 		s.hs = &http.Server{
-			Handler:           s.Handler,
+			Handler:           bodyDeadlines(s.Handler, or(s.ReadTimeout, DefaultReadTimeout)),
 			MaxHeaderBytes:    or(s.MaxHeaderBytes, DefaultMaxHeaderBytes),
 			ReadHeaderTimeout: or(s.ReadTimeout, DefaultReadTimeout),
 			IdleTimeout:       or(s.IdleTimeout, DefaultIdleTimeout),
