@@ -252,6 +252,11 @@ type Backend struct {
 	// account; junction must run as root for that. Default: junction's own.
 	User  string `mapstructure:"user"`
 	Group string `mapstructure:"group"`
+	// AllowRoot lets scripts run as root when junction runs as root and
+	// neither this backend's user nor the top-level user is set. Without
+	// it junction refuses to start as root (as php-fpm does without -R);
+	// with it, junction warns at every start. Default false.
+	AllowRoot bool `mapstructure:"allow_root"`
 
 	// MaxHeaderBytes bounds the response header a script may print before
 	// its body (cgi and fastcgi). Default 65536 (64 KiB).
