@@ -68,6 +68,11 @@ type Options struct {
 	// OmitPath leaves PATH out unless PassEnv or SetEnv set it (for
 	// FastCGI parameters, where the application has its own PATH).
 	OmitPath bool
+	// OwnDocumentRoot makes DOCUMENT_ROOT always Script.DocumentRoot, also
+	// over a DOCUMENT_ROOT the front server sent: that one names the front
+	// server's files, not those of an application instance that may run on
+	// another host (FastCGI). PATH_TRANSLATED follows it.
+	OwnDocumentRoot bool
 	// LookupEnv reads junction's environment; nil means os.LookupEnv.
 	LookupEnv func(string) (string, bool)
 }
@@ -80,7 +85,8 @@ type Script struct {
 	Name string
 	// PathInfo is the rest of the URL path after Name (PATH_INFO).
 	PathInfo string
-	// DocumentRoot is DOCUMENT_ROOT unless the front server sent one.
+	// DocumentRoot is DOCUMENT_ROOT, unless the front server sent one and
+	// Options.OwnDocumentRoot is not set.
 	DocumentRoot string
 }
 
@@ -88,6 +94,7 @@ type Script struct {
 type Builder struct {
 	base     []vars.Var // sorted, unique
 	software string
+	ownRoot  bool
 }
 
 // New validates o and returns a Builder.
@@ -124,7 +131,7 @@ func New(o Options) (*Builder, error) {
 	if _, ok := m["PATH"]; !ok && !o.OmitPath {
 		m["PATH"] = DefaultPath
 	}
-	b := &Builder{software: o.ServerSoftware}
+	b := &Builder{software: o.ServerSoftware, ownRoot: o.OwnDocumentRoot}
 	if b.software == "" {
 		b.software = "junction"
 		if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
@@ -185,6 +192,9 @@ func (b *Builder) Vars(r *http.Request, s Script) vars.Vars {
 	// 3. The front server's view.
 	front := vars.FromContext(r.Context())
 	for _, kv := range front {
+		if b.ownRoot && kv.Name == "DOCUMENT_ROOT" {
+			continue
+		}
 		if fromFrontServer(kv.Name) && strings.IndexByte(kv.Value, 0) < 0 {
 			e.set(kv.Name, kv.Value)
 		}
