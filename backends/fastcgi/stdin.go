@@ -61,7 +61,11 @@ type stdin struct {
 
 // startStdin starts the body writer for r on conn, whose head was sent.
 func (b *Backend) startStdin(conn net.Conn, r *http.Request) *stdin {
-	in := &stdin{conn: conn, body: r.Body, left: r.ContentLength, timeout: b.timeout, addr: b.addr, done: make(chan struct{})}
+	var body io.Reader = http.NoBody // a nil Body with a length is a short body, not a panic
+	if r.Body != nil {
+		body = r.Body
+	}
+	in := &stdin{conn: conn, body: body, left: r.ContentLength, timeout: b.timeout, addr: b.addr, done: make(chan struct{})}
 	go in.run()
 	return in
 }
