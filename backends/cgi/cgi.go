@@ -139,6 +139,8 @@ type Backend struct {
 	grace time.Duration
 }
 
+var _ backends.Backend = (*Backend)(nil)
+
 // Defaults.
 const (
 	// DefaultTimeout matches the usual web server CGI timeouts (Apache

@@ -5,8 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -24,16 +22,10 @@ import (
 // it is written and flushed.
 const bufSize = 32 << 10
 
-// maxRedirectDiscard bounds the output read and dropped after a local
-// redirect head; a script that writes more is killed.
-const maxRedirectDiscard = 4 << 20
-
 var (
 	readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, bufSize) }}
-	stdinPool  = sync.Pool{New: func() any { b := make([]byte, bufSize); return &b }}
 
-	errTimeout   = errors.New("cgi: script timed out")
-	errShortBody = errors.New("cgi: request body ended early")
+	errTimeout = errors.New("cgi: script timed out")
 )
 
 // run starts the script and relays its response.
@@ -141,40 +133,6 @@ func closeAll(fs ...*os.File) {
 	}
 }
 
-// localRedirect finishes a script whose head is a local redirect. Nothing
-// of its response reaches the client: the router serves Location instead.
-// Like Apache's mod_cgi, junction reads and drops the rest of the output
-// and lets the script run to its end, since a script may print the
-// redirect first and do its work after (a POST handler writing to a
-// database); its body keeps flowing to stdin meanwhile. Timeout and the
-// client going away still end it, and so does too much output.
-func (b *Backend) localRedirect(r *http.Request, ctx context.Context, s script, p *proc, br *bufio.Reader, f *feeder, location string) error {
-	n, derr := io.Copy(io.Discard, io.LimitReader(br, maxRedirectDiscard+1))
-	end := endExit
-	if derr != nil || n > maxRedirectDiscard {
-		// A read error means the script exited and something it started
-		// holds stdout past grace.
-		end = endKill
-	}
-	ferr := b.finish(p, end, f)
-	switch {
-	case r.Context().Err() != nil:
-		return fmt.Errorf("cgi: %s: %w", s.Name, r.Context().Err())
-	case context.Cause(ctx) == errTimeout:
-		// Its work was cut short: the redirect target would claim
-		// success.
-		b.log.Warn("cgi: script timed out after a local redirect", "script", s.Name, "timeout", b.timeout)
-		return &backends.Error{Status: http.StatusGatewayTimeout, Err: fmt.Errorf("cgi: %s: %w after %v", s.Name, errTimeout, b.timeout)}
-	case errors.Is(ferr, errShortBody):
-		return &backends.Error{Status: http.StatusBadRequest, Err: ferr}
-	case n > maxRedirectDiscard:
-		b.log.Warn("cgi: script killed for writing too much after a local redirect", "script", s.Name, "limit", maxRedirectDiscard)
-		return &backends.Error{Status: http.StatusBadGateway,
-			Err: fmt.Errorf("cgi: %s: more than %d bytes of output after a local redirect", s.Name, maxRedirectDiscard)}
-	}
-	return &backends.LocalRedirect{Location: location}
-}
-
 // ending says how finish ends a script.
 type ending int
 
@@ -248,176 +206,6 @@ func readable(f *os.File) bool {
 		ready = err == nil && n > 0 && fds[0].Revents&(unix.POLLIN|unix.POLLHUP) != 0
 	})
 	return ready
-}
-
-// feeder writes exactly n bytes of the request body to the script's stdin.
-// A body that ends short kills the script before its stdin closes, so it
-// never sees a truncated body as complete. A script that stops reading is
-// its business.
-//
-// Once the script is gone, stop ends the feeder without touching the front
-// connection. A feeder blocked in body.Read cannot be interrupted from
-// here: setting a read deadline on the front connection would poison it
-// (net/http, the plain-HTTP front end, then drops a keep-alive connection
-// and the other codecs do not support it at all). So stop closes stdin and
-// leaves that one read behind: it returns when the codec ends the body,
-// which every codec does when the request ends (FastCGI's Close wakes it;
-// SCGI closes the connection after the response; AJP13 and net/http
-// return it with the next chunk from the peer, an error or their own read
-// timeout). The feeder then finds stdin closed and ends, reading nothing
-// more: it never outlives the request body.
-type feeder struct {
-	p     *proc
-	stdin *os.File
-	body  io.Reader
-	n     int64
-	done  chan struct{}
-
-	mu      sync.Mutex
-	reading bool // inside body.Read
-	stopped bool // set by stop: read no more
-	err     error
-}
-
-func (f *feeder) run() {
-	defer close(f.done)
-	bp := stdinPool.Get().(*[]byte)
-	defer stdinPool.Put(bp)
-	buf := *bp
-	for n := f.n; n > 0; {
-		m, rerr, ok := f.read(buf[:min(int64(len(buf)), n)])
-		if !ok {
-			break
-		}
-		if m > 0 {
-			if _, werr := f.stdin.Write(buf[:m]); werr != nil {
-				break // the script closed its end, or stop closed ours
-			}
-			n -= int64(m)
-		}
-		if rerr != nil && n > 0 {
-			if errors.Is(rerr, io.EOF) {
-				rerr = io.ErrUnexpectedEOF
-			}
-			// Recorded before the kill, so finish, which runs after the
-			// script is reaped, sees it.
-			f.mu.Lock()
-			f.err = fmt.Errorf("%w (%d bytes missing): %w", errShortBody, n, rerr)
-			f.mu.Unlock()
-			_ = f.p.signal(syscall.SIGKILL) // ErrProcessDone: it is gone anyway
-			break
-		}
-	}
-	_ = f.stdin.Close() // a pipe end; fails only when stop closed it first
-}
-
-// read reads from the body unless stop was called; ok is false then.
-func (f *feeder) read(buf []byte) (m int, err error, ok bool) {
-	f.mu.Lock()
-	if f.stopped {
-		f.mu.Unlock()
-		return 0, nil, false
-	}
-	f.reading = true
-	f.mu.Unlock()
-	m, err = f.body.Read(buf)
-	f.mu.Lock()
-	f.reading = false
-	f.mu.Unlock()
-	return m, err, true
-}
-
-// stop ends feeding a script that has exited and returns the body error.
-// It waits for the feeder unless the feeder is blocked reading the body.
-func (f *feeder) stop() error {
-	f.mu.Lock()
-	f.stopped = true
-	reading := f.reading
-	f.mu.Unlock()
-	// Unblocks a write to a pipe still held open by something the script
-	// started.
-	_ = f.stdin.Close()
-	if !reading {
-		<-f.done
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.err
-}
-
-// maxStderrLine bounds one logged stderr line.
-const maxStderrLine = 1024
-
-// stderrLog logs a script's stderr line by line; a line longer than
-// maxStderrLine is logged cut (truncated=true) and the rest of it dropped.
-// It keeps an unfinished line between drain calls.
-type stderrLog struct {
-	log    *slog.Logger
-	script string
-	buf    []byte // an unfinished line; allocated at the first output
-	n      int
-	skip   bool // dropping the rest of a line logged cut
-}
-
-// drain reads r until it ends (nil) or fails (the error; errWouldBlock
-// when a non-blocking r has nothing yet). The unfinished line is logged
-// when r ends or fails for good.
-func (l *stderrLog) drain(r io.Reader) error {
-	var first [64]byte // most scripts write nothing: a read finds the end
-	for {
-		var m int
-		var err error
-		if l.buf == nil {
-			m, err = r.Read(first[:])
-			if m > 0 {
-				l.buf = make([]byte, maxStderrLine)
-				l.n = copy(l.buf, first[:m])
-			}
-		} else {
-			m, err = r.Read(l.buf[l.n:])
-			l.n += m
-		}
-		l.lines()
-		if err != nil {
-			if !errors.Is(err, errWouldBlock) {
-				if l.n > 0 && !l.skip {
-					l.emit(l.buf[:l.n], false)
-				}
-				l.n = 0
-			}
-			if errors.Is(err, io.EOF) {
-				return nil
-			}
-			return err
-		}
-	}
-}
-
-// lines logs the complete lines in buf and keeps the rest.
-func (l *stderrLog) lines() {
-	start := 0
-	for i := 0; i < l.n; i++ {
-		if l.buf[i] != '\n' {
-			continue
-		}
-		if !l.skip {
-			l.emit(l.buf[start:i], false)
-		}
-		l.skip = false
-		start = i + 1
-	}
-	l.n = copy(l.buf, l.buf[start:l.n])
-	if l.n == len(l.buf) && l.n > 0 {
-		if !l.skip {
-			l.emit(l.buf, true)
-		}
-		l.skip = true
-		l.n = 0
-	}
-}
-
-func (l *stderrLog) emit(line []byte, truncated bool) {
-	l.log.Warn("cgi: script stderr", "script", l.script, "line", string(line), "truncated", truncated)
 }
 
 // observeExit tells the observer how the script ended.
