@@ -79,12 +79,19 @@ type LocalRedirect struct {
 
 func (e *LocalRedirect) Error() string { return "local redirect to " + e.Location }
 
-// Status returns the HTTP status the client should see for err.
+// Status returns the HTTP status the client should see for err: a
+// *ClientError is 400, or 499 (StatusClientClosedRequest) when the client
+// went away.
 func Status(err error) int {
 	var be *Error
+	var ce *ClientError
 	switch {
+	case errors.Is(err, ErrClientGone):
+		return StatusClientClosedRequest
 	case errors.As(err, &be):
 		return be.Status
+	case errors.As(err, &ce):
+		return http.StatusBadRequest
 	case errors.Is(err, ErrOverloaded):
 		return http.StatusServiceUnavailable
 	case errors.Is(err, context.DeadlineExceeded):

@@ -20,7 +20,8 @@
 //
 // Request bodies are streamed to stdin while stdout is read. The script gets
 // exactly CONTENT_LENGTH bytes: a body that ends short kills the script
-// (400, or an ended response). A body of unknown length (chunked, from plain
+// (400, or an ended response). That and a client that goes away are the
+// client's failures, returned as *backends.ClientError. A body of unknown length (chunked, from plain
 // HTTP) is refused with 411 Length Required: junction does not spool bodies.
 //
 // The response head is parsed by backends/cgiresp; local redirects are
@@ -354,7 +355,7 @@ func (b *Backend) acquire(ctx context.Context) error {
 	defer cancel()
 	if err := b.sem.Acquire(wctx, 1); err != nil {
 		if ctx.Err() != nil {
-			return fmt.Errorf("cgi: %s: waiting for a slot: %w", b.name, ctx.Err())
+			return backends.ContextError(ctx, "cgi: "+b.name+": waiting for a slot")
 		}
 		return fmt.Errorf("cgi: %s: no slot within %v: %w", b.name, b.queueWait, backends.ErrOverloaded)
 	}

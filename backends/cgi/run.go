@@ -65,7 +65,7 @@ func (b *Backend) run(w http.ResponseWriter, r *http.Request, s script) error {
 
 	resp, err := cgiresp.Parse(br, b.limits)
 	if err == nil && resp.LocalRedirect != "" && !s.nph {
-		return b.localRedirect(r, ctx, s, p, br, f, resp.LocalRedirect)
+		return clientFailure(r, s, b.localRedirect(r, ctx, s, p, br, f, resp.LocalRedirect))
 	}
 	if err != nil {
 		end := endKill
@@ -178,17 +178,31 @@ func (b *Backend) finish(p *proc, end ending, f *feeder) error {
 func (b *Backend) headError(r *http.Request, ctx context.Context, s script, p *proc, err, feedErr error) error {
 	switch {
 	case r.Context().Err() != nil:
-		return fmt.Errorf("cgi: %s: %w", s.Name, r.Context().Err())
+		return backends.ContextError(r.Context(), "cgi: "+s.Name)
 	case context.Cause(ctx) == errTimeout:
 		return &backends.Error{Status: http.StatusGatewayTimeout, Err: fmt.Errorf("cgi: %s: %w after %v", s.Name, errTimeout, b.timeout)}
 	case errors.Is(feedErr, errShortBody):
-		return &backends.Error{Status: http.StatusBadRequest, Err: feedErr}
+		return &backends.ClientError{Err: fmt.Errorf("cgi: %s: %w", s.Name, feedErr)}
 	case errors.Is(err, cgiresp.ErrNoHead):
 		b.log.Warn("cgi: script wrote no output", "script", s.Name, "status", exitStatus(p.status))
 		return &backends.Error{Status: http.StatusBadGateway, Err: fmt.Errorf("cgi: %s: %w (%s)", s.Name, err, exitStatus(p.status))}
 	}
 	b.log.Warn("cgi: bad response head", "script", s.Name, "err", err, "status", exitStatus(p.status))
 	return &backends.Error{Status: http.StatusBadGateway, Err: fmt.Errorf("cgi: %s: %w", s.Name, err)}
+}
+
+// clientFailure turns what localRedirect reports about the client into
+// the client's error: a request whose client went away, or whose body
+// ended early, says nothing about the script.
+func clientFailure(r *http.Request, s script, err error) error {
+	var be *backends.Error
+	switch {
+	case r.Context().Err() != nil && errors.Is(err, r.Context().Err()):
+		return backends.ContextError(r.Context(), "cgi: "+s.Name)
+	case errors.As(err, &be) && errors.Is(be.Err, errShortBody):
+		return &backends.ClientError{Err: fmt.Errorf("cgi: %s: %w", s.Name, be.Err)}
+	}
+	return err
 }
 
 // readable reports whether a read of f would not block: data or the end

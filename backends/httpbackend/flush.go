@@ -14,6 +14,7 @@ type state struct {
 	err   error  // the failure reported before anything was written
 	flush func() // st.flushW, made once per Serve
 	w     http.ResponseWriter
+	body  clientBody // the request body, when there is one
 }
 
 // flushW flushes w; a failed write shows in the next Write. The codecs'

@@ -30,9 +30,12 @@
 //     never adds or removes compression.
 //
 // Failures before the first byte of the response was written are returned
-// from Serve, never written: a dial failure as *backends.DialError, a
-// response-header timeout as a *backends.Error with status 504, anything
-// else as a *backends.Error with status 502. On a dial failure the request
+// from Serve, never written: the client's own (a request body that failed
+// or ended before its Content-Length, a client that went away) as
+// *backends.ClientError, which a balancer never counts against the
+// instance; a dial failure as *backends.DialError, a response-header
+// timeout as a *backends.Error with status 504, anything else as a
+// *backends.Error with status 502. On a dial failure the request
 // body has not been read at all: http.Transport reads the body only on an
 // established connection, and ReverseProxy hands the transport a wrapper
 // whose Close leaves the inbound body open. A balancer may therefore retry

@@ -22,7 +22,9 @@ func (b *Backend) Serve(w http.ResponseWriter, r *http.Request) error {
 	st := &state{w: w}
 	st.flush = st.flushW
 	rw := &recorder{ResponseWriter: w, st: st}
-	b.proxy.ServeHTTP(rw, r.WithContext(context.WithValue(r.Context(), stateKey{}, st)))
+	out := r.WithContext(context.WithValue(r.Context(), stateKey{}, st))
+	st.body.wrap(out)
+	b.proxy.ServeHTTP(rw, out)
 	if st.err != nil && !st.wrote {
 		return st.err
 	}
@@ -72,8 +74,8 @@ type dialError struct{ err error }
 func (e *dialError) Error() string { return e.err.Error() }
 func (e *dialError) Unwrap() error { return e.err }
 
-// classify turns a transport error into the error Serve returns; ctx is
-// the caller's request context.
+// classify turns a transport error into the error Serve or Check returns;
+// ctx is the caller's context.
 func (b *Backend) classify(ctx context.Context, err error) error {
 	var de *dialError
 	if errors.As(err, &de) {
@@ -103,8 +105,12 @@ func (b *Backend) errorHandler(_ http.ResponseWriter, r *http.Request, err error
 		return
 	}
 	if st.wrote {
+		if r.Context().Err() != nil || st.body.failed() != nil {
+			b.log.Info("httpbackend: the client failed after the response started", "uri", r.RequestURI, "err", err)
+			return
+		}
 		b.log.Warn("httpbackend: failure after the response started", "uri", r.RequestURI, "err", err)
 		return
 	}
-	st.err = b.classify(r.Context(), err)
+	st.err = b.serveError(r, st, err)
 }
