@@ -99,6 +99,10 @@ const (
 	ProtocolHTTP    = "http"
 )
 
+// TimeoutOff is the value of a timeout turned off (written -1 in the file).
+// Only write_timeout accepts it.
+const TimeoutOff time.Duration = -1
+
 // Listener is one socket and the protocol spoken on it.
 type Listener struct {
 	// Protocol is what the front server speaks: scgi, fastcgi, ajp (AJP13)
@@ -138,9 +142,14 @@ type Listener struct {
 	// IdleTimeout is how long a kept-alive connection (FastCGI, AJP, HTTP)
 	// may wait for its next request. Default 60s.
 	IdleTimeout time.Duration `mapstructure:"idle_timeout"`
-	// WriteTimeout bounds writing the response to the front server. Default
-	// 0, meaning none: responses stream for as long as the script produces
-	// output, and the backend's timeout already bounds the script.
+	// WriteTimeout bounds each write of the response to the front server:
+	// a front server (or a client behind a front server that does not
+	// buffer) that takes nothing for this long loses the response. Streams
+	// may run for as long as they keep being read. Default 60s, as nginx's
+	// send_timeout and Apache's Timeout; -1 turns it off (a fastcgi
+	// listener's server still reads -1 as its own 60s). On an http
+	// listener it bounds the whole response (net/http's WriteTimeout), and
+	// there is no default.
 	WriteTimeout time.Duration `mapstructure:"write_timeout"`
 
 	// MaxConns bounds the concurrent connections of a fastcgi listener (it

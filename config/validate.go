@@ -76,6 +76,10 @@ func (v *validator) add(key, format string, args ...any) {
 }
 
 func (v *validator) positive(key string, d time.Duration) {
+	if d == TimeoutOff {
+		v.add(key, "-1 (off) is for write_timeout only")
+		return
+	}
 	if d < 0 {
 		v.add(key, "%v must be positive", d)
 	}
@@ -138,7 +142,9 @@ func (l *Listener) validate(v *validator, key string, c *Config) {
 	}
 	v.positive(key+".read_timeout", l.ReadTimeout)
 	v.positive(key+".idle_timeout", l.IdleTimeout)
-	v.positive(key+".write_timeout", l.WriteTimeout)
+	if l.WriteTimeout < 0 && l.WriteTimeout != TimeoutOff {
+		v.add(key+".write_timeout", "%v must be positive, or -1 to turn it off", l.WriteTimeout)
+	}
 	l.validateFastCGI(v, key)
 	l.validateAJP(v, key)
 }
