@@ -309,17 +309,24 @@ func (b *Backend) Serve(w http.ResponseWriter, r *http.Request) error {
 	if err := b.acquire(r.Context()); err != nil {
 		return err
 	}
-	if b.sem != nil {
-		defer b.sem.Release(1)
-	}
+	// The slot belongs to the script from here: release frees it when the
+	// script is reaped, not when Serve returns.
 	b.running.Add(1)
-	defer b.running.Add(-1)
 	return b.run(w, r, s)
+}
+
+// release frees the slot of a script that has exited, or failed to start.
+func (b *Backend) release() {
+	b.running.Add(-1)
+	if b.sem != nil {
+		b.sem.Release(1)
+	}
 }
 
 // Stats is a point-in-time view of a Backend's load, for the status page.
 type Stats struct {
-	// InUse is the number of requests running a script now.
+	// InUse is the number of scripts running now. A script holds its
+	// slot until it exits.
 	InUse int
 	// Max is MaxConcurrent; 0 means unlimited.
 	Max int

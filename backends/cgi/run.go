@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -48,9 +49,24 @@ func (b *Backend) run(w http.ResponseWriter, r *http.Request, s script) error {
 	}
 	// On timeout or when the client goes away: SIGTERM to the group, and
 	// SIGKILL if the script is still there after grace. Its exit then
-	// kills the rest of the group (proc.reap).
-	stop := context.AfterFunc(ctx, p.terminate)
-	defer stop()
+	// kills the rest of the group and frees its slot (proc.reap), whatever
+	// the front connection does. A response that started cannot end well
+	// after a timeout: its writes are made to fail, so that a write
+	// blocked on a reader that stopped reading returns too.
+	var started atomic.Bool
+	ended := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		defer close(ended)
+		p.terminate()
+		if started.Load() && context.Cause(ctx) == errTimeout {
+			abortResponse(w)
+		}
+	})
+	defer func() {
+		if !stop() {
+			<-ended // it may be using w, which is not ours once run returns
+		}
+	}()
 	var f *feeder
 	if stdin != nil {
 		f = &feeder{p: p, stdin: stdin, body: r.Body, n: r.ContentLength, done: make(chan struct{})}
@@ -75,6 +91,7 @@ func (b *Backend) run(w http.ResponseWriter, r *http.Request, s script) error {
 		ferr := b.finish(p, end, f)
 		return b.headError(r, ctx, s, p, err, ferr)
 	}
+	started.Store(true)
 	resp.WriteHead(w)
 	// Once the script has exited the rest is already in the pipe: it is
 	// written without flushes and the codec sends it when the response ends.
@@ -113,9 +130,10 @@ func (b *Backend) start(r *http.Request, s script) (*proc, *os.File, error) {
 	}
 	t0 := time.Now()
 	p, err := spawn(s.Filename, filepath.Dir(s.Filename), b.env.Env(r, s.Script), b.cred, fds, b.grace,
-		stderrLog{log: b.log, script: s.Name})
+		stderrLog{log: b.log, script: s.Name}, b.release)
 	fds.closeChild()
 	if err != nil {
+		b.release()
 		fds.closeParent()
 		return nil, nil, fmt.Errorf("cgi: %s: starting %s: %w", b.name, s.Filename, &os.PathError{Op: "fork/exec", Path: s.Filename, Err: err})
 	}
@@ -204,6 +222,16 @@ func clientFailure(r *http.Request, s script, err error) error {
 	}
 	return err
 }
+
+// abortResponse makes the writes of a response that cannot end well fail
+// at once, where the codec's writer supports write deadlines (net/http's
+// does). Elsewhere the listener's write_timeout ends a blocked write.
+func abortResponse(w http.ResponseWriter) {
+	_ = http.NewResponseController(w).SetWriteDeadline(aLongTimeAgo) // ErrNotSupported: see above
+}
+
+// aLongTimeAgo is a deadline that has passed.
+var aLongTimeAgo = time.Unix(1, 0)
 
 // readable reports whether a read of f would not block: data or the end
 // of the output is waiting. It polls without a timeout and leaves f in
