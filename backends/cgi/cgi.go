@@ -16,7 +16,18 @@
 // path as argv. The whole group is killed when the script exits (so a
 // background grandchild holding stdout cannot hold the response open), on
 // timeout (SIGTERM, then SIGKILL after a grace period) and when the client
-// goes away.
+// goes away before its response is complete.
+//
+// A script may answer first and work after (log, send mail): once its
+// response is complete (its Content-Length relayed, or its stdout closed)
+// the request ends, and a client that then closes its connection (nginx
+// does as soon as it has every byte) ends nothing. The script runs on in
+// the background, bounded by Timeout, and keeps its MaxConcurrent slot
+// until it exits; Backend.Wait waits for such scripts. Output beyond the
+// declared Content-Length is never relayed, and kills the script, then as
+// before. A timeout after the head was written also makes the
+// response's writes fail, where the codec's writer supports write
+// deadlines, so a reader that stopped reading cannot hold the request.
 //
 // Request bodies are streamed to stdin while stdout is read. The script gets
 // exactly CONTENT_LENGTH bytes: a body that ends short kills the script
@@ -47,6 +58,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -74,7 +86,9 @@ type Options struct {
 	Script string
 	// Timeout bounds each request; 0 means 60s.
 	Timeout time.Duration
-	// MaxConcurrent bounds the scripts running at once; 0 is unlimited.
+	// MaxConcurrent bounds the scripts running at once; 0 is unlimited. A
+	// script holds its slot until it exits, also when it works on after
+	// its response.
 	MaxConcurrent int
 	// MaxQueue is how many requests may wait for a slot; beyond it they get
 	// backends.ErrOverloaded (503).
@@ -138,6 +152,10 @@ type Backend struct {
 	// grace is how long a script may take to exit after SIGTERM, and how
 	// long stdout may stay open after the script exited.
 	grace time.Duration
+
+	bgMu   sync.Mutex
+	bgN    int           // scripts finished in the background (detach)
+	bgIdle chan struct{} // closed when bgN drops to 0, for Wait
 }
 
 var _ backends.Backend = (*Backend)(nil)

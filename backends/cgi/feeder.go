@@ -92,6 +92,23 @@ func (f *feeder) read(buf []byte) (m int, err error, ok bool) {
 	return m, err, true
 }
 
+// fed reports whether the whole body reached the script's stdin, or the
+// script closed it: nothing more will be read of the request body. A nil
+// feeder (no body) is fed.
+func (f *feeder) fed() bool {
+	if f == nil {
+		return true
+	}
+	select {
+	case <-f.done:
+	default:
+		return false
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.err == nil
+}
+
 // stop ends feeding a script that has exited and returns the body error.
 // It waits for the feeder unless the feeder is blocked reading the body.
 func (f *feeder) stop() error {

@@ -165,16 +165,18 @@ func TestLocalRedirectLetsScriptFinish(t *testing.T) {
 func TestLocalRedirectBounds(t *testing.T) {
 	checkLeaks(t)
 	tests := []struct {
-		mode   string
-		status int
-		log    string
+		mode    string
+		timeout time.Duration
+		status  int
+		log     string
 	}{
-		{mode: "redirect-flood", status: http.StatusBadGateway, log: "too much after a local redirect"},
-		{mode: "redirect-sleep", status: http.StatusGatewayTimeout, log: "timed out after a local redirect"},
+		// Time enough to write 4 MiB on a loaded machine.
+		{mode: "redirect-flood", timeout: 10 * time.Second, status: http.StatusBadGateway, log: "too much after a local redirect"},
+		{mode: "redirect-sleep", timeout: 500 * time.Millisecond, status: http.StatusGatewayTimeout, log: "timed out after a local redirect"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.mode, func(t *testing.T) {
-			b, logs := newBackend(t, func(o *Options) { o.Timeout = 500 * time.Millisecond })
+			b, logs := newBackend(t, func(o *Options) { o.Timeout = tt.timeout })
 			b.grace = 200 * time.Millisecond
 			pidfile := filepath.Join(t.TempDir(), "pid")
 			r := request("GET", "/cgi-bin/env.cgi", nil, tt.mode)

@@ -46,7 +46,8 @@ type proc struct {
 	stderrFD int      // parent's read end, non-blocking
 	stderr   *os.File // stderrFD on the poller, once a watcher reads it
 	errLog   stderrLog
-	onExit   func() // called once the script is reaped
+	onExit   func()    // called once the script is reaped
+	watchAt  time.Time // when the watchers start unless settle came first
 }
 
 // watchDelay is how long a script runs before it gets watchers. Most
@@ -159,6 +160,7 @@ func spawn(argv0, dir string, env []string, cred *syscall.Credential, fds *pipes
 	}
 	p := &proc{pid: pid, grace: grace, done: make(chan struct{}), stderrDone: make(chan struct{}),
 		stdout: fds.stdout, stderrFD: fds.stderr, errLog: errLog, onExit: onExit}
+	p.watchAt = time.Now().Add(watchDelay)
 	p.mu.Lock()
 	p.watch = time.AfterFunc(watchDelay, p.launchOnce)
 	p.mu.Unlock()

@@ -36,10 +36,7 @@ func (b *Backend) run(w http.ResponseWriter, r *http.Request, s script) error {
 	// Before cancel (deferred earlier, so run later) changes the cause.
 	defer func() {
 		if context.Cause(ctx) == errTimeout && r.Context().Err() == nil {
-			b.timeouts.Add(1)
-			if b.obs != nil {
-				b.obs.TimedOut()
-			}
+			b.timedOut()
 		}
 	}()
 
@@ -47,26 +44,26 @@ func (b *Backend) run(w http.ResponseWriter, r *http.Request, s script) error {
 	if err != nil {
 		return err
 	}
-	// On timeout or when the client goes away: SIGTERM to the group, and
-	// SIGKILL if the script is still there after grace. Its exit then
-	// kills the rest of the group and frees its slot (proc.reap), whatever
-	// the front connection does. A response that started cannot end well
-	// after a timeout: its writes are made to fail, so that a write
-	// blocked on a reader that stopped reading returns too.
-	var started atomic.Bool
-	ended := make(chan struct{})
-	stop := context.AfterFunc(ctx, func() {
-		defer close(ended)
+	// On timeout, or when the client goes away before its response is
+	// complete: SIGTERM to the group, and SIGKILL if the script is still
+	// there after grace. Its exit then kills the rest of the group and
+	// frees its slot (proc.reap), whatever the front connection does. A
+	// response that started cannot end well after a timeout: its writes
+	// are made to fail, so that a write blocked on a reader that stopped
+	// reading returns too. A client that leaves once it has every byte
+	// (nginx closes the connection then) ends nothing.
+	bw := &bodyWriter{ResponseWriter: w, left: -1}
+	watch := watchContext(ctx, func() {
+		if context.Cause(ctx) != errTimeout && bw.complete.Load() {
+			return
+		}
+		bw.ended.Store(true)
 		p.terminate()
-		if started.Load() && context.Cause(ctx) == errTimeout {
+		if bw.started.Load() && context.Cause(ctx) == errTimeout {
 			abortResponse(w)
 		}
 	})
-	defer func() {
-		if !stop() {
-			<-ended // it may be using w, which is not ours once run returns
-		}
-	}()
+	defer watch.stop()
 	var f *feeder
 	if stdin != nil {
 		f = &feeder{p: p, stdin: stdin, body: r.Body, n: r.ContentLength, done: make(chan struct{})}
@@ -74,9 +71,11 @@ func (b *Backend) run(w http.ResponseWriter, r *http.Request, s script) error {
 	}
 	br := readerPool.Get().(*bufio.Reader)
 	br.Reset(p.stdout)
+	detached := false
 	defer func() {
-		br.Reset(nil)
-		readerPool.Put(br)
+		if !detached {
+			putReader(br)
+		}
 	}()
 
 	resp, err := cgiresp.Parse(br, b.limits)
@@ -91,23 +90,52 @@ func (b *Backend) run(w http.ResponseWriter, r *http.Request, s script) error {
 		ferr := b.finish(p, end, f)
 		return b.headError(r, ctx, s, p, err, ferr)
 	}
-	started.Store(true)
+	bw.started.Store(true)
 	resp.WriteHead(w)
+	if bw.left = resp.ContentLength; bw.left == 0 {
+		bw.complete.Store(true)
+	}
 	// Once the script has exited the rest is already in the pipe: it is
 	// written without flushes and the codec sends it when the response ends.
-	werr, rerr := resp.CopyBody(w, br, func() bool { return p.exited.Load() || readable(p.stdout) })
+	werr, rerr := resp.CopyDeclared(bw, br, func() bool { return p.exited.Load() || readable(p.stdout) })
+	complete := werr == nil && rerr == nil
+	// The response is complete (its Content-Length relayed, or the end of
+	// the output): from here the client leaving says nothing about the
+	// script, which may go on working (logging, sending mail) and is
+	// bounded by its timeout alone. Unless it is still being fed its
+	// body, the request ends now and the script is finished in the
+	// background.
+	if complete && f.fed() && (watch.stop() || !bw.ended.Load()) {
+		deadline, _ := ctx.Deadline()
+		// Short of its declared length the copy ended at the end of the
+		// output.
+		detached = b.detach(r, s, p, resp, br, f, deadline, bw.left != 0)
+		return nil
+	}
+	if complete && bw.left == 0 {
+		rerr = resp.End(br)
+	}
 	end := endGrace
 	if werr != nil || rerr != nil {
 		end = endKill
 	}
 	ferr := b.finish(p, end, f)
+	b.logEnd(s, context.Cause(ctx) == errTimeout && r.Context().Err() == nil, werr, rerr, ferr, p)
+	return nil
+}
+
+// logEnd logs how a script whose response started ended, when it did not
+// end well.
+func (b *Backend) logEnd(s script, timedOut bool, werr, rerr, ferr error, p *proc) {
 	switch {
-	case context.Cause(ctx) == errTimeout && r.Context().Err() == nil:
+	case timedOut:
 		b.log.Warn("cgi: script timed out after its response started", "script", s.Name, "timeout", b.timeout)
 	case werr != nil:
 		b.log.Info("cgi: client went away", "script", s.Name, "err", werr)
 	case errors.Is(rerr, os.ErrDeadlineExceeded):
 		b.log.Warn("cgi: output still held open after the script exited", "script", s.Name)
+	case errors.Is(rerr, cgiresp.ErrOverrun):
+		b.log.Warn("cgi: script killed for writing more than its Content-Length", "script", s.Name)
 	case rerr != nil:
 		b.log.Warn("cgi: reading script output", "script", s.Name, "err", rerr)
 	case ferr != nil:
@@ -115,7 +143,74 @@ func (b *Backend) run(w http.ResponseWriter, r *http.Request, s script) error {
 	case p.status != 0:
 		b.log.Warn("cgi: script failed after its response started", "script", s.Name, "status", exitStatus(p.status))
 	}
-	return nil
+}
+
+// timedOut counts a script that ran past its timeout.
+func (b *Backend) timedOut() {
+	b.timeouts.Add(1)
+	if b.obs != nil {
+		b.obs.TimedOut()
+	}
+}
+
+func putReader(br *bufio.Reader) {
+	br.Reset(nil)
+	readerPool.Put(br)
+}
+
+// bodyWriter is the ResponseWriter the body is copied through: it knows
+// when the declared length has been handed to the codec, before the
+// write that completes it, so that a client closing as soon as it has the
+// last byte finds the response complete.
+type bodyWriter struct {
+	http.ResponseWriter
+	left     int64       // bytes of the declared length still to write; -1 unknown
+	started  atomic.Bool // the head was written
+	complete atomic.Bool // the declared length was written (or is being)
+	ended    atomic.Bool // the request's end (timeout, client gone) ended the script
+}
+
+func (w *bodyWriter) Write(p []byte) (int, error) {
+	if w.left >= 0 && int64(len(p)) >= w.left {
+		w.complete.Store(true)
+	}
+	n, err := w.ResponseWriter.Write(p)
+	if w.left >= 0 {
+		w.left -= int64(n)
+	}
+	return n, err
+}
+
+// Unwrap lets http.ResponseController reach the codec's writer.
+func (w *bodyWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// ctxWatch runs a function when a context ends, until stopped.
+type ctxWatch struct {
+	stopFn  func() bool
+	ended   chan struct{} // closed when the function has returned
+	once    sync.Once
+	stopped bool
+}
+
+func watchContext(ctx context.Context, f func()) *ctxWatch {
+	cw := &ctxWatch{ended: make(chan struct{})}
+	cw.stopFn = context.AfterFunc(ctx, func() {
+		defer close(cw.ended)
+		f()
+	})
+	return cw
+}
+
+// stop reports whether the function never ran, and never will; when it
+// did, stop waits for it to return first. Later calls report the same.
+func (cw *ctxWatch) stop() bool {
+	cw.once.Do(func() {
+		cw.stopped = cw.stopFn()
+		if !cw.stopped {
+			<-cw.ended
+		}
+	})
+	return cw.stopped
 }
 
 // start spawns the script in its own process group.
