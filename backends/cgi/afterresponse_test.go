@@ -159,9 +159,12 @@ func TestWorkAfterResponse(t *testing.T) {
 func TestWorkAfterResponseBounded(t *testing.T) {
 	checkLeaks(t)
 	obs := &fakeObserver{}
+	// Long enough for the script to answer on a loaded machine (and under
+	// the race detector).
+	const timeout = 2 * time.Second
 	b, logs := newBackend(t, func(o *Options) {
-		o.Timeout, o.Observer = 500*time.Millisecond, obs
-		o.MaxConcurrent, o.MaxQueue, o.QueueTimeout = 1, 1, 5*time.Second
+		o.Timeout, o.Observer = timeout, obs
+		o.MaxConcurrent, o.MaxQueue, o.QueueTimeout = 1, 1, timeout+5*time.Second
 	})
 	b.grace = 200 * time.Millisecond
 	dir := t.TempDir()
@@ -177,7 +180,7 @@ func TestWorkAfterResponseBounded(t *testing.T) {
 	if err := b.Serve(rec, request("GET", "/cgi-bin/env.cgi", nil, "nostatus")); err != nil {
 		t.Fatalf("second request: %v", err)
 	}
-	if took := time.Since(start); took > 500*time.Millisecond+b.grace+3*time.Second {
+	if took := time.Since(start); took > timeout+b.grace+3*time.Second {
 		t.Errorf("slot free after %v, want within the timeout and grace", took)
 	}
 	if st := b.Stats(); st.Timeouts != 1 {

@@ -437,7 +437,9 @@ func TestTimeout(t *testing.T) {
 	checkLeaks(t)
 	for _, mode := range []string{"sleep", "ignoreterm", "headsleep"} {
 		t.Run(mode, func(t *testing.T) {
-			b, logs := newBackend(t, func(o *Options) { o.Timeout = 300 * time.Millisecond })
+			// Long enough for the script to start on a loaded machine
+			// (and under the race detector).
+			b, logs := newBackend(t, func(o *Options) { o.Timeout = time.Second })
 			b.grace = 200 * time.Millisecond
 			pidfile := filepath.Join(t.TempDir(), "pid")
 			r := request("GET", "/cgi-bin/env.cgi", nil, mode)
