@@ -94,9 +94,10 @@
 // (when no body byte was read yet), no response head within Timeout as a
 // *backends.Error with status 504, a malformed head or a lost connection
 // with status 502. A request body that could not be read from the client
-// (it ended before Content-Length, or the read failed) is a 400
-// *backends.Error wrapping ErrClientBody: the client's failure, not the
-// instance's. The request context closes the connection, which stops the
-// request; Serve then returns the context's error. After the head was
+// (it ended before Content-Length, or the read failed) is a
+// *backends.ClientError (400) wrapping ErrClientBody: the client's failure,
+// not the instance's. The request context closes the connection, which
+// stops the request; Serve then returns backends.ContextError (a client
+// that went away is a *backends.ClientError too). After the head was
 // written, failures end the response early and are logged.
 package fastcgi

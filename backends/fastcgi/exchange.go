@@ -95,7 +95,7 @@ func finish(w http.ResponseWriter, conn net.Conn, in *stdin) {
 func (b *Backend) sendError(ctx context.Context, s cgienv.Script, reused bool, err error) error {
 	switch {
 	case ctx.Err() != nil:
-		return fmt.Errorf("fastcgi: %s: %s: %w", b.addr, s.Name, context.Cause(ctx))
+		return backends.ContextError(ctx, "fastcgi: "+b.addr+": "+s.Name)
 	case reused:
 		err = fmt.Errorf("%w: %w", errStale, err)
 	}
@@ -107,9 +107,9 @@ func (b *Backend) sendError(ctx context.Context, s cgienv.Script, reused bool, e
 func (b *Backend) headError(ctx context.Context, s cgienv.Script, rr *responseReader, in *stdin, reused bool, err error) error {
 	switch {
 	case ctx.Err() != nil:
-		return fmt.Errorf("fastcgi: %s: %s: %w", b.addr, s.Name, context.Cause(ctx))
+		return backends.ContextError(ctx, "fastcgi: "+b.addr+": "+s.Name)
 	case in != nil && errors.Is(in.err, ErrClientBody):
-		return &backends.Error{Status: http.StatusBadRequest, Err: fmt.Errorf("fastcgi: %s: %s: %w", b.addr, s.Name, in.err)}
+		return &backends.ClientError{Err: fmt.Errorf("fastcgi: %s: %s: %w", b.addr, s.Name, in.err)}
 	case reused && !rr.got && !errors.Is(err, os.ErrDeadlineExceeded):
 		return &backends.Error{Status: http.StatusBadGateway, Err: fmt.Errorf("fastcgi: %s: %s: %w: %w", b.addr, s.Name, errStale, err)}
 	case errors.Is(err, os.ErrDeadlineExceeded):

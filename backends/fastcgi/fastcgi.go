@@ -246,7 +246,7 @@ func (b *Backend) acquire(ctx context.Context) (release func(), err error) {
 	defer cancel()
 	if err := b.sem.Acquire(wctx, 1); err != nil {
 		if ctx.Err() != nil {
-			return nil, fmt.Errorf("fastcgi: %s: waiting for a connection: %w", b.addr, context.Cause(ctx))
+			return nil, backends.ContextError(ctx, "fastcgi: "+b.addr+": waiting for a connection")
 		}
 		return nil, fmt.Errorf("fastcgi: %s: all connections busy for %v: %w", b.addr, b.dialTimeout, backends.ErrOverloaded)
 	}
@@ -259,7 +259,7 @@ func (b *Backend) dial(ctx context.Context) (net.Conn, error) {
 	c, err := d.DialContext(ctx, b.network, b.address)
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil, fmt.Errorf("fastcgi: %s: %w", b.addr, context.Cause(ctx))
+			return nil, backends.ContextError(ctx, "fastcgi: "+b.addr)
 		}
 		return nil, &backends.DialError{Addr: b.addr, Err: fmt.Errorf("fastcgi: %w", err)}
 	}

@@ -15,7 +15,7 @@ import (
 // ErrClientBody is wrapped by every error that comes from reading the
 // client's request body: the body ended before Content-Length, or a read
 // of it failed. Such a failure is the client's, not the instance's: Serve
-// returns it as a 400 *backends.Error, and errors.Is(err, ErrClientBody)
+// returns it as a *backends.ClientError (400), and errors.Is(err, ErrClientBody)
 // tells it from a failure of the instance.
 var ErrClientBody = errors.New("fastcgi: reading the client's request body")
 

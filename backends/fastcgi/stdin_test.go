@@ -3,6 +3,7 @@ package fastcgi
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -371,8 +372,8 @@ func TestClientBodyErrors(t *testing.T) {
 			}
 			r.ContentLength = 100 << 10
 			err := b.Serve(httptest.NewRecorder(), r)
-			if !errors.Is(err, ErrClientBody) || !errors.Is(err, tt.want) || backends.Status(err) != http.StatusBadRequest {
-				t.Fatalf("Serve = %v, want 400 wrapping ErrClientBody and %v", err, tt.want)
+			if !errors.Is(err, ErrClientBody) || !errors.Is(err, tt.want) || backends.Status(err) != http.StatusBadRequest || !backends.IsClientError(err) {
+				t.Fatalf("Serve = %v, want a 400 *backends.ClientError wrapping ErrClientBody and %v", err, tt.want)
 			}
 		})
 	}
@@ -385,7 +386,26 @@ func TestClientBodyErrors(t *testing.T) {
 	}
 	r := httptest.NewRequest("POST", "/x.php", bytes.NewReader(testBody(4<<20)))
 	err = b.Serve(httptest.NewRecorder(), r)
-	if errors.Is(err, ErrClientBody) || backends.Status(err) != http.StatusBadGateway {
+	if errors.Is(err, ErrClientBody) || backends.IsClientError(err) || backends.Status(err) != http.StatusBadGateway {
 		t.Fatalf("Serve = %v, want a 502 that is not ErrClientBody", err)
+	}
+}
+
+// A client that went away is the client's failure (499), whatever the
+// instance was doing: never a 502 counted against it.
+func TestClientGone(t *testing.T) {
+	// The instance reads the request and never answers; it returns when
+	// junction closes the connection.
+	sock := unixInstance(t, func(c net.Conn, br *bufio.Reader) { io.Copy(io.Discard, br) })
+	b, err := New(Options{Addr: "unix:" + sock, Root: "/srv"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := httptest.NewRequest("GET", "/x.php", nil).WithContext(ctx)
+	time.AfterFunc(50*time.Millisecond, cancel)
+	err = b.Serve(httptest.NewRecorder(), r)
+	if !backends.IsClientError(err) || !errors.Is(err, backends.ErrClientGone) || backends.Status(err) != backends.StatusClientClosedRequest {
+		t.Fatalf("Serve = %v, want a *backends.ClientError wrapping ErrClientGone (499)", err)
 	}
 }
