@@ -27,6 +27,7 @@ import (
 	"syscall"
 
 	"github.com/junction-gw/junction/cmd/junction/app"
+	"github.com/junction-gw/junction/cmd/junction/internal/sockets"
 	"github.com/junction-gw/junction/config"
 )
 
@@ -225,7 +226,7 @@ func inetd(args []string) int {
 	}
 	// Classic inetd hands the connection over as stderr too: then logs go
 	// to syslog, never into the response.
-	stderrIsConn := app.SameFile(os.Stdin, os.Stderr)
+	stderrIsConn := sockets.SameFile(os.Stdin, os.Stderr)
 	var logOut io.Writer = os.Stderr
 	if stderrIsConn {
 		logOut = syslogWriter()
@@ -243,7 +244,7 @@ func inetd(args []string) int {
 		log.Error("cannot start", "err", err)
 		return 1
 	}
-	conn, err := app.StdioConn(os.Stdin, os.Stdout)
+	conn, err := sockets.StdioConn(os.Stdin, os.Stdout)
 	if err != nil {
 		log.Error("no connection on stdin", "err", err)
 		return 1
@@ -252,7 +253,7 @@ func inetd(args []string) int {
 	if stderrIsConn {
 		std = append(std, os.Stderr)
 	}
-	if err := app.Detach(std...); err != nil {
+	if err := sockets.Detach(std...); err != nil {
 		log.Warn("cannot detach standard descriptors", "err", err)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)

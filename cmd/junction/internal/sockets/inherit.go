@@ -1,41 +1,23 @@
-package app
+package sockets
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net"
 	"os"
-	"os/user"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
-	"time"
 
-	"github.com/junction-gw/junction/config"
-	"github.com/junction-gw/junction/protocols/fastcgi"
+	"github.com/junction-gw/junction/internal/sockaddr"
 )
-
-// listen returns l's listening socket. The address is one of
-//
-//	host:port      TCP; an inherited systemd socket bound there is used
-//	unix:/path     unix socket; likewise
-//	fd:N           a listening socket inherited on descriptor N (fd:0 from
-//	               lighttpd bin-path, spawn-fcgi, Apache mod_fcgid)
-//	systemd:NAME   the systemd socket named NAME (FileDescriptorName=)
-//	systemd        the next systemd socket no earlier listener took
-func listen(l config.Listener) (net.Listener, error) {
-	return activation().listen(l)
-}
 
 // activation holds the sockets systemd passed to this process. They can be
 // taken from the environment only once per process (which then forgets
 // LISTEN_*), hence the one package-level value.
-var activation = sync.OnceValue(func() *sockets {
-	s := &sockets{}
+var activation = sync.OnceValue(func() *inherited {
+	s := &inherited{}
 	fds, names, err := parseActivation(os.Getenv, os.Getpid())
 	unsetActivation()
 	if err != nil {
@@ -87,9 +69,9 @@ func parseActivation(getenv func(string) string, pid int) ([]int, []string, erro
 	return fds, names, nil
 }
 
-// sockets are listening sockets inherited at start, handed out to the
-// configured listeners.
-type sockets struct {
+// inherited are the listening sockets systemd passed at start, handed out
+// to the configured listeners.
+type inherited struct {
 	mu   sync.Mutex
 	err  error // from the environment; reported when a socket is asked for
 	list []*inheritedSocket
@@ -104,7 +86,7 @@ type inheritedSocket struct {
 }
 
 // adopt wraps each descriptor as a listener and closes the original.
-func (s *sockets) adopt(fds []int, names []string) {
+func (s *inherited) adopt(fds []int, names []string) {
 	for i, fd := range fds {
 		is := &inheritedSocket{fd: fd, name: names[i]}
 		is.ln, is.err = fileListener(fd, "systemd:"+names[i])
@@ -117,38 +99,28 @@ func (s *sockets) adopt(fds []int, names []string) {
 	}
 }
 
-// listen returns the socket for l: inherited when the address says so or
-// matches an inherited socket, bound otherwise.
-func (s *sockets) listen(l config.Listener) (net.Listener, error) {
-	addr := l.Address
+// listen returns the socket for addr: inherited when the address says so
+// or matches an inherited socket, bound otherwise.
+func (s *inherited) listen(addr string, o Options) (net.Listener, error) {
 	if fdStr, ok := strings.CutPrefix(addr, "fd:"); ok {
-		return listenFD(fdStr, l.Protocol)
+		return listenFD(fdStr, o)
 	}
 	if addr == "systemd" || strings.HasPrefix(addr, "systemd:") {
 		return s.systemd(addr)
 	}
-	if ln := s.byAddress(addr); ln != nil {
+	a, err := sockaddr.Parse(addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen: %w", err)
+	}
+	if ln := s.byAddress(a); ln != nil {
 		return ln, nil
 	}
-	path, ok := strings.CutPrefix(addr, "unix:")
-	if !ok {
-		// No TCP keep-alive probes on accepted connections: every
-		// listener has an idle_timeout, and the four setsockopt calls per
-		// connection are a measurable share of a per-request SCGI
-		// connection's cost.
-		lc := net.ListenConfig{KeepAlive: -1}
-		ln, err := lc.Listen(context.Background(), "tcp", addr)
-		if err != nil {
-			return nil, fmt.Errorf("listen: %w", err)
-		}
-		return ln, nil
-	}
-	return listenUnix(path, l)
+	return bind(a, o)
 }
 
 // systemd takes the socket named by addr ("systemd:NAME"), or for plain
 // "systemd" the first one not taken yet.
-func (s *sockets) systemd(addr string) (net.Listener, error) {
+func (s *inherited) systemd(addr string) (net.Listener, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.err != nil {
@@ -174,7 +146,7 @@ func (s *sockets) systemd(addr string) (net.Listener, error) {
 	return nil, fmt.Errorf("listen: systemd: all %d inherited sockets are taken", len(s.list))
 }
 
-func (s *sockets) names() string {
+func (s *inherited) names() string {
 	var ns []string
 	for _, is := range s.list {
 		ns = append(ns, strconv.Quote(is.name))
@@ -182,13 +154,13 @@ func (s *sockets) names() string {
 	return strings.Join(ns, ", ")
 }
 
-// byAddress returns the unused inherited socket bound to addr, if any:
+// byAddress returns the unused inherited socket bound to a, if any:
 // systemd may hold the configured address already.
-func (s *sockets) byAddress(addr string) net.Listener {
+func (s *inherited) byAddress(a sockaddr.Addr) net.Listener {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, is := range s.list {
-		if !is.used && is.ln != nil && sameAddr(addr, is.ln.Addr()) {
+		if !is.used && is.ln != nil && sameAddr(a, is.ln.Addr()) {
 			is.used = true
 			return is.ln
 		}
@@ -196,22 +168,23 @@ func (s *sockets) byAddress(addr string) net.Listener {
 	return nil
 }
 
-// sameAddr reports whether the configured address addr names a.
-func sameAddr(addr string, a net.Addr) bool {
-	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
-		ua, ok := a.(*net.UnixAddr)
-		return ok && ua.Name == path
+// sameAddr reports whether the configured address a names the bound
+// address b.
+func sameAddr(a sockaddr.Addr, b net.Addr) bool {
+	if a.Network == "unix" {
+		ub, ok := b.(*net.UnixAddr)
+		return ok && ub.Name == a.Address
 	}
-	ta, ok := a.(*net.TCPAddr)
+	tb, ok := b.(*net.TCPAddr)
 	if !ok {
 		return false
 	}
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil || port != strconv.Itoa(ta.Port) {
+	host, port, err := net.SplitHostPort(a.Address)
+	if err != nil || port != strconv.Itoa(tb.Port) {
 		return false
 	}
 	if host == "" {
-		return ta.IP.IsUnspecified()
+		return tb.IP.IsUnspecified()
 	}
 	ip := net.ParseIP(host)
 	if ip == nil {
@@ -221,24 +194,23 @@ func sameAddr(addr string, a net.Addr) bool {
 			return false
 		}
 		for _, x := range ips {
-			if x.Equal(ta.IP) {
+			if x.Equal(tb.IP) {
 				return true
 			}
 		}
 		return false
 	}
-	return ip.Equal(ta.IP) || ip.IsUnspecified() && ta.IP.IsUnspecified()
+	return ip.Equal(tb.IP) || ip.IsUnspecified() && tb.IP.IsUnspecified()
 }
 
-// listenFD takes the listening socket inherited on descriptor fdStr. A
-// FastCGI listener on fd 0 is the classic FCGI_LISTENSOCK_FILENO hand-over.
-func listenFD(fdStr, protocol string) (net.Listener, error) {
+// listenFD takes the listening socket inherited on descriptor fdStr.
+func listenFD(fdStr string, o Options) (net.Listener, error) {
 	fd, err := strconv.Atoi(fdStr)
 	if err != nil || fd < 0 {
 		return nil, fmt.Errorf("listen: fd:%s: not a descriptor number", fdStr)
 	}
-	if fd == 0 && protocol == config.ProtocolFastCGI {
-		ln, ok := fastcgi.ListenerFromStdin()
+	if fd == 0 && o.FromStdin != nil {
+		ln, ok := o.FromStdin()
 		if !ok {
 			return nil, fmt.Errorf("listen: fd:0: stdin is not a listening socket (start junction from the web server's bin-path, spawn-fcgi or mod_fcgid)")
 		}
@@ -307,113 +279,4 @@ func fileListener(fd int, name string) (net.Listener, error) {
 	f := os.NewFile(dup, name)
 	defer f.Close()
 	return net.FileListener(f)
-}
-
-// listenUnix binds a unix socket at path: it creates the parent directory,
-// replaces a stale socket file (one nobody listens on), and applies the
-// configured mode and owner.
-func listenUnix(path string, l config.Listener) (net.Listener, error) {
-	abstract := strings.HasPrefix(path, "@") // Linux abstract namespace: no file
-	if !abstract {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			return nil, fmt.Errorf("listen: %w", err)
-		}
-		if err := removeStale(path); err != nil {
-			return nil, err
-		}
-	}
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		return nil, fmt.Errorf("listen: %w", err)
-	}
-	if abstract {
-		return ln, nil
-	}
-	if err := setOwnerMode(path, l); err != nil {
-		ln.Close()
-		return nil, err
-	}
-	return ln, nil
-}
-
-// removeStale removes path if it is a socket that nobody accepts on (left
-// over by a junction that was killed). Anything else there is an error:
-// junction never deletes a regular file or a live socket.
-func removeStale(path string) error {
-	fi, err := os.Lstat(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("listen: %w", err)
-	}
-	if fi.Mode()&fs.ModeSocket == 0 {
-		return fmt.Errorf("listen: %s exists and is not a socket", path)
-	}
-	c, err := net.DialTimeout("unix", path, time.Second)
-	if err == nil {
-		c.Close()
-		return fmt.Errorf("listen: %s is in use by another process", path)
-	}
-	if !errors.Is(err, syscall.ECONNREFUSED) {
-		return fmt.Errorf("listen: cannot tell whether %s is stale: %w", path, err)
-	}
-	if err := os.Remove(path); err != nil {
-		return fmt.Errorf("listen: removing stale socket: %w", err)
-	}
-	return nil
-}
-
-func setOwnerMode(path string, l config.Listener) error {
-	if l.SocketOwner != "" || l.SocketGroup != "" {
-		uid, gid := -1, -1
-		var err error
-		if l.SocketOwner != "" {
-			if uid, err = lookupID(l.SocketOwner, userID); err != nil {
-				return fmt.Errorf("socket_owner: %w", err)
-			}
-		}
-		if l.SocketGroup != "" {
-			if gid, err = lookupID(l.SocketGroup, groupID); err != nil {
-				return fmt.Errorf("socket_group: %w", err)
-			}
-		}
-		if err := os.Chown(path, uid, gid); err != nil {
-			return fmt.Errorf("listen: %w", err)
-		}
-	}
-	if l.SocketMode != 0 {
-		if err := os.Chmod(path, l.SocketMode.Perm()); err != nil {
-			return fmt.Errorf("listen: %w", err)
-		}
-	}
-	return nil
-}
-
-// lookupID resolves a user or group given by name or numeric id.
-func lookupID(name string, byName func(string) (string, error)) (int, error) {
-	if id, err := strconv.Atoi(name); err == nil && id >= 0 {
-		return id, nil
-	}
-	s, err := byName(name)
-	if err != nil {
-		return 0, err
-	}
-	return strconv.Atoi(s)
-}
-
-func userID(name string) (string, error) {
-	u, err := user.Lookup(name)
-	if err != nil {
-		return "", err
-	}
-	return u.Uid, nil
-}
-
-func groupID(name string) (string, error) {
-	g, err := user.LookupGroup(name)
-	if err != nil {
-		return "", err
-	}
-	return g.Gid, nil
 }

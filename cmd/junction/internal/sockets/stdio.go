@@ -1,4 +1,4 @@
-package app
+package sockets
 
 import (
 	"errors"
@@ -25,16 +25,16 @@ func StdioConn(in, out *os.File) (net.Conn, error) {
 		return c, nil
 	}
 	if !errors.Is(err, syscall.ENOTSOCK) {
-		return nil, fmt.Errorf("app: stdin: %w", err)
+		return nil, fmt.Errorf("sockets: stdin: %w", err)
 	}
 	r, err := dupPollable(in)
 	if err != nil {
-		return nil, fmt.Errorf("app: stdin: %w", err)
+		return nil, fmt.Errorf("sockets: stdin: %w", err)
 	}
 	w, err := dupPollable(out)
 	if err != nil {
 		r.Close()
-		return nil, fmt.Errorf("app: stdout: %w", err)
+		return nil, fmt.Errorf("sockets: stdout: %w", err)
 	}
 	return &stdioConn{in: r, out: w, closed: make(chan struct{})}, nil
 }
@@ -68,13 +68,13 @@ func dupPollable(f *os.File) (*os.File, error) {
 func Detach(files ...*os.File) error {
 	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
 	if err != nil {
-		return fmt.Errorf("app: %w", err)
+		return fmt.Errorf("sockets: %w", err)
 	}
 	defer null.Close()
 	var errs []error
 	for _, f := range files {
 		if err := dupOnto(int(null.Fd()), f); err != nil {
-			errs = append(errs, fmt.Errorf("app: detach %s: %w", f.Name(), err))
+			errs = append(errs, fmt.Errorf("sockets: detach %s: %w", f.Name(), err))
 		}
 	}
 	return errors.Join(errs...)

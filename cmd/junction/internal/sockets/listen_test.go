@@ -1,16 +1,17 @@
-package app
+package sockets
 
 import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 
-	"github.com/junction-gw/junction/config"
+	"github.com/junction-gw/junction/internal/sockaddr"
 )
 
 func TestListenUnix(t *testing.T) {
@@ -47,7 +48,7 @@ func TestListenUnix(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "run", "j.sock")
 			tt.prepare(t, path)
-			ln, err := listen(config.Listener{Address: "unix:" + path, SocketMode: 0o600})
+			ln, err := Listen("unix:"+path, Options{Mode: 0o600})
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("listen = %v, want an error containing %q", err, tt.wantErr)
@@ -189,7 +190,7 @@ func TestInheritedSockets(t *testing.T) {
 	defer syscall.Close(pipeFD)
 
 	fds := []int{rawFD(t, tcp.(*net.TCPListener)), rawFD(t, unix.(*net.UnixListener)), pipeFD, rawFD(t, tcp2.(*net.TCPListener))}
-	s := &sockets{}
+	s := &inherited{}
 	s.adopt(fds, []string{"web", "local", "bad", ""})
 	// The descriptor that is no listener stays open, close-on-exec. (The
 	// others were closed, but their numbers are reused at once.)
@@ -213,7 +214,7 @@ func TestInheritedSockets(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ln, err := s.listen(config.Listener{Address: tt.addr})
+			ln, err := s.listen(tt.addr, Options{})
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("listen(%q) = %v, want an error containing %q", tt.addr, err, tt.wantErr)
@@ -237,9 +238,9 @@ func TestInheritedSockets(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tcp3.Close()
-	s = &sockets{}
+	s = &inherited{}
 	s.adopt([]int{rawFD(t, tcp3.(*net.TCPListener))}, []string{""})
-	ln, err := s.listen(config.Listener{Address: tcp3.Addr().String()})
+	ln, err := s.listen(tcp3.Addr().String(), Options{})
 	if err != nil {
 		t.Fatalf("listen on the inherited address: %v", err)
 	}
@@ -250,7 +251,7 @@ func TestInheritedSockets(t *testing.T) {
 	}
 	c.Close()
 
-	if _, err := (&sockets{}).listen(config.Listener{Address: "systemd"}); err == nil || !strings.Contains(err.Error(), "not started by systemd") {
+	if _, err := (&inherited{}).listen("systemd", Options{}); err == nil || !strings.Contains(err.Error(), "not started by systemd") {
 		t.Errorf("systemd without activation: %v", err)
 	}
 }
@@ -282,7 +283,7 @@ func TestListenFD(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			fd := tt.fd()
-			ln, err := listen(config.Listener{Protocol: config.ProtocolSCGI, Address: "fd:" + fd})
+			ln, err := Listen("fd:"+fd, Options{})
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("listen(fd:%s) = %v, want an error containing %q", fd, err, tt.wantErr)
@@ -303,5 +304,71 @@ func TestListenFD(t *testing.T) {
 				t.Errorf("listener on %v, want %v", ln.Addr(), tcp.Addr())
 			}
 		})
+	}
+}
+
+func TestSameAddr(t *testing.T) {
+	tcp := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 8080}
+	any4 := &net.TCPAddr{IP: net.IPv4zero, Port: 8080}
+	unix := &net.UnixAddr{Name: "/run/j.sock", Net: "unix"}
+	abstract := &net.UnixAddr{Name: "@j", Net: "unix"}
+	tests := []struct {
+		addr string
+		a    net.Addr
+		want bool
+	}{
+		{"127.0.0.1:8080", tcp, true},
+		{"127.0.0.1:8081", tcp, false},
+		{"127.0.0.2:8080", tcp, false},
+		{"localhost:8080", tcp, true},
+		{":8080", any4, true},
+		{":8080", tcp, false},
+		{"0.0.0.0:8080", any4, true},
+		{"[::]:8080", any4, true},
+		{"unix:/run/j.sock", unix, true},
+		{"unix:/run/other.sock", unix, false},
+		{"unix:/run/j.sock", tcp, false},
+		{"127.0.0.1:8080", unix, false},
+		{"unix:@j", abstract, true},
+		{"unix:@j", unix, false},
+	}
+	for _, tt := range tests {
+		a, err := sockaddr.Parse(tt.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := sameAddr(a, tt.a); got != tt.want {
+			t.Errorf("sameAddr(%q, %v) = %v, want %v", tt.addr, tt.a, got, tt.want)
+		}
+	}
+}
+
+func TestListenAbstract(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("abstract unix sockets are a Linux feature")
+	}
+	name := "junction-test-" + strconv.Itoa(os.Getpid())
+	ln, err := Listen("unix:@"+name, Options{Mode: 0o600})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := net.Dial("unix", "@"+name)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	c.Close()
+}
+
+// TestListenFDStdinHook checks that a protocol's own fd:0 convention
+// (FastCGI's) replaces the generic check, with a hint when it fails.
+func TestListenFDStdinHook(t *testing.T) {
+	called := false
+	_, err := Listen("fd:0", Options{FromStdin: func() (net.Listener, bool) { called = true; return nil, false }})
+	if !called {
+		t.Error("FromStdin was not asked for fd:0")
+	}
+	if err == nil || !strings.Contains(err.Error(), "stdin is not a listening socket") {
+		t.Errorf("Listen(fd:0) = %v, want the hint", err)
 	}
 }
