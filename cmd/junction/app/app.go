@@ -134,12 +134,14 @@ func (a *App) newFront(lc config.Listener, g *generation) (*front, error) {
 }
 
 // newFrontServer builds lc's codec server around h with the access log,
-// metrics and connection counting.
+// metrics, connection counting and response spooling.
 func (a *App) newFrontServer(lc config.Listener, h http.Handler) (server, *connCounter, error) {
+	h, budget := spooling(lc, h, a.log) // spool.go
 	srv, err := newServer(lc, a.ops.wrap(lc, h), a.log)
 	if err != nil {
 		return nil, nil, err
 	}
+	shareSpoolBudget(srv, budget)
 	return srv, a.ops.observe(lc, srv), nil
 }
 
