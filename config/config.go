@@ -179,6 +179,28 @@ type Listener struct {
 	// Route is this instance's AJP route (jvmRoute) for sticky sessions.
 	// AJP only.
 	Route string `mapstructure:"route"`
+
+	// ResponseBuffering says whether junction holds a response until it
+	// has read the whole request body: auto, on or off. Some front servers
+	// stop sending the request body once response bytes arrive (nginx),
+	// others read no response before they have sent the whole body
+	// (Apache's mod_proxy_scgi); a script or app that answers while it
+	// reads (one that echoes its input, or streams progress) then waits
+	// for the front server forever, and it for junction. Holding the
+	// response (in memory up to 64 KiB, then in an unlinked temporary
+	// file) breaks the cycle; responses to requests without a body, and
+	// whatever a script writes after reading its body, still stream.
+	// auto holds for the protocols whose stock front servers need it:
+	// scgi, fastcgi and http, not ajp (whose own flow control keeps
+	// Apache's mod_proxy_ajp and mod_jk reading). Default auto.
+	ResponseBuffering string `mapstructure:"response_buffering"`
+	// MaxSpoolBytes bounds the bytes this listener keeps in temporary
+	// files at once: held responses (ResponseBuffering) and, on a
+	// multiplexed fastcgi listener, request bodies that arrive faster than
+	// their handlers read them. Beyond it the request that needs more is
+	// answered 503 Service Unavailable with Retry-After. Default 134217728
+	// (128 MiB).
+	MaxSpoolBytes int64 `mapstructure:"max_spool_bytes"`
 }
 
 // Route sends a URL path prefix to a backend.

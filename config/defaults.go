@@ -89,6 +89,7 @@ func (l *Listener) setDefaults() {
 	if l.WriteTimeout == 0 && l.Protocol != ProtocolHTTP {
 		l.WriteTimeout = defaultWriteTimeout
 	}
+	l.setSpoolDefaults() // spool.go
 	switch l.Protocol {
 	case ProtocolFastCGI:
 		if l.MaxConns == 0 {

@@ -147,6 +147,7 @@ func (l *Listener) validate(v *validator, key string, c *Config) {
 	}
 	l.validateFastCGI(v, key)
 	l.validateAJP(v, key)
+	l.validateSpool(v, key) // spool.go
 }
 
 func (l *Listener) validateFastCGI(v *validator, key string) {

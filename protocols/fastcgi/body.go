@@ -6,6 +6,8 @@ import (
 	"io"
 	"os"
 	"sync"
+
+	"github.com/junction-gw/junction/internal/spool"
 )
 
 // Body buffering limits; see the package doc for the design.
@@ -27,9 +29,8 @@ type body struct {
 
 	mem        bytes.Buffer
 	memLimit   int
-	spool      *os.File // overflow, all of it newer than mem
-	spoolR     int64
-	spoolW     int64
+	spool      spool.File // overflow, all of it newer than mem; charged to the server's SpoolBudget
+	spoolR     int64      // read offset in spool
 	spoolLimit int64
 
 	eof    bool  // the empty STDIN record arrived
@@ -40,8 +41,9 @@ type body struct {
 	want int64 // CONTENT_LENGTH, -1 when unknown
 }
 
-func newBody(want int64) *body {
+func newBody(want int64, budget *spool.Budget) *body {
 	b := &body{memLimit: bodyMemLimit, spoolLimit: bodySpoolLimit, want: want}
+	b.spool = spool.File{Budget: budget, Pattern: "junction-fastcgi-body-"}
 	b.cond.L = &b.mu
 	return b
 }
@@ -56,8 +58,8 @@ func (b *body) write(p []byte, mayBlock bool) error {
 	if b.closed || b.err != nil {
 		return nil
 	}
-	if b.spoolW > b.spoolR || b.mem.Len()+len(p) > b.memLimit {
-		if !mayBlock || b.spoolW > b.spoolR {
+	if b.spool.Len() > b.spoolR || b.mem.Len()+len(p) > b.memLimit {
+		if !mayBlock || b.spool.Len() > b.spoolR {
 			return b.spoolWrite(p)
 		}
 		for b.mem.Len()+len(p) > b.memLimit && !b.closed && b.err == nil {
@@ -72,26 +74,16 @@ func (b *body) write(p []byte, mayBlock bool) error {
 	return nil
 }
 
+// spoolWrite appends p to the spool. Beyond bodySpoolLimit waiting bytes
+// it fails with ErrBodyTooLarge; beyond the server's SpoolBudget (the
+// file's bytes, read or not, until it is drained) with spool.ErrFull.
 func (b *body) spoolWrite(p []byte) error {
-	if b.spoolW-b.spoolR+int64(len(p)) > b.spoolLimit {
-		return fmt.Errorf("%w (%d bytes waiting)", ErrBodyTooLarge, b.spoolW-b.spoolR+int64(b.mem.Len()))
+	if waiting := b.spool.Len() - b.spoolR + int64(len(p)); waiting > b.spoolLimit {
+		return fmt.Errorf("%w (%d bytes waiting)", ErrBodyTooLarge, waiting-int64(len(p))+int64(b.mem.Len()))
 	}
-	if b.spool == nil {
-		f, err := os.CreateTemp("", "junction-fastcgi-body-")
-		if err != nil {
-			return fmt.Errorf("fastcgi: spooling request body: %w", err)
-		}
-		// Unlinked at once: the file lives only as long as the descriptor.
-		if err := os.Remove(f.Name()); err != nil {
-			f.Close()
-			return fmt.Errorf("fastcgi: spooling request body: %w", err)
-		}
-		b.spool = f
-	}
-	if _, err := b.spool.WriteAt(p, b.spoolW); err != nil {
+	if err := b.spool.Append(p); err != nil {
 		return fmt.Errorf("fastcgi: spooling request body: %w", err)
 	}
-	b.spoolW += int64(len(p))
 	b.cond.Broadcast()
 	return nil
 }
@@ -128,14 +120,15 @@ func (b *body) Read(p []byte) (int, error) {
 			b.n += int64(n)
 			b.cond.Broadcast()
 			return n, nil
-		case b.spoolW > b.spoolR:
-			n, err := b.spool.ReadAt(p[:min(int64(len(p)), b.spoolW-b.spoolR)], b.spoolR)
+		case b.spool.Len() > b.spoolR:
+			n, err := b.spool.ReadAt(p[:min(int64(len(p)), b.spool.Len()-b.spoolR)], b.spoolR)
 			b.spoolR += int64(n)
 			b.n += int64(n)
-			if b.spoolR == b.spoolW {
-				// Drained: reuse the file from the start.
-				b.spoolR, b.spoolW = 0, 0
-				if terr := b.spool.Truncate(0); terr != nil && err == nil {
+			if b.spoolR == b.spool.Len() {
+				// Drained: reuse the file from the start, and give its
+				// bytes back to the budget.
+				b.spoolR = 0
+				if terr := b.spool.Reset(); terr != nil && err == nil {
 					err = terr
 				}
 			}
@@ -173,13 +166,9 @@ func (b *body) Close() error {
 	b.closed = true
 	b.mem = bytes.Buffer{}
 	b.cond.Broadcast()
-	if b.spool != nil {
-		err := b.spool.Close()
-		b.spool = nil
-		b.spoolR, b.spoolW = 0, 0
-		if err != nil {
-			return fmt.Errorf("fastcgi: closing request body spool: %w", err)
-		}
+	b.spoolR = 0
+	if err := b.spool.Close(); err != nil {
+		return fmt.Errorf("fastcgi: closing request body spool: %w", err)
 	}
 	return nil
 }

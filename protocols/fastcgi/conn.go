@@ -420,8 +420,9 @@ func (cn *conn) stdin(r *request, p []byte) error {
 	alone := len(cn.reqs) == 1
 	cn.mu.Unlock()
 	if err := r.body.write(p, alone); err != nil {
-		cn.log().Warn("request body failed; cancelling request", "request", r.id, "err", err)
+		cn.log().Warn("request body failed; answering 503", "request", r.id, "err", err)
 		cn.srv.cs.DecodeError(Reason(err))
+		r.refused.Store(true)
 		r.body.fail(err)
 		r.cancel()
 	}

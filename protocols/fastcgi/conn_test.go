@@ -114,7 +114,7 @@ func TestMultiplexSlowRequestDoesNotStallOthers(t *testing.T) {
 
 func TestSpoolLimitFailsOnlyThatRequest(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		b := newBody(-1)
+		b := newBody(-1, nil)
 		b.memLimit, b.spoolLimit = 10, 20
 		for _, chunk := range []string{"0123456789", "abcdefghij", "ABCDEFGHIJ"} {
 			if err := b.write([]byte(chunk), false); err != nil {

@@ -29,8 +29,11 @@
 //     is plain TCP back-pressure and costs nobody else anything;
 //   - otherwise the reader spools the overflow to a temporary file, so a
 //     slow request never stalls its neighbours. A request whose spool would
-//     exceed bodySpoolLimit has its body failed with ErrBodyTooLarge and
-//     its context cancelled (logged); the connection carries on.
+//     exceed bodySpoolLimit (ErrBodyTooLarge), or the bytes left in the
+//     listener's Server.SpoolBudget (spool.ErrFull), has its body failed
+//     and its context cancelled (logged), and is answered 503 Service
+//     Unavailable with Retry-After if its response had not started (else
+//     its STDOUT just ends); the connection carries on.
 //
 // Responses are written CGI-style ("Status: 200 OK\r\nHeader: v\r\n\r\n")
 // on STDOUT in records of at most 65535 bytes; http.Flusher sends buffered

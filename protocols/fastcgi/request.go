@@ -22,6 +22,10 @@ import (
 // errAborted is returned by writes after ABORT_REQUEST.
 var errAborted = errors.New("fastcgi: request aborted by the web server")
 
+// errRefused is returned by writes after the request's body could not be
+// spooled (spool limit, SpoolBudget): the request is answered 503.
+var errRefused = errors.New("fastcgi: request refused: its body could not be spooled")
+
 // request is the state of one active request id on a connection. Fields
 // below are touched by the reader goroutine only, except where noted.
 type request struct {
@@ -44,7 +48,8 @@ type request struct {
 	body      *body
 
 	aborted  atomic.Bool
-	finished bool // guarded by cn.mu
+	refused  atomic.Bool // its body could not be spooled: answer 503
+	finished bool        // guarded by cn.mu
 }
 
 func (cn *conn) newRequest(id uint16, keep bool) *request {
@@ -69,7 +74,7 @@ func (cn *conn) startVars(r *request, v vars.Vars) {
 			want = n
 		}
 	}
-	r.body = newBody(want)
+	r.body = newBody(want, cn.srv.SpoolBudget)
 	req, err := vars.Request(r.ctx, v, r.body)
 	if err != nil {
 		cn.log().Warn("bad request", "request", r.id, "err", err)
@@ -82,7 +87,7 @@ func (cn *conn) startVars(r *request, v vars.Vars) {
 
 // start runs h for a request that has no usable PARAMS.
 func (cn *conn) start(r *request, h http.Handler) {
-	r.body = newBody(-1)
+	r.body = newBody(-1, cn.srv.SpoolBudget)
 	cn.run(r, stubRequest(r), h)
 }
 
@@ -392,6 +397,9 @@ func (w *response) Write(p []byte) (int, error) {
 	if w.r.aborted.Load() {
 		return 0, errAborted
 	}
+	if w.r.refused.Load() {
+		return 0, errRefused
+	}
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
 	}
@@ -461,6 +469,9 @@ func (w *response) FlushError() error {
 	if w.r.aborted.Load() {
 		return errAborted
 	}
+	if w.r.refused.Load() {
+		return errRefused
+	}
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
 	}
@@ -481,6 +492,9 @@ func (w *response) finish() (*stdoutTail, error) {
 	if w.r.aborted.Load() {
 		return nil, errAborted
 	}
+	if w.r.refused.Load() && !w.headSent {
+		w.refuse()
+	}
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
 	}
@@ -495,6 +509,23 @@ func (w *response) finish() (*stdoutTail, error) {
 	}
 	return &w.tail, nil
 }
+
+// refuse replaces a response not yet started with 503 Service Unavailable
+// for a request whose body could not be spooled. The handler has
+// returned: its header fields are dropped with its status.
+func (w *response) refuse() {
+	w.header = http.Header{
+		"Content-Type":   {"text/plain; charset=utf-8"},
+		"Retry-After":    {"1"},
+		"Content-Length": {strconv.Itoa(len(refusedBody))},
+	}
+	w.status, w.wroteHeader = http.StatusServiceUnavailable, true
+	if err := w.sendHead(); err == nil {
+		_, _ = w.bw.WriteString(refusedBody) // a failure shows in finish's Flush
+	}
+}
+
+const refusedBody = "503 Service Unavailable\n"
 
 // release returns the response's buffer to the pool.
 func (w *response) release() {

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/junction-gw/junction/internal/spool"
 	"github.com/junction-gw/junction/protocols/internal/connserver"
 )
 
@@ -72,6 +73,13 @@ type Server struct {
 	// composition root sets it (config default true); the zero value
 	// means no multiplexing.
 	Multiplex bool
+	// SpoolBudget, if set, bounds the bytes of request bodies spooled to
+	// temporary files across all connections (a multiplexing peer feeding
+	// requests whose handlers do not read yet); the composition root
+	// shares it with the listener's response spooling (max_spool_bytes).
+	// A request that would exceed it is answered 503 like one beyond
+	// the per-request spool limit. Nil: only the per-request limit.
+	SpoolBudget *spool.Budget
 	// WebServerAddrs, when not empty, lists the only peer IP addresses
 	// allowed to connect (FCGI_WEB_SERVER_ADDRS); others are closed at
 	// once with a logged reason.

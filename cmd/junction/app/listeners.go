@@ -13,6 +13,7 @@ import (
 	"github.com/junction-gw/junction/cmd/junction/internal/sockets"
 	"github.com/junction-gw/junction/config"
 	"github.com/junction-gw/junction/internal/keepopen"
+	"github.com/junction-gw/junction/internal/spool"
 	"github.com/junction-gw/junction/protocols/ajp13"
 	"github.com/junction-gw/junction/protocols/fastcgi"
 	"github.com/junction-gw/junction/protocols/httpfront"
@@ -69,10 +70,11 @@ func (a *App) newFront(lc config.Listener, g *generation) (*front, error) {
 }
 
 // newFrontServer builds lc's codec server around h with the access log,
-// metrics and connection counting.
+// metrics, connection counting and response spooling.
 func (a *App) newFrontServer(lc config.Listener, h http.Handler) (server, *connCounter, error) {
 	obs := a.ops.observer(lc)
-	srv, err := newServer(lc, a.ops.wrap(lc, h), obs, a.log)
+	h, budget := spooling(lc, h, a.log) // spool.go
+	srv, err := newServer(lc, a.ops.wrap(lc, h), obs, budget, a.log)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -156,10 +158,10 @@ type server interface {
 	Close() error
 }
 
-// newServer builds the codec server for one listener, observed by obs.
-// Each protocol has its own function below; add a case here for a new
-// codec.
-func newServer(l config.Listener, h http.Handler, obs *connCounter, log *slog.Logger) (server, error) {
+// newServer builds the codec server for one listener, observed by obs;
+// budget is the listener's spool budget (max_spool_bytes). Each protocol
+// has its own function below; add a case here for a new codec.
+func newServer(l config.Listener, h http.Handler, obs *connCounter, budget *spool.Budget, log *slog.Logger) (server, error) {
 	log = log.With("protocol", l.Protocol, "listener", l.Address)
 	switch l.Protocol {
 	case config.ProtocolSCGI:
@@ -169,7 +171,7 @@ func newServer(l config.Listener, h http.Handler, obs *connCounter, log *slog.Lo
 	case config.ProtocolAJP:
 		return newAJP(l, h, obs, log), nil
 	case config.ProtocolFastCGI:
-		return newFastCGI(l, h, obs, log)
+		return newFastCGI(l, h, obs, budget, log)
 	default:
 		return nil, fmt.Errorf("protocol %q is not built into this junction yet", l.Protocol)
 	}
@@ -217,7 +219,7 @@ func newAJP(l config.Listener, h http.Handler, obs *connCounter, log *slog.Logge
 // newFastCGI maps a fastcgi listener. A web server that spawned junction
 // (lighttpd bin-path, spawn-fcgi, mod_fcgid) may restrict its peers with
 // FCGI_WEB_SERVER_ADDRS in the environment.
-func newFastCGI(l config.Listener, h http.Handler, obs *connCounter, log *slog.Logger) (server, error) {
+func newFastCGI(l config.Listener, h http.Handler, obs *connCounter, budget *spool.Budget, log *slog.Logger) (server, error) {
 	addrs, err := fastcgi.WebServerAddrsFromEnv()
 	if err != nil {
 		return nil, err
@@ -232,6 +234,7 @@ func newFastCGI(l config.Listener, h http.Handler, obs *connCounter, log *slog.L
 		MaxRequests:        l.MaxRequests,
 		MaxRequestsPerConn: l.MaxRequestsPerConn,
 		Multiplex:          l.Multiplex,
+		SpoolBudget:        budget,
 		WebServerAddrs:     addrs,
 		Logger:             log,
 		Observer:           obs,
