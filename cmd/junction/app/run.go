@@ -86,11 +86,22 @@ func (a *App) shutdown() {
 	}
 	wg.Wait()
 	a.draining.Wait()
+	a.waitScripts(ctx)
 	for _, u := range a.gen.Load().unitsNotIn(nil) {
 		u.Stop()
 	}
 	a.stopAdmin()
 	a.log.Info("stopped", "took", time.Since(start).Round(time.Millisecond).String())
+}
+
+// waitScripts waits, until ctx ends, for the scripts of the current cgi
+// backends that answered their request completely and went on working.
+func (a *App) waitScripts(ctx context.Context) {
+	for name, c := range a.gen.Load().cgis {
+		if err := c.backend.Wait(ctx); err != nil {
+			a.log.Warn("scripts still running at shutdown", "backend", name, "err", err)
+		}
+	}
 }
 
 // ServeInetd serves the one connection c with the first listener's
@@ -116,6 +127,9 @@ func (a *App) ServeInetd(ctx context.Context, c net.Conn) error {
 		u.start(g.Go)
 	}
 	defer func() {
+		// A script that answered and works on must not be orphaned when
+		// this process ends; each is bounded by its backend's timeout.
+		a.waitScripts(context.Background())
 		for _, u := range units {
 			u.Stop()
 		}
