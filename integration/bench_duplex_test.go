@@ -33,7 +33,8 @@ wrk.headers["Content-Type"] = "application/octet-stream"
 // output). The table reports the rate, both directions' throughput and
 // junction's own CPU, and junction's peak memory after the run.
 func BenchmarkEndToEndDuplex(b *testing.B) {
-	d := benchDuration(b)
+	cfg := benchSettings(b)
+	d := cfg.Duration
 	needBin(b, wrkBin, "wrk")
 	needBin(b, nginxBin, "nginx-light")
 	needJunction(b)
@@ -49,7 +50,7 @@ listeners:
 routes:
   - {prefix: /app/, backend: app}
 backends:
-  scripts: {type: cgi, root: %[3]q, url_prefix: /cgi-bin/, timeout: 30s, max_concurrent: 64}
+  scripts: {type: cgi, allow_root: true, root: %[3]q, url_prefix: /cgi-bin/, timeout: 30s, max_concurrent: 64}
   app: {type: http, instances: [%[4]q]}
 `, scgiSock, fcgiSock, s.Root, app), "unix:"+scgiSock, "unix:"+fcgiSock)
 	sHTTP, fHTTP := freeAddr(b), freeAddr(b)
@@ -84,7 +85,7 @@ backends:
 	for i, p := range paths {
 		loads[i] = wrkLoad{Name: p.name, URL: p.url, Script: script, PGID: jpid, FrontPGID: front}
 	}
-	res := compareLoads(b, d, loads...)
+	res := compareLoads(b, cfg, loads...)
 	hwm, _, err := procMemKiB(jpid)
 	if err != nil {
 		b.Fatal(err)
@@ -92,7 +93,7 @@ backends:
 
 	var t strings.Builder
 	fmt.Fprintf(&t, "\nFull duplex: wrk -t2 -c%d, %v per path, 1 MiB POSTs echoed while read; nginx (unix sockets) → junction,\n"+
-		"response_buffering auto (GOMAXPROCS %d, medians of %d interleaved runs)\n", wrkConns, d, runtime.GOMAXPROCS(0), benchRounds)
+		"response_buffering auto (GOMAXPROCS %d, medians of %d interleaved runs)\n", wrkConns, d, runtime.GOMAXPROCS(0), cfg.Rounds)
 	fmt.Fprintf(&t, "%-20s %9s %12s %9s %9s %9s\n", "case", "req/s", "MiB/s each", "avg", "p99", "cpu/req")
 	us := 10 * time.Microsecond
 	for i, p := range paths {

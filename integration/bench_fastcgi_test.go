@@ -420,7 +420,7 @@ func BenchmarkEndToEndFastCGI(b *testing.B) {
 listeners:
   - {protocol: fastcgi, address: %q, backend: scripts}
 backends:
-  scripts: {type: cgi, root: %q, url_prefix: /cgi-bin/, timeout: 30s, max_concurrent: 64}
+  scripts: {type: cgi, allow_root: true, root: %q, url_prefix: /cgi-bin/, timeout: 30s, max_concurrent: 64}
 `, listen, s.Root)
 	})
 	// Each fcgiwrap process serves one request at a time (it waits for

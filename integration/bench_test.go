@@ -341,7 +341,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 listeners:
   - {protocol: scgi, address: %q, backend: scripts}
 backends:
-  scripts: {type: cgi, root: %q, url_prefix: /cgi-bin/, timeout: 30s, max_concurrent: 64}
+  scripts: {type: cgi, allow_root: true, root: %q, url_prefix: /cgi-bin/, timeout: 30s, max_concurrent: 64}
 `, listen, s.Root)
 	})
 

@@ -111,7 +111,7 @@ listeners:
 routes:
   - {prefix: /app/, backend: app}
 backends:
-  scripts: {type: cgi, root: %[3]q, url_prefix: /cgi-bin/, timeout: 30s}
+  scripts: {type: cgi, allow_root: true, root: %[3]q, url_prefix: /cgi-bin/, timeout: 30s}
   app: {type: http, instances: [%[4]q]}
 `, scgiSock, fcgiSock, s.Root, app, smallSock), "unix:"+scgiSock, "unix:"+fcgiSock, "unix:"+smallSock)
 

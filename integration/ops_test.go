@@ -89,7 +89,7 @@ listeners:
   - {protocol: fastcgi, address: %[2]q, backend: scripts}
   - {protocol: ajp, address: %[3]q, backend: scripts, secret: %[7]q}
 backends:
-  scripts: {type: cgi, root: %[4]q, url_prefix: /cgi-bin/}
+  scripts: {type: cgi, allow_root: true, root: %[4]q, url_prefix: /cgi-bin/}
 `, scgiAddr, fcgiAddr, ajpAddr, s.Root, ops, access, ajpSecret), scgiAddr, fcgiAddr, ajpAddr, ops)
 	nginx := freeAddr(t)
 	nginxF := freeAddr(t)
@@ -220,7 +220,7 @@ metrics: {address: %q}
 listeners:
   - {protocol: scgi, address: %q, backend: scripts}
 backends:
-  scripts: {type: cgi, root: %q, url_prefix: /cgi-bin/}
+  scripts: {type: cgi, allow_root: true, root: %q, url_prefix: /cgi-bin/}
 `, ops, scgiAddr, s.Root))
 	j := startCmd(t, "junction", exec.Command(junctionBin, "serve", "-c", cfg), 25*time.Second, false)
 	waitListening(t, j, 10*time.Second, scgiAddr, ops)
@@ -352,7 +352,7 @@ metrics: {address: %q}
 listeners:
   - {protocol: scgi, address: %q, backend: scripts}
 backends:
-  scripts: {type: cgi, root: %q, url_prefix: /cgi-bin/%s}
+  scripts: {type: cgi, allow_root: true, root: %q, url_prefix: /cgi-bin/%s}
 `, ops, scgiAddr, s.Root, scriptUser)
 	}
 	j := startJunction(t, conf(""), scgiAddr, ops)

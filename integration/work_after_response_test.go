@@ -44,7 +44,7 @@ listeners:
   - {protocol: scgi, address: %[1]q, backend: scripts}
   - {protocol: http, address: %[2]q, backend: scripts}
 backends:
-  scripts: {type: cgi, root: %[3]q, url_prefix: /cgi-bin/, timeout: 30s}
+  scripts: {type: cgi, allow_root: true, root: %[3]q, url_prefix: /cgi-bin/, timeout: 30s}
 `, scgi, direct, s.Root), scgi, direct)
 	front := nginxSCGI(t, scgi)
 

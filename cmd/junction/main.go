@@ -111,11 +111,26 @@ func parseFlags(name string, args []string, required bool) (string, bool) {
 	return *path, true
 }
 
-func load(path string) (*config.Config, error) {
-	if path == "" {
-		return config.Default(), nil
+// load reads the configuration at path (the built-in one for "") and
+// checks what depends on the user junction runs as: at euid 0, scripts may
+// run as root only where the file says so (allow_root). Warnings go to
+// warn as "warning: KEY: ..." lines.
+func load(path string, warn io.Writer) (*config.Config, error) {
+	cfg := config.Default()
+	if path != "" {
+		var err error
+		if cfg, err = config.Load(path); err != nil {
+			return nil, err
+		}
 	}
-	return config.Load(path)
+	warnings, err := cfg.CheckIdentity(os.Geteuid())
+	for _, w := range warnings {
+		fmt.Fprintln(warn, "warning: "+w)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return cfg, nil
 }
 
 func serve(args []string) int {
@@ -129,7 +144,7 @@ func serve(args []string) int {
 		fmt.Fprintf(os.Stderr, "junction serve: unexpected argument %q\n%s", fs.Arg(0), usage)
 		return 2
 	}
-	cfg, err := load(*path)
+	cfg, err := load(*path, os.Stderr)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "junction: %v\n", err)
 		return 1
@@ -176,7 +191,7 @@ func reloadOnHUP(ctx context.Context, hup <-chan os.Signal, path string, a *app.
 		case <-hup:
 		}
 		log.Info("reloading", "file", path)
-		cfg, err := load(path)
+		cfg, err := load(path, os.Stderr)
 		if err == nil {
 			err = a.Reload(cfg)
 		}
@@ -231,7 +246,7 @@ func inetd(args []string) int {
 	if stderrIsConn {
 		logOut = syslogWriter()
 	}
-	cfg, err := config.Load(path)
+	cfg, err := load(path, logOut)
 	if err != nil {
 		fmt.Fprintf(logOut, "junction: %v\n", err)
 		return 1
@@ -281,7 +296,7 @@ func check(args []string) int {
 	if !ok {
 		return 2
 	}
-	cfg, err := config.Load(path)
+	cfg, err := load(path, os.Stdout)
 	if err == nil {
 		// Building the backends catches what the file alone cannot show,
 		// like a script directory that does not exist. Nothing is bound.
