@@ -34,7 +34,7 @@ func (f Func) Serve(w http.ResponseWriter, r *http.Request) error { return f(w, 
 
 // ErrOverloaded means the backend's concurrency limit and queue are full
 // (503 with Retry-After). It is safe to retry elsewhere.
-var ErrOverloaded = errors.New("backend overloaded")
+var ErrOverloaded = errors.New("backends: overloaded")
 
 // Error is a failure that maps to a specific HTTP status. Nothing was
 // written to the client.
