@@ -9,6 +9,7 @@ import (
 	"net/http"
 
 	"github.com/junction-gw/junction/backends"
+	"github.com/junction-gw/junction/backends/internal/cgienv"
 )
 
 // maxRedirectDiscard bounds the output read and dropped after a local
@@ -46,5 +47,5 @@ func (b *Backend) localRedirect(r *http.Request, ctx context.Context, s script, 
 		return &backends.Error{Status: http.StatusBadGateway,
 			Err: fmt.Errorf("cgi: %s: more than %d bytes of output after a local redirect", s.Name, maxRedirectDiscard)}
 	}
-	return &backends.LocalRedirect{Location: location}
+	return cgienv.LocalRedirect(r, location)
 }

@@ -56,7 +56,7 @@ func (b *Backend) exchange(w http.ResponseWriter, r *http.Request, conn net.Conn
 	}
 	if resp.LocalRedirect != "" {
 		finish(w, conn, in)
-		return &backends.LocalRedirect{Location: resp.LocalRedirect}
+		return cgienv.LocalRedirect(r, resp.LocalRedirect)
 	}
 	resp.WriteHead(w)
 	// Every STDOUT record is flushed, so streaming scripts stream.

@@ -4,11 +4,13 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/junction-gw/junction/protocols/internal/cgihead"
+	"github.com/junction-gw/junction/vars"
 )
 
 // responseHeaders maps response header names to their SEND_HEADERS codes.
@@ -71,14 +73,15 @@ func newResponse(c *conn, r *http.Request, cancel context.CancelFunc) *response 
 // Header returns the response headers.
 func (w *response) Header() http.Header { return w.header }
 
-// WriteHeader records the status and a snapshot of the headers. 1xx
-// statuses are ignored: AJP has no interim responses.
+// WriteHeader records the status and a snapshot of the headers. A code
+// outside 100–999 is answered 500 (cgihead.InvalidStatus, the rule of
+// every codec); 1xx statuses are ignored: AJP has no interim responses.
 func (w *response) WriteHeader(code int) {
 	if w.wroteHeader {
 		return
 	}
-	if code < 100 || code > 999 {
-		panic(fmt.Sprintf("ajp13: invalid WriteHeader code %d", code))
+	if !cgihead.ValidStatus(code) {
+		code = cgihead.InvalidStatus(code, w.c.srv.logger(), "protocol", "ajp13", "remote", w.c.remote())
 	}
 	if code < 200 {
 		return
@@ -218,7 +221,7 @@ func encodeHeaders(e *encoder, status int, h http.Header) {
 	names := make([]string, 0, len(h))
 	n := 0
 	for name, vs := range h {
-		if validToken(name) {
+		if vars.ValidToken(name) {
 			names = append(names, name)
 			n += len(vs)
 		}
@@ -244,7 +247,7 @@ func encodeHeaders(e *encoder, status int, h http.Header) {
 var valueReplacer = strings.NewReplacer("\r", " ", "\n", " ", "\x00", " ")
 
 func sanitizeValue(v string) string {
-	if validValue(v) {
+	if vars.ValidValue(v) {
 		return v
 	}
 	return valueReplacer.Replace(v)

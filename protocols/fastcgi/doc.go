@@ -35,15 +35,18 @@
 //     Unavailable with Retry-After if its response had not started (else
 //     its STDOUT just ends); the connection carries on.
 //
-// Responses are written CGI-style ("Status: 200 OK\r\nHeader: v\r\n\r\n")
-// on STDOUT in records of at most 65535 bytes; http.Flusher sends buffered
-// data at once, so streaming responses stream.
+// Responses are written CGI-style ("Status: 200 OK\r\nHeader: v\r\n\r\n",
+// package cgihead) on STDOUT in records of at most 65535 bytes;
+// http.Flusher sends buffered data at once, so streaming responses stream.
+// A WriteHeader code outside 100–999 is sent as 500 and logged.
 //
 // Limits: MaxHeaderBytes bounds each request's PARAMS (beyond it the
 // request is answered 431), MaxRequestsPerConn and MaxRequests bound
 // requests in flight (beyond them END_REQUEST FCGI_OVERLOADED, or
 // FCGI_CANT_MPX_CONN when multiplexing is off, with no state kept),
-// MaxConns bounds connections. Protocol violations (bad version, request id
+// MaxConns bounds connections. PARAMS that break vars.Validate (a method
+// that is not a token, CR, LF or NUL in a value) are answered 400 before
+// any handler runs. Protocol violations (bad version, request id
 // 0 on an application record, a record after its stream ended, a second
 // BEGIN_REQUEST for an id in use) close the connection with one logged
 // reason.

@@ -2,14 +2,13 @@ package scgi
 
 import (
 	"bufio"
-	"maps"
+	"log/slog"
 	"net"
 	"net/http"
-	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
+
+	"github.com/junction-gw/junction/protocols/internal/cgihead"
 )
 
 var writerPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 32<<10) }}
@@ -22,61 +21,38 @@ type response struct {
 	bw           *bufio.Writer
 	header       http.Header
 	writeTimeout time.Duration
+	log          *slog.Logger
 	status       int
 	wroteHeader  bool
 	err          error // first write error; later writes fail fast
 }
 
-func newResponse(c net.Conn, writeTimeout time.Duration) *response {
+func newResponse(c net.Conn, writeTimeout time.Duration, log *slog.Logger) *response {
 	bw := writerPool.Get().(*bufio.Writer)
 	bw.Reset(c)
-	return &response{c: c, bw: bw, header: make(http.Header), writeTimeout: writeTimeout}
+	return &response{c: c, bw: bw, header: make(http.Header), writeTimeout: writeTimeout, log: log}
 }
 
 func (w *response) Header() http.Header { return w.header }
 
+// WriteHeader records code and writes the head. A code outside 100–999
+// is answered 500 (cgihead.InvalidStatus); 1xx codes are ignored: SCGI
+// has no interim responses.
 func (w *response) WriteHeader(code int) {
 	if w.wroteHeader {
 		return
 	}
-	if code < 100 || code > 999 {
-		code = http.StatusInternalServerError // a handler bug; net/http would panic
+	if !cgihead.ValidStatus(code) {
+		code = cgihead.InvalidStatus(code, w.log, "protocol", "scgi")
 	}
 	if code < 200 {
-		return // no interim responses over SCGI
+		return
 	}
 	w.wroteHeader = true
 	w.status = code
-	w.writeHead()
-}
-
-// writeHead renders the status line and headers. Header fields that could
-// split the response (CR, LF or NUL in a value, a bad name) are dropped.
-func (w *response) writeHead() {
-	bw := w.bw
-	bw.WriteString("Status: ")
-	bw.WriteString(strconv.Itoa(w.status))
-	if text := http.StatusText(w.status); text != "" {
-		bw.WriteByte(' ')
-		bw.WriteString(text)
+	if dropped := cgihead.Write(w.bw, code, w.header); dropped != nil {
+		w.log.Warn("scgi: dropping response header fields with an invalid name or value", "fields", dropped)
 	}
-	bw.WriteString("\r\n")
-	for _, name := range slices.Sorted(maps.Keys(w.header)) {
-		values := w.header[name]
-		if !validHeaderName(name) || strings.EqualFold(name, "Status") {
-			continue
-		}
-		for _, v := range values {
-			if strings.ContainsAny(v, "\r\n\x00") {
-				continue
-			}
-			bw.WriteString(name)
-			bw.WriteString(": ")
-			bw.WriteString(v)
-			bw.WriteString("\r\n")
-		}
-	}
-	bw.WriteString("\r\n")
 }
 
 func (w *response) Write(p []byte) (int, error) {
@@ -140,31 +116,3 @@ func (w *response) finish() error {
 	w.err = net.ErrClosed
 	return err
 }
-
-// validHeaderName reports whether name is an RFC 9110 token.
-func validHeaderName(name string) bool {
-	if name == "" {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if c >= 0x80 || !isToken[c] {
-			return false
-		}
-	}
-	return true
-}
-
-var isToken = func() (t [128]bool) {
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	for c := 'a'; c <= 'z'; c++ {
-		t[c] = true
-		t[c-'a'+'A'] = true
-	}
-	for _, c := range "!#$%&'*+-.^_`|~" {
-		t[c] = true
-	}
-	return t
-}()

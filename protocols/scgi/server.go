@@ -11,8 +11,12 @@
 // allocated; ReadTimeout bounds reading the head and each body read;
 // IdleTimeout bounds the wait for the first byte; WriteTimeout bounds each
 // write to the front server. Malformed input closes the connection with one
-// log line; the request body is streamed to the handler, never buffered
-// whole, and a body that ends short fails the read instead of being served.
+// log line; variables that frame well but break vars.Validate (a method
+// that is not a token, CR or LF in a value) are answered 400 before any
+// handler runs. The request body is streamed to the handler, never
+// buffered whole, and a body that ends short fails the read instead of
+// being served. The response head is cgihead's; a WriteHeader code outside
+// 100–999 is sent as 500 and logged.
 package scgi
 
 import (
@@ -89,6 +93,13 @@ func (s *Server) Shutdown(ctx context.Context) error { s.init(); return s.cs.Shu
 // Close stops at once, cancelling requests in flight.
 func (s *Server) Close() error { s.init(); return s.cs.Close() }
 
+func (s *Server) logger() *slog.Logger {
+	if s.Logger != nil {
+		return s.Logger
+	}
+	return slog.Default()
+}
+
 func orDefault[T int | time.Duration](v, def T) T {
 	if v <= 0 {
 		return def
@@ -146,7 +157,7 @@ func (s *Server) serveConn(ctx context.Context, c *connserver.Conn) error {
 		}
 		body.mu.Unlock()
 	}()
-	w := newResponse(c, s.WriteTimeout)
+	w := newResponse(c, s.WriteTimeout, s.logger())
 	req, err := vars.Request(ctx, v, body)
 	if err != nil {
 		w.fail(http.StatusBadRequest)
