@@ -109,12 +109,17 @@ func (b *body) fail(err error) {
 func (b *body) Read(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.want >= 0 && int64(len(p)) > b.want-b.n {
+		p = p[:b.want-b.n] // the body is CONTENT_LENGTH bytes, whatever STDIN carries
+	}
 	for {
 		switch {
 		case b.closed:
 			return 0, fmt.Errorf("fastcgi: read on closed request body: %w", os.ErrClosed)
 		case b.err != nil:
 			return 0, b.err
+		case b.want >= 0 && b.n == b.want && (b.mem.Len() > 0 || b.spoolW > b.spoolR):
+			return 0, fmt.Errorf("fastcgi: request body longer than its CONTENT_LENGTH of %d bytes", b.want)
 		case b.mem.Len() > 0:
 			n, _ := b.mem.Read(p)
 			b.n += int64(n)
