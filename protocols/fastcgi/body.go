@@ -118,7 +118,7 @@ func (b *body) Read(p []byte) (int, error) {
 			return 0, fmt.Errorf("fastcgi: read on closed request body: %w", os.ErrClosed)
 		case b.err != nil:
 			return 0, b.err
-		case b.want >= 0 && b.n == b.want && (b.mem.Len() > 0 || b.spoolW > b.spoolR):
+		case b.want >= 0 && b.n == b.want && (b.mem.Len() > 0 || b.spool.Len() > b.spoolR):
 			return 0, fmt.Errorf("fastcgi: request body longer than its CONTENT_LENGTH of %d bytes", b.want)
 		case b.mem.Len() > 0:
 			n, _ := b.mem.Read(p)
