@@ -45,6 +45,12 @@ func (rt *Router) match(path string) backends.Backend {
 	return rt.Default
 }
 
+// A Router is a Backend (a route may lead to another router) and a Handler.
+var (
+	_ backends.Backend = (*Router)(nil)
+	_ http.Handler     = (*Router)(nil)
+)
+
 // Serve dispatches r and follows local redirects (RFC 3875 6.2.2) through
 // the same routes: the backend that returned the *backends.LocalRedirect
 // built its request (a GET for the new path, with the CGI variables made

@@ -19,6 +19,8 @@ const (
 	outcomeNeutral                // says nothing: client gone, instance full
 )
 
+var _ backends.Backend = (*Pool)(nil)
+
 // Serve sends r to an instance, retrying elsewhere while the failure
 // allows it (see retryable) and MaxAttempts lasts. A non-nil error means
 // nothing was written: the last attempt's error, or ErrOverloaded when
