@@ -122,7 +122,9 @@ type Listener struct {
 
 	// SocketMode is the permission of a unix socket, in octal: "0660"
 	// (quote it; an unquoted YAML 0660 also works). Unix sockets only.
-	// Default: left as created (the umask decides).
+	// Default: left as created (the umask decides). The socket appears at
+	// its path with its mode, owner and group already set: junction binds
+	// it in a private directory next to the path and renames it there.
 	SocketMode FileMode `mapstructure:"socket_mode"`
 	// SocketOwner is the user (name or numeric id) that owns a unix
 	// socket; changing it needs privileges. Unix sockets only.
@@ -131,6 +133,17 @@ type Listener struct {
 	// typically the web server's group so that only it may connect. Unix
 	// sockets only.
 	SocketGroup string `mapstructure:"socket_group"`
+
+	// Allow lists the clients that may connect to a TCP listener: IP
+	// addresses ("10.0.0.5", "::1") and CIDR networks ("10.0.0.0/24",
+	// "fd00::/8"). A connection from anywhere else is closed as it is
+	// accepted, logged and counted. Default: any client. Any protocol;
+	// not on unix sockets, which socket_mode and socket_group guard. An
+	// scgi or fastcgi listener that other hosts can reach and that has no
+	// allow list is warned about at every start and by junction check:
+	// SCGI and FastCGI carry no authentication, so whoever connects may
+	// run scripts with any request variables.
+	Allow []string `mapstructure:"allow"`
 
 	// MaxHeaderBytes bounds the request head a front server may send (the
 	// SCGI netstring, the FastCGI params, the AJP forward-request packet,

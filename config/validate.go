@@ -133,6 +133,7 @@ func (l *Listener) validate(v *validator, key string, c *Config) {
 			{"socket_mode", l.SocketMode != 0}, {"socket_owner", l.SocketOwner != ""}, {"socket_group", l.SocketGroup != ""},
 		})
 	}
+	l.validateAllow(v, key, unix) // allow.go
 	if l.SocketMode > 0o777 {
 		v.add(key+".socket_mode", "%s is more than a permission (0777 at most)", l.SocketMode)
 	}

@@ -113,8 +113,9 @@ func parseFlags(name string, args []string, required bool) (string, bool) {
 
 // load reads the configuration at path (the built-in one for "") and
 // checks what depends on the user junction runs as: at euid 0, scripts may
-// run as root only where the file says so (allow_root). Warnings go to
-// warn as "warning: KEY: ..." lines.
+// run as root only where the file says so (allow_root). Warnings (those
+// and what is unsafe in the file itself, such as an scgi listener open to
+// every host) go to warn as "warning: KEY: ..." lines.
 func load(path string, warn io.Writer) (*config.Config, error) {
 	cfg := config.Default()
 	if path != "" {
@@ -124,7 +125,7 @@ func load(path string, warn io.Writer) (*config.Config, error) {
 		}
 	}
 	warnings, err := cfg.CheckIdentity(os.Geteuid())
-	for _, w := range warnings {
+	for _, w := range append(cfg.Warnings(), warnings...) {
 		fmt.Fprintln(warn, "warning: "+w)
 	}
 	if err != nil {

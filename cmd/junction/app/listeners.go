@@ -12,6 +12,7 @@ import (
 	"github.com/junction-gw/junction/balancer"
 	"github.com/junction-gw/junction/cmd/junction/internal/sockets"
 	"github.com/junction-gw/junction/config"
+	"github.com/junction-gw/junction/internal/allowlist"
 	"github.com/junction-gw/junction/internal/keepopen"
 	"github.com/junction-gw/junction/internal/spool"
 	"github.com/junction-gw/junction/protocols/ajp13"
@@ -70,8 +71,12 @@ func (a *App) newFront(lc config.Listener, g *generation) (*front, error) {
 }
 
 // newFrontServer builds lc's codec server around h with the access log,
-// metrics, connection counting and response spooling.
+// metrics, connection counting and response spooling, after checking
+// lc's allow list (applied by serve).
 func (a *App) newFrontServer(lc config.Listener, h http.Handler) (server, *connCounter, error) {
+	if _, err := allowlist.Parse(lc.Allow); err != nil {
+		return nil, nil, err
+	}
 	obs := a.ops.observer(lc)
 	h, budget := spooling(lc, h, a.log) // spool.go
 	srv, err := newServer(lc, a.ops.wrap(lc, h), obs, budget, a.log)
@@ -88,19 +93,52 @@ func listen(lc config.Listener) (net.Listener, error) {
 		// fd:0 is FastCGI's FCGI_LISTENSOCK_FILENO hand-over.
 		o.FromStdin = fastcgi.ListenerFromStdin
 	}
-	return sockets.Listen(lc.Address, o)
+	ln, err := sockets.Listen(lc.Address, o)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkAllow(lc, ln); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	return ln, nil
+}
+
+// checkAllow refuses an allow list on a socket whose peers have no IP
+// address: config rejects it on unix: addresses, but an inherited socket
+// (fd:N, systemd) shows its kind only once it is taken.
+func checkAllow(lc config.Listener, sock net.Listener) error {
+	if _, ok := sock.Addr().(*net.TCPAddr); ok || len(lc.Allow) == 0 {
+		return nil
+	}
+	return fmt.Errorf("allow: %s is a %s socket, not TCP; guard it with its file's mode and group", lc.Address, sock.Addr().Network())
+}
+
+// allowed applies f's allow list to l: a connection from another client
+// is closed as it is accepted, logged once and counted as the decode
+// error "not_allowed" of f's protocol.
+func (a *App) allowed(f *front, l net.Listener) net.Listener {
+	// newFrontServer refused a list that does not parse.
+	list, _ := allowlist.Parse(f.cfg.Allow)
+	addr := l.Addr().String()
+	return allowlist.Wrap(l, list, func(c net.Conn) {
+		f.conns.DecodeError("not_allowed")
+		a.log.Warn("connection refused: client not in allow", "client", c.RemoteAddr().String(),
+			"listener", addr, "protocol", f.cfg.Protocol)
+	})
 }
 
 // serve starts f's server on f's socket in the run group. The server
-// accepts through its own keepopen listener: its Shutdown stops its
-// accept loop and leaves the socket open for a server that takes over.
+// accepts through its own keepopen listener (its Shutdown stops its
+// accept loop and leaves the socket open for a server that takes over),
+// inside f's allow list.
 // a.mu is held.
 func (a *App) serve(f *front) {
 	a.log.Info("listening", "protocol", f.cfg.Protocol, "address", f.sock.Addr().String(), "backend", f.cfg.Backend)
 	srv, sock := f.srv, f.sock
 	a.group.Go(func() error {
 		defer close(f.served)
-		err := srv.Serve(keepopen.Wrap(sock))
+		err := srv.Serve(a.allowed(f, keepopen.Wrap(sock)))
 		if a.stopping.Load() || f.retired.Load() {
 			return nil
 		}

@@ -176,6 +176,9 @@ func (a *App) planFronts(cfg *config.Config, g *generation) (*frontPlan, error) 
 			// The new server serves through the old front's handler, so
 			// requests on either server see the same router.
 			srv, conns, err := a.newFrontServer(lc, match.handler)
+			if err == nil {
+				err = checkAllow(lc, match.sock)
+			}
 			if err != nil {
 				errs = append(errs, fmt.Errorf("app: listeners[%d]: %w", i, err))
 				continue
