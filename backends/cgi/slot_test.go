@@ -60,7 +60,7 @@ func TestTimeoutFreesSlotWhenClientStopsReading(t *testing.T) {
 		t.Run(fmt.Sprint("write deadlines ", deadlines), func(t *testing.T) {
 			b, _ := newBackend(t, func(o *Options) {
 				o.Timeout = timeout
-				o.MaxConcurrent, o.MaxQueue, o.QueueTimeout = 1, 1, timeout+grace+5*time.Second
+				o.MaxConcurrent, o.MaxQueue, o.QueueTimeout = 1, 1, 30*time.Second
 			})
 			b.grace = grace
 			sw := newStuckWriter()
@@ -85,7 +85,7 @@ func TestTimeoutFreesSlotWhenClientStopsReading(t *testing.T) {
 			if err != nil || rec.Body.String() != "<html>stats</html>" {
 				t.Fatalf("second request: err %v body %q after %v: the stuck request kept its slot", err, rec.Body, took)
 			}
-			if took > timeout+grace+3*time.Second { // generous: the test machine is shared
+			if took > timeout+grace+10*time.Second { // generous (a busy machine spawns slowly), far below the queue timeout a kept slot would hit
 				t.Errorf("the slot was free after %v, want within timeout %v + grace %v", took, timeout, grace)
 			}
 			if deadlines {
