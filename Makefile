@@ -102,5 +102,12 @@ bench-compare:
 	@echo; echo '==== end-to-end summary, junction vs $(BASE) ===='; cat $(BENCH_SUMMARY)
 	@! grep -q REGRESSION $(BENCH_SUMMARY) || { echo; echo 'bench-compare: REGRESSION (see the verdicts above)' >&2; exit 1; }
 
+## soak: 100,000 mixed requests through nginx (SCGI, FastCGI) and Apache (AJP)
+## to CGI and an HTTP pool; fails if junction's fds, goroutines, child
+## processes or memory grow beyond noise. SOAK_REQUESTS sets the count.
+SOAK_REQUESTS ?= 100000
+soak:
+	JUNCTION_SOAK=1 JUNCTION_SOAK_REQUESTS=$(SOAK_REQUESTS) $(GO) test ./integration -run '^TestSoak$$' -count=1 -timeout 60m -v
+
 clean:
 	rm -rf bin
