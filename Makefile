@@ -9,7 +9,7 @@ FUZZTIME ?= 60s
 # iteration is enough.
 BENCHTIME ?= 1x
 
-.PHONY: all build run test vet gotest fuzz-smoke fuzz bench bench-e2e bench-compare deps clean
+.PHONY: all build run test vet gotest fuzz-smoke fuzz bench bench-e2e bench-compare soak deps clean
 
 all: build
 
