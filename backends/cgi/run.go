@@ -52,17 +52,9 @@ func (b *Backend) run(w http.ResponseWriter, r *http.Request, s script) error {
 	// are made to fail, so that a write blocked on a reader that stopped
 	// reading returns too. A client that leaves once it has every byte
 	// (nginx closes the connection then) ends nothing.
-	bw := &bodyWriter{ResponseWriter: w, left: -1}
-	watch := watchContext(ctx, func() {
-		if context.Cause(ctx) != errTimeout && bw.complete.Load() {
-			return
-		}
-		bw.ended.Store(true)
-		p.terminate()
-		if bw.started.Load() && context.Cause(ctx) == errTimeout {
-			abortResponse(w)
-		}
-	})
+	bw := &bodyWriter{ResponseWriter: w, left: -1, ctx: ctx, p: p}
+	watch := &bw.watch
+	watch.start(ctx, bw.requestEnded)
 	defer watch.stop()
 	var f *feeder
 	if stdin != nil {
@@ -168,6 +160,25 @@ type bodyWriter struct {
 	started  atomic.Bool // the head was written
 	complete atomic.Bool // the declared length was written (or is being)
 	ended    atomic.Bool // the request's end (timeout, client gone) ended the script
+
+	ctx   context.Context // the request's, with the script's timeout
+	p     *proc
+	watch ctxWatch // runs requestEnded when ctx ends
+}
+
+// requestEnded ends the script when the request ends (its timeout, or a
+// client gone before the response was complete), and makes the writes of
+// a response that started after a timeout fail.
+func (w *bodyWriter) requestEnded() {
+	defer w.watch.running.Done()
+	if context.Cause(w.ctx) != errTimeout && w.complete.Load() {
+		return
+	}
+	w.ended.Store(true)
+	w.p.terminate()
+	if w.started.Load() && context.Cause(w.ctx) == errTimeout {
+		abortResponse(w.ResponseWriter)
+	}
 }
 
 func (w *bodyWriter) Write(p []byte) (int, error) {
@@ -184,21 +195,20 @@ func (w *bodyWriter) Write(p []byte) (int, error) {
 // Unwrap lets http.ResponseController reach the codec's writer.
 func (w *bodyWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// ctxWatch runs a function when a context ends, until stopped.
+// ctxWatch runs a function when a context ends, until stopped. It lives
+// inside the request's bodyWriter: no allocation of its own.
 type ctxWatch struct {
 	stopFn  func() bool
-	ended   chan struct{} // closed when the function has returned
+	running sync.WaitGroup // the function, until it has returned
 	once    sync.Once
 	stopped bool
 }
 
-func watchContext(ctx context.Context, f func()) *ctxWatch {
-	cw := &ctxWatch{ended: make(chan struct{})}
-	cw.stopFn = context.AfterFunc(ctx, func() {
-		defer close(cw.ended)
-		f()
-	})
-	return cw
+// start arranges for f to run when ctx ends; f must call cw.running.Done
+// when it returns.
+func (cw *ctxWatch) start(ctx context.Context, f func()) {
+	cw.running.Add(1)
+	cw.stopFn = context.AfterFunc(ctx, f)
 }
 
 // stop reports whether the function never ran, and never will; when it
@@ -206,8 +216,10 @@ func watchContext(ctx context.Context, f func()) *ctxWatch {
 func (cw *ctxWatch) stop() bool {
 	cw.once.Do(func() {
 		cw.stopped = cw.stopFn()
-		if !cw.stopped {
-			<-cw.ended
+		if cw.stopped {
+			cw.running.Done() // f will never run to do it
+		} else {
+			cw.running.Wait()
 		}
 	})
 	return cw.stopped
