@@ -64,12 +64,29 @@
 //
 // Status and headers go out in one SEND_HEADERS packet before the first
 // body chunk (a WriteHeader code outside 100–999 is sent as 500 and
-// logged, as every junction codec does); body chunks hold at most PacketSize-8 bytes and are flushed
-// when the handler calls Flush (http.Flusher), so streaming works. When the
-// whole body fits in one chunk and the handler set no Content-Length,
-// junction adds it. While the handler runs with the request body consumed,
-// junction watches the connection: the web server closing it (the client
-// went away) cancels the request context.
+// logged, as every junction codec does); body chunks hold at most
+// PacketSize-8 bytes and are flushed when the handler calls Flush
+// (http.Flusher), so streaming works. When the whole body fits in one
+// chunk and the handler set no Content-Length, junction adds it. A handler
+// that writes more than the Content-Length it set has the declared bytes
+// sent and the rest cut (its writes return http.ErrContentLength, logged
+// once), and END_RESPONSE says reuse=0. While the handler runs with the
+// request body consumed, junction watches the connection: the web server
+// closing it (the client went away) cancels the request context.
+//
+// # Deadlines
+//
+// IdleTimeout bounds the wait for a request's first byte; ReadTimeout
+// bounds the rest of its packet from that byte (one deadline, as in every
+// junction codec) and each body packet; WriteTimeout bounds each write
+// (0: 60s, negative: none). The ResponseWriter supports
+// http.ResponseController's SetWriteDeadline and SetReadDeadline: a
+// handler's deadline replaces the timeout for the rest of its request and
+// takes effect at once. A write blocked on a web server that reads
+// nothing fails when it passes (a backend aborting a response), and the
+// connection closes without END_RESPONSE, so the web server sees the
+// response cut; a body read it ends fails the body, and END_RESPONSE says
+// reuse=0.
 //
 // # Sticky sessions
 //

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/junction-gw/junction/internal/spool"
 )
@@ -39,7 +40,14 @@ type body struct {
 
 	n    int64 // bytes delivered to the reader
 	want int64 // CONTENT_LENGTH, -1 when unknown
+
+	deadline time.Time   // the handler's read deadline (zero: none)
+	timer    *time.Timer // wakes readers when deadline passes
 }
+
+// errReadDeadline is what reads get once the handler's read deadline has
+// passed.
+var errReadDeadline = fmt.Errorf("fastcgi: reading the request body: %w", os.ErrDeadlineExceeded)
 
 func newBody(want int64, budget *spool.Budget) *body {
 	b := &body{memLimit: bodyMemLimit, spoolLimit: bodySpoolLimit, want: want}
@@ -106,27 +114,47 @@ func (b *body) fail(err error) {
 	b.mu.Unlock()
 }
 
+// Read delivers the body: CONTENT_LENGTH bytes, whatever STDIN carries.
+// A STDIN that ends short fails the read with io.ErrUnexpectedEOF, one
+// that carries more fails it too; and so that a reader taking exactly
+// CONTENT_LENGTH bytes (the CGI backend feeding a script) sees the
+// failure as well, the last declared byte is delivered only once the
+// empty STDIN record shows that the body is exactly that long. A body
+// never reads as complete when it is not.
 func (b *body) Read(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.want >= 0 && int64(len(p)) > b.want-b.n {
-		p = p[:b.want-b.n] // the body is CONTENT_LENGTH bytes, whatever STDIN carries
+	if len(p) == 0 {
+		return 0, nil
 	}
 	for {
+		waiting := int64(b.mem.Len()) + b.spool.Len() - b.spoolR
+		limit := int64(len(p))
+		over := false
+		if b.want >= 0 {
+			over = b.n+waiting > b.want
+			left := b.want - b.n
+			if over || !b.eof {
+				left-- // the last byte waits for the end of STDIN
+			}
+			limit = min(limit, max(left, 0))
+		}
 		switch {
 		case b.closed:
 			return 0, fmt.Errorf("fastcgi: read on closed request body: %w", os.ErrClosed)
 		case b.err != nil:
 			return 0, b.err
-		case b.want >= 0 && b.n == b.want && (b.mem.Len() > 0 || b.spool.Len() > b.spoolR):
+		case !b.deadline.IsZero() && !time.Now().Before(b.deadline):
+			return 0, errReadDeadline
+		case limit == 0 && over:
 			return 0, fmt.Errorf("fastcgi: request body longer than its CONTENT_LENGTH of %d bytes", b.want)
-		case b.mem.Len() > 0:
-			n, _ := b.mem.Read(p)
+		case limit > 0 && b.mem.Len() > 0:
+			n, _ := b.mem.Read(p[:min(limit, int64(b.mem.Len()))])
 			b.n += int64(n)
 			b.cond.Broadcast()
 			return n, nil
-		case b.spool.Len() > b.spoolR:
-			n, err := b.spool.ReadAt(p[:min(int64(len(p)), b.spool.Len()-b.spoolR)], b.spoolR)
+		case limit > 0 && b.spool.Len() > b.spoolR:
+			n, err := b.spool.ReadAt(p[:min(limit, b.spool.Len()-b.spoolR)], b.spoolR)
 			b.spoolR += int64(n)
 			b.n += int64(n)
 			if b.spoolR == b.spool.Len() {
@@ -143,7 +171,7 @@ func (b *body) Read(p []byte) (int, error) {
 			if n > 0 {
 				return n, nil
 			}
-		case b.eof:
+		case b.eof && waiting == 0:
 			if b.want >= 0 && b.n < b.want {
 				return 0, fmt.Errorf("fastcgi: request body ended after %d of %d bytes: %w", b.n, b.want, io.ErrUnexpectedEOF)
 			}
@@ -151,6 +179,29 @@ func (b *body) Read(p []byte) (int, error) {
 		default:
 			b.cond.Wait()
 		}
+	}
+}
+
+// setDeadline sets the handler's read deadline (zero: none): reads fail
+// once it has passed, and a read waiting for STDIN is woken then.
+func (b *body) setDeadline(t time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.deadline = t
+	if b.timer != nil {
+		b.timer.Stop()
+		b.timer = nil
+	}
+	switch {
+	case t.IsZero() || b.closed:
+	case time.Until(t) > 0:
+		b.timer = time.AfterFunc(time.Until(t), func() {
+			b.mu.Lock()
+			b.cond.Broadcast()
+			b.mu.Unlock()
+		})
+	default:
+		b.cond.Broadcast()
 	}
 }
 
@@ -169,6 +220,10 @@ func (b *body) Close() error {
 		return nil
 	}
 	b.closed = true
+	if b.timer != nil {
+		b.timer.Stop()
+		b.timer = nil
+	}
 	b.mem = bytes.Buffer{}
 	b.cond.Broadcast()
 	b.spoolR = 0

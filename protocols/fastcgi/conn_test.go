@@ -217,8 +217,8 @@ func TestTimeouts(t *testing.T) {
 			start := time.Now()
 			send(t, cli, cat(begin(1, roleResponder, 0), rec(typeParams, 1, nv("REQUEST_METHOD", "GET"))))
 			err := <-done
-			if err == nil || !strings.Contains(err.Error(), "no input for 3s") {
-				t.Errorf("ServeConn: %v, want a read timeout", err)
+			if err == nil || !strings.Contains(err.Error(), "request head not complete 3s after its first byte") {
+				t.Errorf("ServeConn: %v, want a head timeout", err)
 			}
 			if d := time.Since(start); d != 3*time.Second {
 				t.Errorf("stalled request dropped after %v, want 3s", d)

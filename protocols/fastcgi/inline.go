@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"sync"
 	"time"
 )
@@ -22,6 +21,11 @@ func (cn *conn) runInline(r *request) (err error) {
 	r.started = true
 	r.onReader = true
 	w := &watcher{cn: cn, r: r, done: make(chan struct{})}
+	// The watcher reads without deadlines: no record it meets is bounded
+	// on its own (its request runs; others are refused).
+	begun := cn.rr.begun
+	cn.rr.begun = nil
+	defer func() { cn.rr.begun = begun }()
 	w.timer = time.AfterFunc(watchDelay, w.run)
 	// Deferred so that even a handler ending its goroutine
 	// (runtime.Goexit) stops the watcher before serve gives the record
@@ -125,7 +129,7 @@ func (w *watcher) stop() error {
 	<-w.done
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.err != nil && (errors.Is(w.err, io.EOF) || errors.Is(w.err, net.ErrClosed)) {
+	if w.err != nil && (errors.Is(w.err, io.EOF) || closedConn(w.err)) {
 		return nil // the peer hung up: nothing more to say on the connection
 	}
 	return w.err

@@ -35,8 +35,12 @@ type request struct {
 	body      *body
 
 	aborted  atomic.Bool
-	refused  atomic.Bool // its body could not be spooled: answer 503
-	finished bool        // guarded by cn.mu
+	refused  atomic.Bool   // its body could not be spooled: answer 503
+	finished bool          // guarded by cn.mu
+	inHead   bool          // guarded by cn.mu: BEGIN_REQUEST came, PARAMS have not ended
+	headBy   time.Time     // when its head must be complete (connserver.HeadDeadline)
+	noReuse  bool          // the response broke its framing: close the connection after it
+	wd       writeDeadline // guarded by cn.w.dlMu
 }
 
 func (cn *conn) newRequest(id uint16, keep bool) *request {
@@ -155,7 +159,10 @@ func (cn *conn) serveRequest(r *request, req *http.Request, h http.Handler) {
 	}()
 	tail, err := w.finish()
 	if err != nil {
+		// The response did not go out whole (its write deadline passed
+		// while it shared the connection, or the connection failed).
 		cn.log().Debug("finishing response", "request", r.id, "err", err)
+		appStatus = 1
 	}
 	if r.aborted.Load() {
 		appStatus = 1
@@ -178,11 +185,15 @@ func (cn *conn) finishWith(r *request, appStatus uint32, tail *stdoutTail) {
 		return
 	}
 	r.finished = true
+	alone := len(cn.reqs) == 1
 	delete(cn.reqs, r.id)
 	if !r.stdinDone {
 		cn.receiving--
 	}
-	if !r.keep {
+	if r.inHead {
+		cn.endHeadLocked(r)
+	}
+	if !r.keep || r.noReuse {
 		cn.closeAfter = true
 	}
 	idle := len(cn.reqs) == 0
@@ -193,7 +204,7 @@ func (cn *conn) finishWith(r *request, appStatus uint32, tail *stdoutTail) {
 	cn.mu.Unlock()
 
 	cn.srv.cs.Event(endRequestEvent(statusRequestComplete))
-	if err := cn.w.endRequest(r.id, tail, appStatus, statusRequestComplete); err != nil {
+	if err := cn.w.endRequestFor(r, alone, r.id, tail, appStatus, statusRequestComplete); err != nil {
 		cn.log().Debug("writing END_REQUEST", "request", r.id, "err", err)
 	}
 	cn.srv.release()

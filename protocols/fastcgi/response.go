@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/junction-gw/junction/protocols/internal/cgihead"
 )
@@ -30,6 +31,7 @@ type response struct {
 	bw          *bufio.Writer // nil once the handler returned
 	pooled      *bufio.Writer // bw, kept until release
 	tail        stdoutTail
+	length      cgihead.Length
 }
 
 var stdoutPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 32<<10) }}
@@ -37,7 +39,7 @@ var stdoutPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 32<
 func newResponse(r *request, req *http.Request) *response {
 	w := &response{r: r, req: req, header: make(http.Header)}
 	w.bw = stdoutPool.Get().(*bufio.Writer)
-	w.bw.Reset(stdoutWriter{w: r.cn.w, id: r.id, tail: &w.tail})
+	w.bw.Reset(stdoutWriter{w: r.cn.w, r: r, id: r.id, tail: &w.tail})
 	w.pooled = w.bw
 	return w
 }
@@ -81,7 +83,17 @@ func (w *response) Write(p []byte) (int, error) {
 		}
 		w.sendHead()
 	}
-	return w.bw.Write(p)
+	keep, first := w.length.Cut(p)
+	if first {
+		w.r.noReuse = true
+		w.r.cn.log().Warn("handler wrote more than its Content-Length; the rest is cut and the connection closed after the request",
+			"request", w.r.id, "declared", w.length.Declared())
+	}
+	n, err := w.bw.Write(keep)
+	if err == nil && len(keep) < len(p) {
+		err = http.ErrContentLength
+	}
+	return n, err
 }
 
 // sendHead writes the CGI-style head (cgihead.Write) to STDOUT.
@@ -90,6 +102,31 @@ func (w *response) sendHead() {
 	if dropped := cgihead.Write(w.bw, w.status, w.header); dropped != nil {
 		w.r.cn.log().Warn("dropping response header fields with an invalid name or value", "request", w.r.id, "fields", dropped)
 	}
+	w.length.Declare(w.header)
+}
+
+// SetWriteDeadline sets the deadline of the response's writes (zero:
+// none, WriteTimeout bounds each record). It is what
+// http.ResponseController.SetWriteDeadline calls, and what a backend
+// aborting a response uses. While the request is alone on its connection
+// (always, behind nginx, Apache and lighttpd) the deadline replaces
+// WriteTimeout and takes effect at once: a write blocked on a web server
+// that reads nothing fails when it passes, and the connection closes
+// without END_REQUEST, so the web server sees the response cut. While it
+// shares a multiplexed connection, the deadline must not end the other
+// requests: a record already being written is not cut, but once the
+// deadline has passed the request's writes fail at once and it ends with
+// END_REQUEST appStatus 1, without the rest of its STDOUT.
+func (w *response) SetWriteDeadline(t time.Time) error {
+	return w.r.cn.w.setDeadline(w.r, t)
+}
+
+// SetReadDeadline sets the deadline of the request body's reads (zero:
+// none): a read waiting for STDIN fails when it passes. It is what
+// http.ResponseController.SetReadDeadline calls.
+func (w *response) SetReadDeadline(t time.Time) error {
+	w.r.body.setDeadline(t)
+	return nil
 }
 
 // Flush sends what is buffered now (http.Flusher).
@@ -130,6 +167,9 @@ func (w *response) finish() (*stdoutTail, error) {
 	}
 	if w.r.refused.Load() && !w.headSent {
 		w.refuse()
+	}
+	if w.r.cn.w.deadlinePassed(w.r) {
+		return nil, errWriteDeadline // the rest is not sent: the response was aborted
 	}
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)

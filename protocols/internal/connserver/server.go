@@ -98,6 +98,15 @@ type Conn struct {
 	started  atomic.Bool // a request began (SetIdle(false) was called)
 	accepted time.Time
 	cancel   context.CancelFunc
+
+	reads, writes Deadline
+}
+
+// newConn wraps an accepted connection.
+func newConn(nc net.Conn, s *Server, cancel context.CancelFunc) *Conn {
+	c := &Conn{Conn: rawconn.Wrap(nc), srv: s, cancel: cancel, accepted: time.Now()}
+	c.reads.conn, c.writes.conn, c.writes.write = c.Conn, c.Conn, true
+	return c
 }
 
 // NewConnGrace is how long Shutdown lets a new connection (one on which
@@ -191,7 +200,7 @@ func (s *Server) Serve(l net.Listener) error {
 		}
 		backoff = 0
 		ctx, cancel := context.WithCancel(base)
-		c := &Conn{Conn: rawconn.Wrap(nc), srv: s, cancel: cancel, accepted: time.Now()}
+		c := newConn(nc, s, cancel)
 		if !s.track(c, true) {
 			cancel()
 			nc.Close()
@@ -262,7 +271,7 @@ func (s *Server) track(c *Conn, accepted bool) bool {
 func (s *Server) ServeConn(ctx context.Context, nc net.Conn) error {
 	s.init()
 	ctx, cancel := context.WithCancel(ctx)
-	c := &Conn{Conn: rawconn.Wrap(nc), srv: s, cancel: cancel, accepted: time.Now()}
+	c := newConn(nc, s, cancel)
 	if !s.track(c, false) {
 		cancel()
 		nc.Close()
@@ -295,9 +304,12 @@ func (s *Server) serveConn(ctx context.Context, c *Conn) (err error) {
 	return s.Handler(ctx, c)
 }
 
-// quiet reports errors that are a normal end of a connection.
+// quiet reports errors that are a normal end of a connection: the peer
+// closed it (a net.Pipe, as inetd tests use, says io.ErrClosedPipe) or
+// it was closed here.
 func quiet(err error) bool {
-	return errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, ErrServerClosed)
+	return errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, io.ErrClosedPipe) ||
+		errors.Is(err, ErrServerClosed)
 }
 
 func remote(c net.Conn) string {
