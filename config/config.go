@@ -159,8 +159,7 @@ type Listener struct {
 	// a front server (or a client behind a front server that does not
 	// buffer) that takes nothing for this long loses the response. Streams
 	// may run for as long as they keep being read. Default 60s, as nginx's
-	// send_timeout and Apache's Timeout; -1 turns it off (a fastcgi
-	// listener's server still reads -1 as its own 60s). On an http
+	// send_timeout and Apache's Timeout; -1 turns it off. On an http
 	// listener it bounds the whole response (net/http's WriteTimeout), and
 	// there is no default.
 	WriteTimeout time.Duration `mapstructure:"write_timeout"`

@@ -23,8 +23,8 @@ var (
 // Once the script is gone, stop ends the feeder without touching the front
 // connection. A feeder blocked in body.Read cannot be interrupted from
 // here: setting a read deadline on the front connection would poison it
-// (net/http, the plain-HTTP front end, then drops a keep-alive connection
-// and the other codecs do not support it at all). So stop closes stdin and
+// (net/http, the plain-HTTP front end, then drops a keep-alive connection,
+// and for the other codecs it would end that request's body). So stop closes stdin and
 // leaves that one read behind: it returns when the codec ends the body,
 // which every codec does when the request ends (FastCGI's Close wakes it;
 // SCGI closes the connection after the response; AJP13 and net/http
