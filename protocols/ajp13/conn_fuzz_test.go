@@ -93,8 +93,8 @@ func withBody(p []byte) []byte {
 	return out
 }
 
-// run is what one handler call saw and wrote.
-type run struct {
+// handlerRun is what one handler call saw and wrote.
+type handlerRun struct {
 	method, uri string
 	length      int64
 	read        bool // the handler read the body
@@ -105,14 +105,14 @@ type run struct {
 
 func serveFuzzConn(t *testing.T, data []byte, hangUp bool) {
 	var mu sync.Mutex
-	var runs []run
+	var runs []handlerRun
 	obs := &fuzzObserver{}
 	s := &Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			mu.Lock()
 			n := len(runs)
 			mu.Unlock()
-			rn := run{method: r.Method, uri: r.RequestURI, length: r.ContentLength, read: n%2 == 0}
+			rn := handlerRun{method: r.Method, uri: r.RequestURI, length: r.ContentLength, read: n%2 == 0}
 			if rn.read {
 				rn.body, rn.readErr = io.ReadAll(r.Body)
 				rn.wrote = append([]byte("echo:"), rn.body...)
@@ -189,7 +189,7 @@ func serveFuzzConn(t *testing.T, data []byte, hangUp bool) {
 	}
 }
 
-// response is one answer as parsed from junction's output.
+// fuzzResponse is one answer as parsed from junction's output.
 type fuzzResponse struct {
 	status int
 	body   []byte

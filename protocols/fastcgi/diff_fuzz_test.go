@@ -12,6 +12,7 @@ import (
 	"net/textproto"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -84,10 +85,10 @@ func serveBoth(t *testing.T, params, stdin []byte, pchunk, schunk uint16, keep b
 	stream := cat(begin(1, roleResponder, flags), chunkedRecs(typeParams, params, int(pchunk)), chunkedRecs(typeStdin, stdin, int(schunk)))
 	synctest.Test(t, func(t *testing.T) {
 		s := &Server{Handler: ours.handler(), Logger: slog.New(slog.DiscardHandler)}
-		serveDiff(t, stream, func(c net.Conn) { s.ServeConn(context.Background(), c) })
+		serveDiff(stream, func(c net.Conn) { s.ServeConn(context.Background(), c) })
 	})
 	synctest.Test(t, func(t *testing.T) {
-		serveDiff(t, stream, func(c net.Conn) { fcgi.Serve(newOneConnListener(c), theirs.handler()) })
+		serveDiff(stream, func(c net.Conn) { fcgi.Serve(newOneConnListener(c), theirs.handler()) })
 	})
 }
 
@@ -131,7 +132,7 @@ func splitCapture(b []byte) (params, stdin []byte, pchunk uint16, keep, ok bool)
 
 // serveDiff serves stream on one end of a pipe with serve and reads the
 // replies until END_REQUEST or the end of the connection.
-func serveDiff(t *testing.T, stream []byte, serve func(net.Conn)) {
+func serveDiff(stream []byte, serve func(net.Conn)) {
 	cli, srv := net.Pipe()
 	done := make(chan struct{})
 	go func() { defer close(done); serve(srv) }()
@@ -309,7 +310,7 @@ func compareDiff(t *testing.T, params, stdin []byte, ours, theirs *requestView) 
 	if h := e.last["HTTPS"]; (!strings.EqualFold(h, "on") || h == "on" || h == "ON") && ours.tls != theirs.tls {
 		t.Fatalf("TLS %v, net/http/fcgi %v (HTTPS=%q)", ours.tls, theirs.tls, h)
 	}
-	compareBody(t, e, stdin, ours, theirs)
+	compareBody(t, stdin, ours, theirs)
 }
 
 // theirRefusal says why net/http/fcgi may refuse a request junction
@@ -433,7 +434,7 @@ func compareHeaders(t *testing.T, e diffEnv, ours, theirs http.Header) {
 				t.Fatalf("Content-Type %q, net/http/fcgi %q", ours.Get(key), theirs.Get(key))
 			}
 		case n == 1:
-			if o, th := ours.Values(key), theirs.Values(key); !equalStrings(o, th) {
+			if o, th := ours.Values(key), theirs.Values(key); !slices.Equal(o, th) {
 				t.Fatalf("header %s = %q, net/http/fcgi %q", key, o, th)
 			}
 		}
@@ -456,7 +457,7 @@ func compareHeaders(t *testing.T, e diffEnv, ours, theirs http.Header) {
 // later. Without CONTENT_LENGTH (or with 0) there is no body (RFC 3875
 // 4.1.2): junction gives http.NoBody, net/http/fcgi the STDIN stream with
 // a ContentLength of 0.
-func compareBody(t *testing.T, e diffEnv, stdin []byte, ours, theirs *requestView) {
+func compareBody(t *testing.T, stdin []byte, ours, theirs *requestView) {
 	t.Helper()
 	if theirs.readErr != nil || !bytes.Equal(theirs.body, stdin) {
 		t.Fatalf("net/http/fcgi body %q (%v), STDIN %q", theirs.body, theirs.readErr, stdin)
@@ -485,18 +486,6 @@ func compareBody(t *testing.T, e diffEnv, stdin []byte, ours, theirs *requestVie
 	case n > ours.contentLength && ours.readErr == nil:
 		t.Fatalf("%d body bytes for a Content-Length of %d: no read error", n, ours.contentLength)
 	}
-}
-
-func equalStrings(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // plainDecimal reports whether s is what strconv.Itoa makes of its value.
