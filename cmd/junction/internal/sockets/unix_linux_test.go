@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // watch reads a directory's inotify events (names created in it or
@@ -60,10 +61,21 @@ func watchDir(t *testing.T, dir string, react func(dirEvent)) *watch {
 	return w
 }
 
-// stop ends the watch and returns every event read.
+// stop ends the watch and returns every event read. The kernel queued the
+// events before stop was called, but the reading goroutine may not have
+// run yet: events are taken until none has come for half a second, then
+// the watch ends.
 func (w *watch) stop() []dirEvent {
-	w.f.Close()
 	var got []dirEvent
+	for quiet := false; !quiet; {
+		select {
+		case e := <-w.events:
+			got = append(got, e)
+		case <-time.After(500 * time.Millisecond):
+			quiet = true
+		}
+	}
+	w.f.Close()
 	for e := range w.events {
 		got = append(got, e)
 	}
