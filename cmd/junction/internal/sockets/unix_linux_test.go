@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
-	"time"
 )
 
 // watch reads a directory's inotify events (names created in it or
@@ -61,21 +60,10 @@ func watchDir(t *testing.T, dir string, react func(dirEvent)) *watch {
 	return w
 }
 
-// stop ends the watch and returns every event read. The kernel queued the
-// events before stop was called, but the reading goroutine may not have
-// run yet: events are taken until none has come for half a second, then
-// the watch ends.
+// stop ends the watch and returns every event read.
 func (w *watch) stop() []dirEvent {
-	var got []dirEvent
-	for quiet := false; !quiet; {
-		select {
-		case e := <-w.events:
-			got = append(got, e)
-		case <-time.After(500 * time.Millisecond):
-			quiet = true
-		}
-	}
 	w.f.Close()
+	var got []dirEvent
 	for e := range w.events {
 		got = append(got, e)
 	}
