@@ -34,7 +34,7 @@ func (f Func) Serve(w http.ResponseWriter, r *http.Request) error { return f(w, 
 
 // ErrOverloaded means the backend's concurrency limit and queue are full
 // (503 with Retry-After). It is safe to retry elsewhere.
-var ErrOverloaded = errors.New("backend overloaded")
+var ErrOverloaded = errors.New("backends: overloaded")
 
 // Error is a failure that maps to a specific HTTP status. Nothing was
 // written to the client.
@@ -70,21 +70,33 @@ func (e *DialError) Error() string { return "dial " + e.Addr + ": " + e.Err.Erro
 func (e *DialError) Unwrap() error { return e.Err }
 
 // LocalRedirect is returned by a CGI-style backend whose script answered
-// with only a local Location (RFC 3875 6.2.2): the router must re-run the
-// request as a GET for Location. Nothing was written.
+// with only a local Location (RFC 3875 6.2.2). Nothing was written. The
+// backend builds the request to serve instead, because only it knows
+// which CGI variables describe the URL; a router dispatches Request
+// through its routes as it is.
 type LocalRedirect struct {
 	// Location is an absolute path with an optional query.
 	Location string
+	// Request is the follow-up request: a GET for Location without a
+	// body, its CGI variables (package vars) made for Location.
+	Request *http.Request
 }
 
 func (e *LocalRedirect) Error() string { return "local redirect to " + e.Location }
 
-// Status returns the HTTP status the client should see for err.
+// Status returns the HTTP status the client should see for err: a
+// *ClientError is 400, or 499 (StatusClientClosedRequest) when the client
+// went away.
 func Status(err error) int {
 	var be *Error
+	var ce *ClientError
 	switch {
+	case errors.Is(err, ErrClientGone):
+		return StatusClientClosedRequest
 	case errors.As(err, &be):
 		return be.Status
+	case errors.As(err, &ce):
+		return http.StatusBadRequest
 	case errors.Is(err, ErrOverloaded):
 		return http.StatusServiceUnavailable
 	case errors.Is(err, context.DeadlineExceeded):

@@ -8,11 +8,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"strings"
 
 	"github.com/junction-gw/junction/backends"
-	"github.com/junction-gw/junction/vars"
 )
 
 // Route sends requests whose path starts with Prefix to Backend.
@@ -47,8 +45,17 @@ func (rt *Router) match(path string) backends.Backend {
 	return rt.Default
 }
 
+// A Router is a Backend (a route may lead to another router) and a Handler.
+var (
+	_ backends.Backend = (*Router)(nil)
+	_ http.Handler     = (*Router)(nil)
+)
+
 // Serve dispatches r and follows local redirects (RFC 3875 6.2.2) through
-// the same routes. An error means nothing was written.
+// the same routes: the backend that returned the *backends.LocalRedirect
+// built its request (a GET for the new path, with the CGI variables made
+// for it), and Serve dispatches that request as it is. An error means
+// nothing was written.
 func (rt *Router) Serve(w http.ResponseWriter, r *http.Request) error {
 	limit := rt.MaxRedirects
 	if limit <= 0 {
@@ -67,11 +74,10 @@ func (rt *Router) Serve(w http.ResponseWriter, r *http.Request) error {
 		if depth >= limit {
 			return &backends.Error{Status: http.StatusInternalServerError, Err: fmt.Errorf("%w (%d) at %q", ErrTooManyRedirects, limit, lr.Location)}
 		}
-		next, err := redirected(r, lr.Location)
-		if err != nil {
-			return err
+		if lr.Request == nil || lr.Request.URL == nil {
+			return &backends.Error{Status: http.StatusBadGateway, Err: fmt.Errorf("balancer: local redirect to %q without a request", lr.Location)}
 		}
-		r = next
+		r = lr.Request
 	}
 }
 
@@ -80,42 +86,4 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err := rt.Serve(w, r); err != nil {
 		backends.WriteError(w, r, err, rt.Logger)
 	}
-}
-
-// pathVars are the front-server variables that describe the original URL;
-// they do not apply to the redirect target.
-var pathVars = []string{
-	"SCRIPT_FILENAME", "SCRIPT_NAME", "PATH_INFO", "PATH_TRANSLATED",
-	"DOCUMENT_URI", "REQUEST_URI", "QUERY_STRING", "CONTENT_LENGTH", "CONTENT_TYPE",
-	"REQUEST_METHOD", "REDIRECT_URL",
-}
-
-// redirected builds the GET request for a local redirect to location.
-func redirected(r *http.Request, location string) (*http.Request, error) {
-	u, err := url.ParseRequestURI(location)
-	if err != nil || !strings.HasPrefix(location, "/") {
-		return nil, &backends.Error{Status: http.StatusBadGateway, Err: fmt.Errorf("bad local redirect %q", location)}
-	}
-	ctx := r.Context()
-	if v := vars.FromContext(ctx); v != nil {
-		nv := v.Without(pathVars...)
-		nv = append(nv,
-			vars.Var{Name: "REQUEST_METHOD", Value: http.MethodGet},
-			vars.Var{Name: "REQUEST_URI", Value: location},
-			vars.Var{Name: "QUERY_STRING", Value: u.RawQuery},
-			// Apache sets REDIRECT_STATUS=200 and REDIRECT_URL on internal redirects.
-			vars.Var{Name: "REDIRECT_URL", Value: r.URL.Path},
-		)
-		ctx = vars.NewContext(ctx, nv)
-	}
-	next := r.Clone(ctx)
-	next.Method = http.MethodGet
-	next.URL = u
-	next.RequestURI = location
-	next.Body = http.NoBody
-	next.ContentLength = 0
-	next.Header.Del("Content-Length")
-	next.Header.Del("Content-Type")
-	next.Header.Del("Transfer-Encoding")
-	return next, nil
 }

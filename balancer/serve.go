@@ -19,6 +19,8 @@ const (
 	outcomeNeutral                // says nothing: client gone, instance full
 )
 
+var _ backends.Backend = (*Pool)(nil)
+
 // Serve sends r to an instance, retrying elsewhere while the failure
 // allows it (see retryable) and MaxAttempts lasts. A non-nil error means
 // nothing was written: the last attempt's error, or ErrOverloaded when
@@ -144,7 +146,9 @@ func (w *cookieWriter) Flush() {
 	http.NewResponseController(w.ResponseWriter).Flush() //nolint:errcheck // Flusher has no error
 }
 
-// classify says what err tells about the instance.
+// classify says what err tells about the instance. A failure on the
+// client's side (a *backends.ClientError: its body ended early, it went
+// away) says nothing, whatever else the error wraps.
 func classify(r *http.Request, err error) outcome {
 	if err == nil {
 		return outcomeOK
@@ -154,6 +158,8 @@ func classify(r *http.Request, err error) outcome {
 	switch {
 	case errors.As(err, &lr):
 		return outcomeOK
+	case backends.IsClientError(err):
+		return outcomeNeutral
 	case errors.As(err, &be) && be.Status < 500:
 		return outcomeOK
 	case errors.Is(err, backends.ErrOverloaded), r.Context().Err() != nil:
@@ -165,14 +171,15 @@ func classify(r *http.Request, err error) outcome {
 // retryable reports whether a failed attempt may be repeated on another
 // instance: always when nothing reached the instance (dial error, instance
 // full); otherwise only for idempotent methods (RFC 9110 9.2.2) whose body
-// is absent or replayable. Local redirects, 4xx answers and requests whose
-// client is gone are final.
+// is absent or replayable. Local redirects, 4xx answers, the client's own
+// failures (*backends.ClientError) and requests whose client is gone are
+// final.
 func retryable(r *http.Request, err error) bool {
 	var be *backends.Error
 	var lr *backends.LocalRedirect
 	var de *backends.DialError
 	switch {
-	case r.Context().Err() != nil, errors.As(err, &lr):
+	case r.Context().Err() != nil, errors.As(err, &lr), backends.IsClientError(err):
 		return false
 	case errors.As(err, &be) && be.Status < 500:
 		return false

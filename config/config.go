@@ -99,6 +99,10 @@ const (
 	ProtocolHTTP    = "http"
 )
 
+// TimeoutOff is the value of a timeout turned off (written -1 in the file).
+// Only write_timeout accepts it.
+const TimeoutOff time.Duration = -1
+
 // Listener is one socket and the protocol spoken on it.
 type Listener struct {
 	// Protocol is what the front server speaks: scgi, fastcgi, ajp (AJP13)
@@ -118,7 +122,9 @@ type Listener struct {
 
 	// SocketMode is the permission of a unix socket, in octal: "0660"
 	// (quote it; an unquoted YAML 0660 also works). Unix sockets only.
-	// Default: left as created (the umask decides).
+	// Default: left as created (the umask decides). The socket appears at
+	// its path with its mode, owner and group already set: junction binds
+	// it in a private directory next to the path and renames it there.
 	SocketMode FileMode `mapstructure:"socket_mode"`
 	// SocketOwner is the user (name or numeric id) that owns a unix
 	// socket; changing it needs privileges. Unix sockets only.
@@ -127,6 +133,17 @@ type Listener struct {
 	// typically the web server's group so that only it may connect. Unix
 	// sockets only.
 	SocketGroup string `mapstructure:"socket_group"`
+
+	// Allow lists the clients that may connect to a TCP listener: IP
+	// addresses ("10.0.0.5", "::1") and CIDR networks ("10.0.0.0/24",
+	// "fd00::/8"). A connection from anywhere else is closed as it is
+	// accepted, logged and counted. Default: any client. Any protocol;
+	// not on unix sockets, which socket_mode and socket_group guard. An
+	// scgi or fastcgi listener that other hosts can reach and that has no
+	// allow list is warned about at every start and by junction check:
+	// SCGI and FastCGI carry no authentication, so whoever connects may
+	// run scripts with any request variables.
+	Allow []string `mapstructure:"allow"`
 
 	// MaxHeaderBytes bounds the request head a front server may send (the
 	// SCGI netstring, the FastCGI params, the AJP forward-request packet,
@@ -138,9 +155,13 @@ type Listener struct {
 	// IdleTimeout is how long a kept-alive connection (FastCGI, AJP, HTTP)
 	// may wait for its next request. Default 60s.
 	IdleTimeout time.Duration `mapstructure:"idle_timeout"`
-	// WriteTimeout bounds writing the response to the front server. Default
-	// 0, meaning none: responses stream for as long as the script produces
-	// output, and the backend's timeout already bounds the script.
+	// WriteTimeout bounds each write of the response to the front server:
+	// a front server (or a client behind a front server that does not
+	// buffer) that takes nothing for this long loses the response. Streams
+	// may run for as long as they keep being read. Default 60s, as nginx's
+	// send_timeout and Apache's Timeout; -1 turns it off. On an http
+	// listener it bounds the whole response (net/http's WriteTimeout), and
+	// there is no default.
 	WriteTimeout time.Duration `mapstructure:"write_timeout"`
 
 	// MaxConns bounds the concurrent connections of a fastcgi listener (it
@@ -170,6 +191,28 @@ type Listener struct {
 	// Route is this instance's AJP route (jvmRoute) for sticky sessions.
 	// AJP only.
 	Route string `mapstructure:"route"`
+
+	// ResponseBuffering says whether junction holds a response until it
+	// has read the whole request body: auto, on or off. Some front servers
+	// stop sending the request body once response bytes arrive (nginx),
+	// others read no response before they have sent the whole body
+	// (Apache's mod_proxy_scgi); a script or app that answers while it
+	// reads (one that echoes its input, or streams progress) then waits
+	// for the front server forever, and it for junction. Holding the
+	// response (in memory up to 64 KiB, then in an unlinked temporary
+	// file) breaks the cycle; responses to requests without a body, and
+	// whatever a script writes after reading its body, still stream.
+	// auto holds for the protocols whose stock front servers need it:
+	// scgi, fastcgi and http, not ajp (whose own flow control keeps
+	// Apache's mod_proxy_ajp and mod_jk reading). Default auto.
+	ResponseBuffering string `mapstructure:"response_buffering"`
+	// MaxSpoolBytes bounds the bytes this listener keeps in temporary
+	// files at once: held responses (ResponseBuffering) and, on a
+	// multiplexed fastcgi listener, request bodies that arrive faster than
+	// their handlers read them. Beyond it the request that needs more is
+	// answered 503 Service Unavailable with Retry-After. Default 134217728
+	// (128 MiB).
+	MaxSpoolBytes int64 `mapstructure:"max_spool_bytes"`
 }
 
 // Route sends a URL path prefix to a backend.
@@ -252,6 +295,11 @@ type Backend struct {
 	// account; junction must run as root for that. Default: junction's own.
 	User  string `mapstructure:"user"`
 	Group string `mapstructure:"group"`
+	// AllowRoot lets scripts run as root when junction runs as root and
+	// neither this backend's user nor the top-level user is set. Without
+	// it junction refuses to start as root (as php-fpm does without -R);
+	// with it, junction warns at every start. Default false.
+	AllowRoot bool `mapstructure:"allow_root"`
 
 	// MaxHeaderBytes bounds the response header a script may print before
 	// its body (cgi and fastcgi). Default 65536 (64 KiB).

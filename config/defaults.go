@@ -28,6 +28,9 @@ const (
 	// One request per connection unless the server multiplexes, which
 	// nginx and Apache never do; 64 bounds one multiplexing peer.
 	defaultMaxRequestsPerConnMux = 64
+	// nginx's send_timeout and Apache's Timeout: a front server that has
+	// not taken a single write for a minute is stuck or gone.
+	defaultWriteTimeout = 60 * time.Second
 	// AJP13's standard packet size; mod_jk and mod_proxy_ajp default to it.
 	defaultPacketSize = 8192
 	// Matches nginx's default scgi_read_timeout/fastcgi_read_timeout: the
@@ -80,6 +83,13 @@ func (l *Listener) setDefaults() {
 	if l.IdleTimeout == 0 {
 		l.IdleTimeout = defaultIdleTimeout
 	}
+	// net/http's server, behind the http listener, bounds the whole
+	// response instead of each write: a default there would cut every
+	// stream at a minute.
+	if l.WriteTimeout == 0 && l.Protocol != ProtocolHTTP {
+		l.WriteTimeout = defaultWriteTimeout
+	}
+	l.setSpoolDefaults() // spool.go
 	switch l.Protocol {
 	case ProtocolFastCGI:
 		if l.MaxConns == 0 {

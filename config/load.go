@@ -238,19 +238,26 @@ func join(path, key string) string {
 
 // durationHook decodes Go duration strings ("30s", "2m", "500ms"), naming
 // the bad value when one does not parse.
-// A bare number is refused, except 0: "timeout: 30" would otherwise mean
-// 30 nanoseconds.
+// A bare number is refused, except 0 and -1 (TimeoutOff, which Validate
+// accepts for write_timeout only): "timeout: 30" would otherwise mean 30
+// nanoseconds.
 func durationHook(from, to reflect.Type, data any) (any, error) {
 	if to != reflect.TypeFor[time.Duration]() {
 		return data, nil
 	}
 	switch from.Kind() {
 	case reflect.String:
+		if data.(string) == "-1" {
+			return TimeoutOff, nil
+		}
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
 		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
 		reflect.Float32, reflect.Float64:
 		if reflect.ValueOf(data).IsZero() {
 			return time.Duration(0), nil
+		}
+		if f := reflect.ValueOf(data); f.CanInt() && f.Int() == -1 || f.CanFloat() && f.Float() == -1 {
+			return TimeoutOff, nil
 		}
 		return nil, fmt.Errorf("%v has no unit; write it like %vs or %vms", data, data, data)
 	default:

@@ -225,7 +225,7 @@ func (b *Backend) validatePool(v *validator, key string) {
 	v.onlyFor(key, "type cgi", []setting{
 		{"url_prefix", b.URLPrefix != ""}, {"script", b.Script != ""},
 		{"max_concurrent", b.MaxConcurrent != 0}, {"max_queue", b.MaxQueue != 0},
-		{"user", b.User != ""}, {"group", b.Group != ""},
+		{"user", b.User != ""}, {"group", b.Group != ""}, {"allow_root", b.AllowRoot},
 	})
 	if http {
 		v.onlyFor(key, "types cgi and fastcgi", []setting{

@@ -76,6 +76,10 @@ func (v *validator) add(key, format string, args ...any) {
 }
 
 func (v *validator) positive(key string, d time.Duration) {
+	if d == TimeoutOff {
+		v.add(key, "-1 (off) is for write_timeout only")
+		return
+	}
 	if d < 0 {
 		v.add(key, "%v must be positive", d)
 	}
@@ -129,6 +133,7 @@ func (l *Listener) validate(v *validator, key string, c *Config) {
 			{"socket_mode", l.SocketMode != 0}, {"socket_owner", l.SocketOwner != ""}, {"socket_group", l.SocketGroup != ""},
 		})
 	}
+	l.validateAllow(v, key, unix) // allow.go
 	if l.SocketMode > 0o777 {
 		v.add(key+".socket_mode", "%s is more than a permission (0777 at most)", l.SocketMode)
 	}
@@ -138,9 +143,12 @@ func (l *Listener) validate(v *validator, key string, c *Config) {
 	}
 	v.positive(key+".read_timeout", l.ReadTimeout)
 	v.positive(key+".idle_timeout", l.IdleTimeout)
-	v.positive(key+".write_timeout", l.WriteTimeout)
+	if l.WriteTimeout < 0 && l.WriteTimeout != TimeoutOff {
+		v.add(key+".write_timeout", "%v must be positive, or -1 to turn it off", l.WriteTimeout)
+	}
 	l.validateFastCGI(v, key)
 	l.validateAJP(v, key)
+	l.validateSpool(v, key) // spool.go
 }
 
 func (l *Listener) validateFastCGI(v *validator, key string) {

@@ -49,7 +49,7 @@ listeners:
   - {protocol: scgi, address: "systemd:junction-scgi", backend: scripts}
   - {protocol: http, address: %q, backend: scripts}
 backends:
-  scripts: {type: cgi, root: %q, url_prefix: /cgi-bin/, timeout: 30s}
+  scripts: {type: cgi, allow_root: true, root: %q, url_prefix: /cgi-bin/, timeout: 30s}
 `, httpLn.Addr().String(), s.Root))
 	cmd := exec.Command("/bin/sh", "-c", `LISTEN_PID=$$ exec "$0" serve -c "$1"`, junctionBin, cfg)
 	cmd.Env = append(os.Environ(), "LISTEN_FDS=2", "LISTEN_FDNAMES=junction-scgi:junction-http")

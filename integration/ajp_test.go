@@ -38,11 +38,11 @@ routes:
   - {prefix: /jk/, backend: jk}
   - {prefix: /jklb/, backend: jklb}
 backends:
-  scripts: {type: cgi, root: %[2]q, url_prefix: /cgi-bin/, timeout: 30s, max_concurrent: 64, set_env: {INSTANCE: %[4]q}}
-  slow: {type: cgi, root: %[2]q, url_prefix: /slow/, timeout: 30s}
-  stream: {type: cgi, root: %[2]q, url_prefix: /stream/, timeout: 30s}
-  jk: {type: cgi, root: %[2]q, url_prefix: /jk/, timeout: 30s, set_env: {INSTANCE: %[4]q}}
-  jklb: {type: cgi, root: %[2]q, url_prefix: /jklb/, timeout: 30s, set_env: {INSTANCE: %[4]q}}
+  scripts: {type: cgi, allow_root: true, root: %[2]q, url_prefix: /cgi-bin/, timeout: 30s, max_concurrent: 64, set_env: {INSTANCE: %[4]q}}
+  slow: {type: cgi, allow_root: true, root: %[2]q, url_prefix: /slow/, timeout: 30s}
+  stream: {type: cgi, allow_root: true, root: %[2]q, url_prefix: /stream/, timeout: 30s}
+  jk: {type: cgi, allow_root: true, root: %[2]q, url_prefix: /jk/, timeout: 30s, set_env: {INSTANCE: %[4]q}}
+  jklb: {type: cgi, allow_root: true, root: %[2]q, url_prefix: /jklb/, timeout: 30s, set_env: {INSTANCE: %[4]q}}
 `, listen, root, secret, route)
 }
 
@@ -468,7 +468,7 @@ func TestAJPUnixSocket(t *testing.T) {
 listeners:
   - {protocol: ajp, address: %q, socket_mode: "0666", backend: scripts}
 backends:
-  scripts: {type: cgi, root: %q, url_prefix: /cgi-bin/, timeout: 30s}
+  scripts: {type: cgi, allow_root: true, root: %q, url_prefix: /cgi-bin/, timeout: 30s}
 `, "unix:"+sock, site.Root), "unix:"+sock)
 	front := freeAddr(t)
 	startApache(t, ajpModules, fmt.Sprintf(`Listen %[1]s

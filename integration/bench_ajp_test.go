@@ -184,9 +184,11 @@ func (ct *connTracker) stop() int {
 //
 // with persistent connections on every hop (Apache to junction and to the
 // floor on unix sockets, to the app on loopback TCP), and counts the AJP
-// connections Apache opened to junction.
+// connections Apache opened to junction. With a baseline binary, the
+// junction path also runs on it, through a virtual host of its own on the
+// same Apache (bench_baseline_test.go).
 func BenchmarkEndToEndAJP(b *testing.B) {
-	d := benchDuration(b)
+	cfg := benchSettings(b)
 	needBin(b, wrkBin, "wrk")
 	needBin(b, apacheBin, "apache2")
 	needJunction(b)
@@ -196,25 +198,25 @@ func BenchmarkEndToEndAJP(b *testing.B) {
 	// reaches its gateways in the other benchmarks: the setup the README
 	// recommends on one host. The app is on loopback TCP for both paths.
 	dir := openTempDir(b)
-	jSock := filepath.Join(dir, "junction.sock")
-	jAddr := "unix:" + jSock
-	j := startJunction(b, fmt.Sprintf(`log: {level: warn, format: text}
+	gs := startGateways(b, cfg, dir, func(listen string) string {
+		return fmt.Sprintf(`log: {level: warn, format: text}
 listeners:
   - {protocol: ajp, address: %q, socket_mode: "0666", backend: app}
 backends:
   app: {type: http, instances: [%q]}
-`, jAddr, appAddr), jAddr)
+`, listen, appAddr)
+	})
 	fSock := filepath.Join(dir, "floor.sock")
 	floor := startFloor(b, "ajp13", "unix:"+fSock)
 
-	direct, via, fHTTP := freeAddr(b), freeAddr(b), freeAddr(b)
+	direct, fHTTP := freeAddr(b), freeAddr(b)
 	// Both workers reuse their backend connections (mod_proxy's default,
 	// disablereuse=Off); ttl only closes connections idle for a minute.
 	// wrk's own connections stay open for the whole run on both sides
 	// (MaxKeepAliveRequests 0: no limit).
-	startApache(b, []string{"proxy", "proxy_http", "proxy_ajp"}, fmt.Sprintf(`Listen %[1]s
+	var conf strings.Builder
+	fmt.Fprintf(&conf, `Listen %[1]s
 Listen %[2]s
-Listen %[5]s
 KeepAlive On
 MaxKeepAliveRequests 0
 KeepAliveTimeout 30
@@ -224,25 +226,32 @@ KeepAliveTimeout 30
 <VirtualHost %[2]s>
     ProxyPass / "unix:%[4]s|ajp://localhost/" ttl=60
 </VirtualHost>
-<VirtualHost %[5]s>
-    ProxyPass / "unix:%[6]s|ajp://localhost/" ttl=60
+`, direct, fHTTP, appAddr, fSock)
+	via := make([]string, len(gs))
+	for i, g := range gs {
+		via[i] = freeAddr(b)
+		fmt.Fprintf(&conf, `Listen %[1]s
+<VirtualHost %[1]s>
+    ProxyPass / "%[2]s|ajp://localhost/" ttl=60
 </VirtualHost>
-`, direct, via, appAddr, jSock, fHTTP, fSock))
+`, via[i], g.Listen)
+	}
+	startApache(b, []string{"proxy", "proxy_http", "proxy_ajp"}, conf.String())
 
 	const path = "/bench"
-	for _, addr := range []string{direct, via} {
+	for _, addr := range append([]string{direct}, via...) {
 		if r := httpGet(b, "http://"+addr+path); r.Status != 200 || r.Body != "app "+path+"\n" {
 			b.Fatalf("GET %s via %s = %d %q", path, addr, r.Status, r.Body)
 		}
 	}
 	checkFloorAnswer(b, "http://"+fHTTP+path)
 
-	track, err := trackConns(jAddr)
+	track, err := trackConns(gs[0].Listen)
 	if err != nil {
 		b.Fatal(err)
 	}
-	res := compareLoads(b, d,
-		wrkLoad{Name: "mod_proxy_ajp+junction", URL: "http://" + via + path, PGID: j.cmd.Process.Pid},
+	res := compareLoads(b, cfg,
+		gs.load(wrkLoad{Name: "mod_proxy_ajp+junction"}, func(i int) string { return "http://" + via[i] + path }),
 		wrkLoad{Name: "mod_proxy_http", URL: "http://" + direct + path, PGID: appProc.cmd.Process.Pid},
 		wrkLoad{Name: "mod_proxy_ajp floor", URL: "http://" + fHTTP + path, PGID: floor.cmd.Process.Pid},
 	)
@@ -257,9 +266,15 @@ KeepAliveTimeout 30
 	perConn := float64(res[0].AllRequests) / float64(max(conns, 1))
 	b.ReportMetric(float64(conns), "ajp-connections")
 	b.ReportMetric(perConn, "ajp-requests/conn")
+	var vsBase []baselineScenario
+	if gs.hasBaseline() {
+		vs := wrkScenario(row.Name, res[0])
+		vs.report(b)
+		vsBase = append(vsBase, vs)
+	}
 	appendBenchSummary(b, abTable(
-		fmt.Sprintf("AJP: wrk -t2 -c%d, %v per path, Apache mpm_event mod_proxy_ajp (unix socket) → junction → app vs mod_proxy_http → app (loopback TCP)", wrkConns, d),
-		"ajp", "http", []abRow{row, floorRow},
+		fmt.Sprintf("AJP: wrk -t2 -c%d, %v per path, Apache mpm_event mod_proxy_ajp (unix socket) → junction → app vs mod_proxy_http → app (loopback TCP)", wrkConns, cfg.Duration),
+		cfg.Rounds, "ajp", "http", []abRow{row, floorRow},
 		fmt.Sprintf("AJP connections Apache opened to junction: %d for %d requests (%.0f requests per connection; sampled every 20ms)", conns, res[0].AllRequests, perConn),
 		"cpu/req: ajp = junction's own CPU per request; http = the app's (for scale: junction's cost is on top of the app's)",
 		"ajp-floor (reference, timed in the same interleaved rounds; its rate is in the ajp column, ratio = to mod_proxy_http):",
@@ -267,5 +282,5 @@ KeepAliveTimeout 30
 		"  (GOMAXPROCS as junction); cpu/req: that process",
 		fmt.Sprintf("  junction's app GET is %.2fx of the floor; target %.2fx of mod_proxy_http would need %.0f req/s = %.2fx of the floor",
 			ofFloor, row.Target, row.Target*row.Ref.RPS, row.Target*row.Ref.RPS/floorRow.J.RPS),
-	))
+	)+baselineTable(cfg, "AJP", vsBase))
 }

@@ -2,8 +2,6 @@ package integration
 
 import (
 	"fmt"
-	"math"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
@@ -13,44 +11,25 @@ import (
 	"time"
 )
 
-// This file holds the FastCGI comparison and the A/B machinery that the
-// FastCGI, AJP and pool benchmarks share (bench_ajp_test.go,
+// This file holds the FastCGI comparison and the A/B machinery that every
+// end-to-end benchmark shares (bench_test.go, bench_ajp_test.go,
 // bench_pools_test.go):
 //
-//   - benchDuration skips unless JUNCTION_BENCH=1 and reads
-//     JUNCTION_BENCH_DURATION, the measured time of each path;
-//   - compareLoads warms every path up, then runs benchRounds interleaved
-//     rounds (A B C, B C A, C A B) and returns per-path medians, so a burst
-//     of load from someone else on the machine lands on every path alike;
+//   - benchSettings (bench_baseline_test.go) skips unless JUNCTION_BENCH=1
+//     and reads JUNCTION_BENCH_DURATION, the measured time of each path,
+//     JUNCTION_BENCH_ROUNDS and JUNCTION_BENCH_BASELINE;
+//   - compareLoads warms every path up, then runs the rounds interleaved
+//     (A B C, B C A, C A B), a path's baseline run right after its junction
+//     run, and returns per-path medians, so a burst of load from someone
+//     else on the machine lands on every path alike;
 //   - abTable formats rows of "junction path vs reference path" with the
-//     ratio and the target, for appendBenchSummary.
+//     ratio and the target, for appendBenchSummary; baselineTable
+//     (bench_baseline_test.go) the junction vs baseline figures.
 
 const (
 	fcgiwrapBin  = "/usr/sbin/fcgiwrap"
 	spawnFCGIBin = "/usr/bin/spawn-fcgi"
 )
-
-// benchRounds is how many interleaved wrk runs each path gets; the
-// reported figures are their medians.
-const benchRounds = 3
-
-// benchDuration skips b unless JUNCTION_BENCH=1 and returns how long each
-// compared path is measured in total (JUNCTION_BENCH_DURATION, default
-// 10s), split over benchRounds runs.
-func benchDuration(b *testing.B) time.Duration {
-	b.Helper()
-	if os.Getenv("JUNCTION_BENCH") != "1" {
-		b.Skip("set JUNCTION_BENCH=1 to run the end-to-end benchmarks")
-	}
-	d := 10 * time.Second
-	if s := os.Getenv("JUNCTION_BENCH_DURATION"); s != "" {
-		var err error
-		if d, err = time.ParseDuration(s); err != nil || d <= 0 {
-			b.Fatalf("JUNCTION_BENCH_DURATION=%q: want a positive duration (%v)", s, err)
-		}
-	}
-	return d
-}
 
 // wrkLoad is one path under test.
 type wrkLoad struct {
@@ -66,6 +45,12 @@ type wrkLoad struct {
 	// FrontPGID is the front server's process group (nginx: master and
 	// workers), charged per request as FrontCPUPerReq; 0 for none.
 	FrontPGID int
+	// Metrics is the gateway's operations listener (host:port), read
+	// before and after the run for its heap allocations; "" for none.
+	Metrics string
+	// Baseline, when set, is the same path on the baseline binary,
+	// measured by compareLoads right after this one in every round.
+	Baseline *wrkLoad
 }
 
 // runWrkLoad runs wrk once on l for secs seconds.
@@ -87,6 +72,7 @@ func runWrkLoad(b *testing.B, l wrkLoad, secs int) wrkResult {
 	if l.FrontPGID != 0 {
 		front0 = groupCPU(l.FrontPGID)
 	}
+	heap := countHeap(b, l.Metrics)
 	busy0, busyErr := machineCPU()
 	start := time.Now()
 	cmd := exec.Command(wrkBin, args...)
@@ -100,6 +86,7 @@ func runWrkLoad(b *testing.B, l wrkLoad, secs int) wrkResult {
 	if err != nil {
 		b.Fatalf("%s: %v", l.Name, err)
 	}
+	r.Heap = heap.since(b)
 	if r.Requests == 0 {
 		return r
 	}
@@ -130,50 +117,106 @@ func runWrkLoad(b *testing.B, l wrkLoad, secs int) wrkResult {
 // loadResult is what compareLoads measured on one path.
 type loadResult struct {
 	// Median holds the medians of the rounds' rates, latencies and CPU;
-	// its Requests and Errors are the rounds' sums.
+	// its Requests, Errors and Heap are the rounds' sums.
 	Median wrkResult
 	// AllRequests counts every request sent, warm-up included.
 	AllRequests int
+	// Runs are the rounds, in order; Baseline the baseline's, one per
+	// round, when the load had one (nil otherwise).
+	Runs, Baseline []wrkResult
 }
 
 // compareLoads warms each load up for a short run, then measures each for
-// d in total, in benchRounds interleaved runs whose starting path rotates.
-// Every run is checked for errors.
-func compareLoads(b *testing.B, d time.Duration, loads ...wrkLoad) []loadResult {
+// cfg.Duration in total, in cfg.Rounds interleaved runs whose starting
+// path rotates; a load and its Baseline run back to back in each round
+// (pairOrder). Every run is checked for errors.
+func compareLoads(b *testing.B, cfg benchConfig, loads ...wrkLoad) []loadResult {
 	b.Helper()
 	warm := 1
-	if d >= 10*time.Second {
+	if cfg.Duration >= 10*time.Second {
 		warm = 2
 	}
-	secs := max(1, int(math.Round(d.Seconds()/benchRounds)))
+	secs := cfg.roundSecs()
 	res := make([]loadResult, len(loads))
 	for i, l := range loads {
-		w := runWrkLoad(b, l, warm)
-		res[i].AllRequests += w.Requests
-		if w.Errors > 0 {
-			b.Errorf("%s warm-up: %d errors of %d requests", l.Name, w.Errors, w.Requests)
+		for k, side := range l.sides() {
+			w := runWrkLoad(b, side, warm)
+			if k == 0 {
+				res[i].AllRequests += w.Requests
+			}
+			if w.Errors > 0 {
+				b.Errorf("%s warm-up: %d errors of %d requests", side.Name, w.Errors, w.Requests)
+			}
 		}
 	}
-	runs := make([][]wrkResult, len(loads))
-	for round := range benchRounds {
+	for round := range cfg.Rounds {
 		for k := range loads {
 			i := (round + k) % len(loads)
-			r := runWrkLoad(b, loads[i], secs)
-			runs[i] = append(runs[i], r)
-			res[i].AllRequests += r.Requests
+			for _, side := range pairOrder(round) {
+				l := loads[i]
+				if side == 1 {
+					if l.Baseline == nil {
+						continue
+					}
+					l = *l.Baseline
+				}
+				r := runWrkLoad(b, l, secs)
+				logRound(b, round, l, r)
+				if side == 0 {
+					res[i].Runs = append(res[i].Runs, r)
+					res[i].AllRequests += r.Requests
+				} else {
+					res[i].Baseline = append(res[i].Baseline, r)
+				}
+			}
 		}
 	}
 	for i, l := range loads {
-		res[i].Median = medianWrk(runs[i])
+		res[i].Median = medianWrk(res[i].Runs)
 		if m := res[i].Median; m.Errors > 0 {
 			b.Errorf("%s: %d errors of %d requests", l.Name, m.Errors, m.Requests)
+		}
+		if m := medianWrk(res[i].Baseline); m.Errors > 0 {
+			b.Errorf("%s: %d errors of %d requests", l.Baseline.Name, m.Errors, m.Requests)
 		}
 	}
 	return res
 }
 
+// logRound logs one run of l (go test -v shows it), for telling a noisy
+// round from a real difference.
+func logRound(b *testing.B, round int, l wrkLoad, r wrkResult) {
+	b.Helper()
+	others := "-"
+	if l.PGID != 0 && l.FrontPGID != 0 {
+		others = othersCell(r.Others)
+	}
+	b.Logf("round %d %-40s %7.0f req/s  p99 %8v  cpu/req %6v  allocs/req %6s  others %s",
+		round+1, l.Name, r.RPS, r.LatencyP99.Round(10*time.Microsecond), r.CPUPerReq.Round(time.Microsecond), allocsCell(r), others)
+}
+
+// pairOrder is the order in which a path runs on junction (0) and on the
+// baseline (1) in a round (counted from 0): junction first in even
+// rounds, the baseline in odd ones, so that whatever the previous run leaves behind (its scripts
+// still exiting, a cold cache) does not always fall on the same binary.
+func pairOrder(round int) [2]int {
+	if round%2 == 1 {
+		return [2]int{1, 0}
+	}
+	return [2]int{0, 1}
+}
+
+// sides is the load itself and, if it has one, its baseline twin.
+func (l wrkLoad) sides() []wrkLoad {
+	if l.Baseline == nil {
+		return []wrkLoad{l}
+	}
+	return []wrkLoad{l, *l.Baseline}
+}
+
 // medianWrk combines runs: the median of each rate, latency and CPU
-// figure on its own, and the sums of requests and errors.
+// figure on its own, and the sums of requests, errors and the gateway's
+// counts (sumHeap).
 func medianWrk(runs []wrkResult) wrkResult {
 	var out wrkResult
 	if len(runs) == 0 {
@@ -182,7 +225,9 @@ func medianWrk(runs []wrkResult) wrkResult {
 	rps := make([]float64, len(runs))
 	others := make([]float64, len(runs))
 	var avg, p99, cpu, front, wrk []time.Duration
+	heap := make([]heapCount, len(runs))
 	for i, r := range runs {
+		heap[i] = r.Heap
 		rps[i] = r.RPS
 		others[i] = r.Others
 		avg = append(avg, r.LatencyAvg)
@@ -200,6 +245,7 @@ func medianWrk(runs []wrkResult) wrkResult {
 	out.CPUPerReq = medianDuration(cpu)
 	out.FrontCPUPerReq = medianDuration(front)
 	out.WrkCPUPerReq = medianDuration(wrk)
+	out.Heap = sumHeap(heap...)
 	return out
 }
 
@@ -230,10 +276,14 @@ func TestMedianWrk(t *testing.T) {
 	}{
 		{"none", nil, wrkResult{}},
 		{"odd", []wrkResult{
-			{RPS: 300, LatencyAvg: 3 * ms, LatencyP99: 9 * ms, Requests: 10, Errors: 1, CPUPerReq: 30, FrontCPUPerReq: 7, WrkCPUPerReq: 1, Others: 0.5},
-			{RPS: 100, LatencyAvg: 1 * ms, LatencyP99: 7 * ms, Requests: 20, CPUPerReq: 10, FrontCPUPerReq: 9, WrkCPUPerReq: 3, Others: 0},
-			{RPS: 200, LatencyAvg: 2 * ms, LatencyP99: 8 * ms, Requests: 30, Errors: 2, CPUPerReq: 20, FrontCPUPerReq: 8, WrkCPUPerReq: 2, Others: 0.25},
-		}, wrkResult{RPS: 200, LatencyAvg: 2 * ms, LatencyP99: 8 * ms, Requests: 60, Errors: 3, CPUPerReq: 20, FrontCPUPerReq: 8, WrkCPUPerReq: 2, Others: 0.25}},
+			{RPS: 300, LatencyAvg: 3 * ms, LatencyP99: 9 * ms, Requests: 10, Errors: 1, CPUPerReq: 30, FrontCPUPerReq: 7, WrkCPUPerReq: 1, Others: 0.5, Heap: heapCount{Mallocs: 1000, Served: 11}},
+			{RPS: 100, LatencyAvg: 1 * ms, LatencyP99: 7 * ms, Requests: 20, CPUPerReq: 10, FrontCPUPerReq: 9, WrkCPUPerReq: 3, Others: 0, Heap: heapCount{Mallocs: 2000, Served: 21}},
+			{RPS: 200, LatencyAvg: 2 * ms, LatencyP99: 8 * ms, Requests: 30, Errors: 2, CPUPerReq: 20, FrontCPUPerReq: 8, WrkCPUPerReq: 2, Others: 0.25, Heap: heapCount{Mallocs: 3000, Served: 31}},
+		}, wrkResult{RPS: 200, LatencyAvg: 2 * ms, LatencyP99: 8 * ms, Requests: 60, Errors: 3, CPUPerReq: 20, FrontCPUPerReq: 8, WrkCPUPerReq: 2, Others: 0.25, Heap: heapCount{Mallocs: 6000, Served: 63}}},
+		{"uncounted allocations", []wrkResult{
+			{RPS: 100, Requests: 10, Heap: heapCount{Mallocs: 1000, Served: 10}},
+			{RPS: 100, Requests: 10, Heap: heapCount{Mallocs: -1, Served: 10}},
+		}, wrkResult{RPS: 100, Requests: 20, Heap: heapCount{Mallocs: -1, Served: 20}}},
 		{"even", []wrkResult{
 			{RPS: 100, LatencyAvg: 4 * ms, LatencyP99: 10 * ms, Requests: 1},
 			{RPS: 200, LatencyAvg: 2 * ms, LatencyP99: 20 * ms, Requests: 1},
@@ -290,22 +340,24 @@ func (r abRow) report(b *testing.B, jName, refName string) {
 	b.ReportMetric(r.Ratio(), name+"-"+jName+"/"+refName)
 }
 
-// abTable formats rows under title; jName and refName head the two sides.
-func abTable(title, jName, refName string, rows []abRow, notes ...string) string {
+// abTable formats rows under title, measured in rounds interleaved runs;
+// jName and refName head the two sides.
+func abTable(title string, rounds int, jName, refName string, rows []abRow, notes ...string) string {
 	var t strings.Builder
-	fmt.Fprintf(&t, "\n%s (GOMAXPROCS %d, medians of %d interleaved runs)\n", title, runtime.GOMAXPROCS(0), benchRounds)
-	fmt.Fprintf(&t, "%-14s %11s %9s %9s %11s %9s %9s %8s %7s %7s\n",
-		"case", jName+"/s", "p99", "cpu/req", refName+"/s", "p99", "cpu/req", "ratio", "target", "")
+	fmt.Fprintf(&t, "\n%s (GOMAXPROCS %d, medians of %d interleaved runs)\n", title, runtime.GOMAXPROCS(0), rounds)
+	fmt.Fprintf(&t, "%-14s %11s %9s %9s %7s %11s %9s %9s %8s %7s %7s\n",
+		"case", jName+"/s", "p99", "cpu/req", "allocs", refName+"/s", "p99", "cpu/req", "ratio", "target", "")
 	us := 10 * time.Microsecond
 	for _, r := range rows {
 		target := "-"
 		if r.Target > 0 {
 			target = fmt.Sprintf("≥%.2fx", r.Target)
 		}
-		fmt.Fprintf(&t, "%-14s %11.0f %9v %9s %11.0f %9v %9s %7.2fx %7s %7s\n", r.Name,
-			r.J.RPS, r.J.LatencyP99.Round(us), cpuCell(r.J), r.Ref.RPS, r.Ref.LatencyP99.Round(us), cpuCell(r.Ref),
+		fmt.Fprintf(&t, "%-14s %11.0f %9v %9s %7s %11.0f %9v %9s %7.2fx %7s %7s\n", r.Name,
+			r.J.RPS, r.J.LatencyP99.Round(us), cpuCell(r.J), allocsCell(r.J), r.Ref.RPS, r.Ref.LatencyP99.Round(us), cpuCell(r.Ref),
 			r.Ratio(), target, r.verdict())
 	}
+	t.WriteString("allocs: the junction side's Go heap allocations per request (all rounds pooled)\n")
 	for _, n := range notes {
 		t.WriteString(n)
 		t.WriteByte('\n')
@@ -319,6 +371,15 @@ func cpuCell(r wrkResult) string {
 		return "-"
 	}
 	return r.CPUPerReq.Round(time.Microsecond).String()
+}
+
+// allocsCell is r's heap allocations per request, or "-" when they were
+// not counted.
+func allocsCell(r wrkResult) string {
+	if a := r.allocsPerReq(); a >= 0 {
+		return fmt.Sprintf("%.1f", a)
+	}
+	return "-"
 }
 
 // buildHelloC compiles the static C hello (helloC) into dir/hello-c.
@@ -336,9 +397,10 @@ func buildHelloC(b *testing.B, dir string) {
 //	nginx → fastcgi_pass → fcgiwrap                                 → script
 //
 // plus junction with nginx's FastCGI keep-alive (fastcgi_keep_conn), which
-// fcgiwrap does not support, as an extra row.
+// fcgiwrap does not support, as an extra row. With a baseline binary, both
+// junction paths also run on it (bench_baseline_test.go).
 func BenchmarkEndToEndFastCGI(b *testing.B) {
-	d := benchDuration(b)
+	cfg := benchSettings(b)
 	needBin(b, wrkBin, "wrk")
 	needBin(b, gccBin, "gcc")
 	needBin(b, nginxBin, "nginx-light")
@@ -352,14 +414,15 @@ func BenchmarkEndToEndFastCGI(b *testing.B) {
 	// nginx reaches both runners on unix sockets, as Debian's
 	// fcgiwrap.socket and the README's recommended one-host setup do.
 	sock := b.TempDir()
-	jAddr := "unix:" + filepath.Join(sock, "junction.sock")
 	fSock := filepath.Join(sock, "fcgiwrap.sock")
-	j := startJunction(b, fmt.Sprintf(`log: {level: warn, format: text}
+	gs := startGateways(b, cfg, sock, func(listen string) string {
+		return fmt.Sprintf(`log: {level: warn, format: text}
 listeners:
   - {protocol: fastcgi, address: %q, backend: scripts}
 backends:
-  scripts: {type: cgi, root: %q, url_prefix: /cgi-bin/, timeout: 30s, max_concurrent: 64}
-`, jAddr, s.Root), jAddr)
+  scripts: {type: cgi, allow_root: true, root: %q, url_prefix: /cgi-bin/, timeout: 30s, max_concurrent: 64}
+`, listen, s.Root)
+	})
 	// Each fcgiwrap process serves one request at a time (it waits for
 	// its script), so it gets as many processes as wrk keeps requests in
 	// flight: fewer would queue requests in the listen backlog.
@@ -370,8 +433,7 @@ backends:
 		fcgiwrapBin, "-c", fmt.Sprint(wrkConns)})
 	waitListening(b, fw, 10*time.Second, "unix:"+fSock)
 
-	jHTTP, fHTTP, kHTTP := freeAddr(b), freeAddr(b), freeAddr(b)
-	// One location shape for both runners: the Debian fastcgi_params plus
+	// One location shape for every runner: the Debian fastcgi_params plus
 	// SCRIPT_FILENAME, which fcgiwrap needs and junction checks against its
 	// root.
 	loc := func(pass string) string {
@@ -382,15 +444,20 @@ backends:
             %s
         }`, s.Dir, pass)
 	}
-	ngx := startNginx(b, fmt.Sprintf(`
-    access_log off;
-    upstream junction_keep { server %[4]s; keepalive %[7]d; }
-    server { listen %[1]s; %[5]s }
-    server { listen %[2]s; %[6]s }
-    server { listen %[3]s; %[8]s }
-`, jHTTP, fHTTP, kHTTP, jAddr,
-		loc("fastcgi_pass "+jAddr+";"), loc("fastcgi_pass unix:"+fSock+";"), wrkConns,
-		loc("fastcgi_pass junction_keep;\n            fastcgi_keep_conn on;")))
+	fHTTP := freeAddr(b)
+	servers := fmt.Sprintf("    server { listen %s; %s }\n", fHTTP, loc("fastcgi_pass unix:"+fSock+";"))
+	// Each gateway gets a server per connection style: jHTTP a connection
+	// per request, kHTTP kept connections.
+	jHTTP, kHTTP := make([]string, len(gs)), make([]string, len(gs))
+	for i, g := range gs {
+		jHTTP[i], kHTTP[i] = freeAddr(b), freeAddr(b)
+		servers += fmt.Sprintf(`    upstream keep_%[1]s { server %[2]s; keepalive %[3]d; }
+    server { listen %[4]s; %[5]s }
+    server { listen %[6]s; %[7]s }
+`, g.Label, g.Listen, wrkConns, jHTTP[i], loc("fastcgi_pass "+g.Listen+";"),
+			kHTTP[i], loc("fastcgi_pass keep_"+g.Label+";\n            fastcgi_keep_conn on;"))
+	}
+	ngx := startNginx(b, "\n    access_log off;\n"+servers)
 
 	scripts := []struct {
 		name, file string
@@ -401,21 +468,22 @@ backends:
 	}
 	var rows []abRow
 	var bounds []string
+	var vsBase []baselineScenario
 	front := ngx.cmd.Process.Pid
 	for _, sc := range scripts {
 		path := "/cgi-bin/" + sc.file
-		for _, addr := range []string{jHTTP, fHTTP, kHTTP} {
+		for _, addr := range slices.Concat([]string{fHTTP}, jHTTP, kHTTP) {
 			if r := httpGet(b, "http://"+addr+path); r.Status != 200 || !strings.HasPrefix(r.Body, "Hello from") {
 				b.Fatalf("GET %s via %s = %d %q", path, addr, r.Status, r.Body)
 			}
 		}
-		res := compareLoads(b, d,
-			wrkLoad{Name: sc.name + " junction", URL: "http://" + jHTTP + path, PGID: j.cmd.Process.Pid, FrontPGID: front},
+		res := compareLoads(b, cfg,
+			gs.load(wrkLoad{Name: sc.name + " junction", FrontPGID: front}, func(i int) string { return "http://" + jHTTP[i] + path }),
 			wrkLoad{Name: sc.name + " fcgiwrap", URL: "http://" + fHTTP + path, PGID: fw.cmd.Process.Pid, FrontPGID: front},
-			wrkLoad{Name: sc.name + " junction keepalive", URL: "http://" + kHTTP + path, PGID: j.cmd.Process.Pid, FrontPGID: front},
+			gs.load(wrkLoad{Name: sc.name + " junction keepalive", FrontPGID: front}, func(i int) string { return "http://" + kHTTP[i] + path }),
 		)
 		// The fork+exec ceiling, as BenchmarkEndToEnd measures it.
-		ceiling := forkExecRate(b, filepath.Join(s.Root, sc.file), wrkConns, d/2)
+		ceiling := forkExecRate(b, filepath.Join(s.Root, sc.file), wrkConns, cfg.Duration/2)
 		b.ReportMetric(ceiling.Rate, sc.name+"-forkexec/s")
 		row := abRow{Name: sc.name, J: res[0].Median, Ref: res[1].Median, Target: sc.target}
 		keep := abRow{Name: sc.name + "+keep", J: res[2].Median, Ref: res[1].Median}
@@ -427,13 +495,19 @@ backends:
 				sc.name, ceiling.Rate, 100*row.J.RPS/ceiling.Rate, 100*keep.J.RPS/ceiling.Rate),
 			strings.TrimSuffix(boundLine(sc.name, runtime.NumCPU(), ceiling, row.J, "fcgiwrap", row.Ref), "\n"),
 			strings.TrimSuffix(boundLine(sc.name+"+keep", runtime.NumCPU(), ceiling, keep.J, "fcgiwrap", keep.Ref), "\n"))
+		if gs.hasBaseline() {
+			vsBase = append(vsBase, wrkScenario(row.Name, res[0]), wrkScenario(keep.Name, res[2]))
+		}
+	}
+	for _, sc := range vsBase {
+		sc.report(b)
 	}
 	appendBenchSummary(b, abTable(
-		fmt.Sprintf("FastCGI: wrk -t2 -c%d, %v per path, nginx fastcgi_pass (unix sockets) → junction vs → fcgiwrap -c %d", wrkConns, d, wrkConns),
-		"junction", "fcgiwrap", rows,
+		fmt.Sprintf("FastCGI: wrk -t2 -c%d, %v per path, nginx fastcgi_pass (unix sockets) → junction vs → fcgiwrap -c %d", wrkConns, cfg.Duration, wrkConns),
+		cfg.Rounds, "junction", "fcgiwrap", rows,
 		append([]string{
 			"+keep: junction behind an upstream with keepalive and fastcgi_keep_conn on (fcgiwrap cannot keep connections);",
 			"cpu/req: the runner's own process group per request, the scripts' CPU excluded on both sides",
 		}, bounds...)...,
-	))
+	)+baselineTable(cfg, "FastCGI", vsBase))
 }

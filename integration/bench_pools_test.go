@@ -110,9 +110,11 @@ func procMemKiB(pid int) (hwm, rss int, err error) {
 // adds is measured after it, open loop (openloop_test.go): GET and
 // hello.php at a constant 40 % of junction's closed-loop rate for that
 // case, junction and nginx interleaved, each request timed from its
-// scheduled send.
+// scheduled send. With a baseline binary, every junction path, closed and
+// open loop, also runs on it, through a server of its own on the same
+// nginx (bench_baseline_test.go).
 func BenchmarkEndToEndPools(b *testing.B) {
-	d := benchDuration(b)
+	cfg := benchSettings(b)
 	needBin(b, wrkBin, "wrk")
 	needBin(b, nginxBin, "nginx-light")
 	needBin(b, phpFPMBin, "php8.2-fpm")
@@ -130,14 +132,19 @@ func BenchmarkEndToEndPools(b *testing.B) {
 		"<?php header(\"Content-Type: text/plain\"); echo \"Hello from php\\n\";\n")
 	// 8 workers: junction keeps 4 connections (FCGI_KEEP_CONN), each
 	// holding a worker even while idle, so nginx's rounds find 4 free
-	// workers, as many as junction's rounds use.
-	sock := startBenchFPM(b, dir, 8)
+	// workers, as many as junction's rounds use. A baseline junction
+	// holds 4 more.
+	children := 8
+	if cfg.Baseline != "" {
+		children += 4
+	}
+	sock := startBenchFPM(b, dir, children)
 
 	// nginx reaches junction on a unix socket, as it reaches php-fpm:
 	// the setup the README recommends on one host (a TCP connection per
 	// SCGI request costs both sides more).
-	jAddr := "unix:" + filepath.Join(dir, "junction.sock")
-	j := startJunction(b, fmt.Sprintf(`log: {level: warn, format: text}
+	gs := startGateways(b, cfg, dir, func(listen string) string {
+		return fmt.Sprintf(`log: {level: warn, format: text}
 listeners:
   - {protocol: scgi, address: %q, backend: app}
 routes:
@@ -145,7 +152,8 @@ routes:
 backends:
   app: {type: http, instances: [%q, %q], balance: round_robin}
   php: {type: fastcgi, instances: [%q], root: %q, keepalive: 4, max_conns: 4}
-`, jAddr, a1, a2, "unix:"+sock, phpRoot), jAddr)
+`, listen, a1, a2, "unix:"+sock, phpRoot)
+	})
 
 	// The references sit on unix sockets too. uWSGI: 8 processes, enough
 	// to keep wrk's 16 connections busy while each waits for the app.
@@ -163,15 +171,28 @@ backends:
 	fAddr := "unix:" + filepath.Join(dir, "floor.sock")
 	floor := startFloor(b, "scgi", fAddr)
 
-	direct, via, uHTTP, fHTTP := freeAddr(b), freeAddr(b), freeAddr(b), freeAddr(b)
-	// Bodies up to 2 MiB stay in nginx's memory on both paths.
+	direct, uHTTP, fHTTP := freeAddr(b), freeAddr(b), freeAddr(b)
+	via := make([]string, len(gs))
+	var servers strings.Builder
+	for i, g := range gs {
+		via[i] = freeAddr(b)
+		fmt.Fprintf(&servers, `    server {
+        listen %s;
+        location / {
+            include /etc/nginx/scgi_params;
+            scgi_pass %s;
+        }
+    }
+`, via[i], g.Listen)
+	}
+	// Bodies up to 2 MiB stay in nginx's memory on every path.
 	startNginx(b, fmt.Sprintf(`
     access_log off;
     client_max_body_size 4m;
     client_body_buffer_size 2m;
     upstream apps {
+        server %[2]s;
         server %[3]s;
-        server %[4]s;
         keepalive 16;
     }
     server {
@@ -182,37 +203,30 @@ backends:
             proxy_set_header Connection "";
         }
         location /php/ {
-            root %[6]q;
+            root %[4]q;
             include /etc/nginx/fastcgi_params;
             fastcgi_param SCRIPT_FILENAME $document_root$fastcgi_script_name;
-            fastcgi_pass unix:%[7]s;
+            fastcgi_pass unix:%[5]s;
         }
     }
     server {
-        listen %[2]s;
+        listen %[6]s;
         location / {
             include /etc/nginx/scgi_params;
-            scgi_pass %[5]s;
+            scgi_pass unix:%[7]s;
         }
     }
     server {
         listen %[8]s;
         location / {
             include /etc/nginx/scgi_params;
-            scgi_pass unix:%[9]s;
+            scgi_pass %[9]s;
         }
     }
-    server {
-        listen %[10]s;
-        location / {
-            include /etc/nginx/scgi_params;
-            scgi_pass %[11]s;
-        }
-    }
-`, direct, via, a1, a2, jAddr, phpRoot, sock, uHTTP, uSock, fHTTP, fAddr))
+%[10]s`, direct, a1, a2, phpRoot, sock, uHTTP, uSock, fHTTP, fAddr, servers.String()))
 
 	// Every path answers correctly before it is timed.
-	for _, addr := range []string{direct, via} {
+	for _, addr := range append([]string{direct}, via...) {
 		if r := httpGet(b, "http://"+addr+"/hello"); r.Status != 200 || (r.Body != "a1 /hello\n" && r.Body != "a2 /hello\n") {
 			b.Fatalf("GET /hello via %s = %d %q", addr, r.Status, r.Body)
 		}
@@ -235,30 +249,32 @@ backends:
 	}
 	checkFloorAnswer(b, "http://"+fHTTP+"/hello")
 	script := writeFile(b, b.TempDir(), "post.lua", postLua)
-	jpid := j.cmd.Process.Pid
+	viaURL := func(path string) func(int) string {
+		return func(i int) string { return "http://" + via[i] + path }
+	}
 
-	get := compareLoads(b, d,
-		wrkLoad{Name: "pool GET junction", URL: "http://" + via + "/hello", PGID: jpid},
+	get := compareLoads(b, cfg,
+		gs.load(wrkLoad{Name: "pool GET junction"}, viaURL("/hello")),
 		wrkLoad{Name: "pool GET proxy_pass", URL: "http://" + direct + "/hello"},
 		wrkLoad{Name: "uWSGI router", URL: "http://" + uHTTP + "/hello", PGID: u.cmd.Process.Pid},
 		wrkLoad{Name: "SCGI floor", URL: "http://" + fHTTP + "/hello", PGID: floor.cmd.Process.Pid},
 	)
-	php := compareLoads(b, d,
-		wrkLoad{Name: "php junction", URL: "http://" + via + "/php/hello.php", PGID: jpid},
+	php := compareLoads(b, cfg,
+		gs.load(wrkLoad{Name: "php junction"}, viaURL("/php/hello.php")),
 		wrkLoad{Name: "php fastcgi_pass", URL: "http://" + direct + "/php/hello.php"},
 	)
-	post := compareLoads(b, d,
-		wrkLoad{Name: "POST junction", URL: "http://" + via + "/upload", Script: script, PGID: jpid},
+	post := compareLoads(b, cfg,
+		gs.load(wrkLoad{Name: "POST junction", Script: script}, viaURL("/upload")),
 		wrkLoad{Name: "POST proxy_pass", URL: "http://" + direct + "/upload", Script: script},
 	)
-	// Open loop, at a rate both paths sustain with room to spare.
-	openGET := compareOpenLoops(b, openShare*get[0].Median.RPS, benchRounds,
-		openPath{"pool GET junction", "http://" + via + "/hello"},
-		openPath{"pool GET proxy_pass", "http://" + direct + "/hello"})
-	openPHP := compareOpenLoops(b, openShare*php[0].Median.RPS, benchRounds,
-		openPath{"php junction", "http://" + via + "/php/hello.php"},
-		openPath{"php fastcgi_pass", "http://" + direct + "/php/hello.php"})
-	hwm, rss, err := procMemKiB(jpid)
+	// Open loop, at a rate every path sustains with room to spare.
+	openGET := compareOpenLoops(b, openShare*get[0].Median.RPS, cfg.Rounds,
+		gs.openPath("pool GET junction", viaURL("/hello")),
+		openPath{Name: "pool GET proxy_pass", URL: "http://" + direct + "/hello"})
+	openPHP := compareOpenLoops(b, openShare*php[0].Median.RPS, cfg.Rounds,
+		gs.openPath("php junction", viaURL("/php/hello.php")),
+		openPath{Name: "php fastcgi_pass", URL: "http://" + direct + "/php/hello.php"})
+	hwm, rss, err := procMemKiB(gs[0].PGID())
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -288,8 +304,8 @@ backends:
 	b.ReportMetric(float64(hwm)/1024, "junction-VmHWM-MiB")
 
 	opens := []openRow{
-		{Name: rows[0].Name, J: openGET[0], Ref: openGET[1]},
-		{Name: rows[1].Name, J: openPHP[0], Ref: openPHP[1]},
+		{Name: rows[0].Name, J: openGET[0].Median, Ref: openGET[1].Median},
+		{Name: rows[1].Name, J: openPHP[0].Median, Ref: openPHP[1].Median},
 	}
 	for _, o := range opens {
 		o.report(b)
@@ -307,7 +323,7 @@ backends:
 	notes = append(notes, fmt.Sprintf("  open loop: Go generator in the test process, keep-alive HTTP/1.1, ≤ %d in flight, latency from each request's scheduled send "+
 		"(the generator's send lag is in it); junction and nginx interleaved, %d rounds of %v after a %v warm-up each, medians; "+
 		"wrk's CPU per request in the closed loop, for scale: %v",
-		openMaxInFlight, benchRounds, openRound, openWarmup, get[0].Median.WrkCPUPerReq.Round(time.Microsecond)))
+		openMaxInFlight, cfg.Rounds, openRound, openWarmup, get[0].Median.WrkCPUPerReq.Round(time.Microsecond)))
 	memVerdict := "met"
 	if hwm > 30<<10 {
 		memVerdict = "MISSED"
@@ -316,15 +332,40 @@ backends:
 		fmt.Sprintf("POST 1MiB: junction %.1f MiB/s, nginx proxy_pass %.1f MiB/s (wrk -c%d, body in nginx memory on both)", jMiBs, nMiBs, wrkConns),
 		fmt.Sprintf("junction memory after the run: VmHWM (peak) %.1f MiB, VmRSS %.1f MiB (target peak ≤ 30 MiB: %s)", float64(hwm)/1024, float64(rss)/1024, memVerdict),
 		"nginx side: upstream keepalive 16 to the 2 app instances; fastcgi_pass and scgi_pass on unix sockets; cpu/req: junction only",
-		"php-fpm: 8 workers; junction keeps 4 connections to it (keepalive 4, max_conns 4), nginx's fastcgi_pass opens one per request (its default)",
+		fmt.Sprintf("php-fpm: %d workers; junction keeps 4 connections to it (keepalive 4, max_conns 4), nginx's fastcgi_pass opens one per request (its default)", children),
 		"references, GET /hello timed in the same interleaved rounds as http pool GET; their rate is in the junction column, ratio = to nginx proxy_pass:",
 		"  uwsgi-router: nginx scgi_pass (unix) → uWSGI 8 processes, router_http → a1 only (its http action takes one address); cpu/req: uWSGI's group",
 		"  scgi-floor: nginx scgi_pass (unix) → protocols/scgi with a constant handler, no backend hop (GOMAXPROCS as junction); cpu/req: that process",
 		fmt.Sprintf("  junction's pool GET is %.2fx of the floor; target %.2fx of proxy_pass would need %.0f req/s = %.2fx of the floor",
 			ofFloor, rows[0].Target, rows[0].Target*rows[0].Ref.RPS, rows[0].Target*rows[0].Ref.RPS/refs[1].J.RPS))
+
+	var vsBase []baselineScenario
+	var baseNotes []string
+	if gs.hasBaseline() {
+		vsBase = []baselineScenario{
+			wrkScenario(rows[0].Name, get[0]),
+			wrkScenario(rows[1].Name, php[0]),
+			wrkScenario(rows[2].Name, post[0]),
+			openScenario(rows[0].Name, openGET[0]),
+			openScenario(rows[1].Name, openPHP[0]),
+		}
+		for _, vs := range vsBase {
+			vs.report(b)
+		}
+		bhwm, brss, err := procMemKiB(gs[1].PGID())
+		if err != nil {
+			b.Fatal(err)
+		}
+		baseNotes = append(baseNotes,
+			fmt.Sprintf("open: at the junction's open-loop rate for the case (%.0f and %.0f req/s), both binaries; cpu and allocs per request sent",
+				openGET[0].Median.Rate, openPHP[0].Median.Rate),
+			fmt.Sprintf("memory after the run: VmHWM (peak) junction %.1f MiB, baseline %.1f MiB; VmRSS %.1f MiB, %.1f MiB",
+				float64(hwm)/1024, float64(bhwm)/1024, float64(rss)/1024, float64(brss)/1024))
+	}
 	appendBenchSummary(b, abTable(
-		fmt.Sprintf("Pools: closed loop at saturation, wrk -t2 -c%d, %v per path, nginx scgi_pass → junction pool vs nginx straight to the same instances", wrkConns, d),
-		"junction", "nginx", append(rows, refs...), notes...))
+		fmt.Sprintf("Pools: closed loop at saturation, wrk -t2 -c%d, %v per path, nginx scgi_pass → junction pool vs nginx straight to the same instances", wrkConns, cfg.Duration),
+		cfg.Rounds, "junction", "nginx", append(rows, refs...), notes...)+
+		baselineTable(cfg, "Pools", vsBase, baseNotes...))
 }
 
 // openShare is the open-loop rate as a share of junction's closed-loop

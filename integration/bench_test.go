@@ -27,17 +27,21 @@ import (
 //
 //	JUNCTION_BENCH=1 go test ./integration -run '^$' -bench EndToEnd -benchtime=1x -v
 //
-// JUNCTION_BENCH_DURATION (default 10s) sets each wrk run's length.
-// JUNCTION_BENCH_SUMMARY names a file the summary table is written to
-// (make bench prints it last). JUNCTION_BENCH_BASELINE names another junction binary (an older build)
-// that is measured in the same run, on the same nginx, for before/after
-// figures from the same machine state.
-//
 // bench_fastcgi_test.go, bench_ajp_test.go and bench_pools_test.go add the
 // FastCGI (vs fcgiwrap), AJP (vs mod_proxy_http) and pool (vs nginx
-// proxy_pass / fastcgi_pass) comparisons; every benchmark appends its table
-// to the summary file. Those three run each path in interleaved rounds, so
-// for them JUNCTION_BENCH_DURATION is each path's total measured time.
+// proxy_pass / fastcgi_pass) comparisons. Every benchmark runs its paths
+// in interleaved rounds and reads the same settings (benchSettings):
+//
+//   - JUNCTION_BENCH_DURATION (default 10s) is each path's total measured
+//     time, split over the rounds;
+//   - JUNCTION_BENCH_ROUNDS (default 3) is how many rounds; the figures
+//     are their medians;
+//   - JUNCTION_BENCH_BASELINE names another junction binary (an older
+//     build) that serves every junction path as well, on the same config
+//     and front server, in the same rounds, for before/after figures from
+//     the same machine state (bench_baseline_test.go);
+//   - JUNCTION_BENCH_SUMMARY names a file every benchmark appends its
+//     table to (make bench prints it last).
 const (
 	wrkBin   = "/usr/bin/wrk"
 	uwsgiBin = "/usr/bin/uwsgi"
@@ -72,7 +76,14 @@ type wrkResult struct {
 	// during the run; set when both groups are charged, and negative when
 	// the gateway's scripts' CPU cannot be counted (groupIgnoresSIGCHLD).
 	Others float64
+	// Heap is what the gateway's metrics counted during the run: its Go
+	// heap allocations and the requests it served (see countHeap).
+	Heap heapCount
 }
+
+// allocsPerReq is the gateway's heap allocations per request, or -1 when
+// they were not counted.
+func (r wrkResult) allocsPerReq() float64 { return r.Heap.perRequest(r.Requests) }
 
 var (
 	wrkRPSRE    = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)
@@ -236,15 +247,6 @@ func forGroup(pgid int, fn func(pid string, f []string) bool) {
 // runs as many scripts at once.
 const wrkConns = 16
 
-// runWrk loads url for d with 2 threads and wrkConns connections.
-// server is the gateway's process group, whose CPU time is charged, and
-// front nginx's, charged as FrontCPUPerReq.
-func runWrk(b *testing.B, url string, d time.Duration, server, front int) wrkResult {
-	b.Helper()
-	secs := max(1, int(d.Round(time.Second)/time.Second))
-	return runWrkLoad(b, wrkLoad{Name: url, URL: url, PGID: server, FrontPGID: front}, secs)
-}
-
 // forkExecRate runs script as fast as workers goroutines can for d and
 // returns executions per second, the ceiling of any fork-per-request CGI
 // runner on this machine, with the loop's own CPU time per execution.
@@ -320,49 +322,28 @@ func forkExecRate(b *testing.B, script string, workers int, d time.Duration) spa
 // and with the fork+exec ceiling. It measures once whatever b.N is: the
 // figures come from wrk, not from the benchmark loop.
 func BenchmarkEndToEnd(b *testing.B) {
-	if os.Getenv("JUNCTION_BENCH") != "1" {
-		b.Skip("set JUNCTION_BENCH=1 to run the end-to-end benchmark (about a minute)")
-	}
+	cfg := benchSettings(b)
 	needBin(b, wrkBin, "wrk")
 	needBin(b, uwsgiBin, "uwsgi-core")
 	needBin(b, gccBin, "gcc")
 	needBin(b, nginxBin, "nginx-light")
 	needJunction(b)
-	d := 10 * time.Second
-	if s := os.Getenv("JUNCTION_BENCH_DURATION"); s != "" {
-		var err error
-		if d, err = time.ParseDuration(s); err != nil {
-			b.Fatalf("JUNCTION_BENCH_DURATION: %v", err)
-		}
-	}
 
 	s := newSite(b)
-	src := writeFile(b, b.TempDir(), "hello.c", helloC)
-	if out, err := exec.Command(gccBin, "-static", "-O2", "-o", filepath.Join(s.Root, "hello-c"), src).CombinedOutput(); err != nil {
-		b.Fatalf("gcc -static: %v\n%s", err, out)
-	}
+	buildHelloC(b, s.Root)
 
 	// nginx reaches every gateway on a unix socket, as Debian's
 	// fcgiwrap.socket and the README's recommended one-host setup do.
 	sock := b.TempDir()
-	jAddr := "unix:" + filepath.Join(sock, "junction.sock")
 	uSock := filepath.Join(sock, "uwsgi.sock")
-	jConf := func(addr string) string {
+	gs := startGateways(b, cfg, sock, func(listen string) string {
 		return fmt.Sprintf(`log: {level: warn, format: text}
 listeners:
   - {protocol: scgi, address: %q, backend: scripts}
 backends:
-  scripts: {type: cgi, root: %q, url_prefix: /cgi-bin/, timeout: 30s, max_concurrent: 64}
-`, addr, s.Root)
-	}
-	j := startJunction(b, jConf(jAddr), jAddr)
-	var base *proc
-	baseAddr, baseHTTP := "unix:"+filepath.Join(sock, "baseline.sock"), freeAddr(b)
-	if bin := os.Getenv("JUNCTION_BENCH_BASELINE"); bin != "" {
-		cfg := writeFile(b, b.TempDir(), "baseline.yaml", jConf(baseAddr))
-		base = startCmd(b, "junction-baseline", exec.Command(bin, "serve", "-c", cfg), 5*time.Second, false)
-		waitListening(b, base, 10*time.Second, baseAddr)
-	}
+  scripts: {type: cgi, allow_root: true, root: %q, url_prefix: /cgi-bin/, timeout: 30s, max_concurrent: 64}
+`, listen, s.Root)
+	})
 
 	// uWSGI: 4 processes × 4 threads = the 16 connections wrk keeps busy.
 	// modifier1 9 selects the CGI plugin for requests on the SCGI socket.
@@ -376,13 +357,19 @@ backends:
 	})
 	waitListening(b, u, 10*time.Second, "unix:"+uSock)
 
-	jHTTP, uHTTP := freeAddr(b), freeAddr(b)
-	ngx := startNginx(b, fmt.Sprintf(`
-    access_log off;
-    server {
+	uHTTP := freeAddr(b)
+	jHTTP := make([]string, len(gs))
+	var servers strings.Builder
+	for i, g := range gs {
+		jHTTP[i] = freeAddr(b)
+		fmt.Fprintf(&servers, `    server {
         listen %s;
         location / { include /etc/nginx/scgi_params; scgi_pass %s; }
     }
+`, jHTTP[i], g.Listen)
+	}
+	ngx := startNginx(b, fmt.Sprintf(`
+    access_log off;
     server {
         listen %s;
         location / {
@@ -392,11 +379,7 @@ backends:
             scgi_pass %s;
         }
     }
-    server {
-        listen %s;
-        location / { include /etc/nginx/scgi_params; scgi_pass %s; }
-    }
-`, jHTTP, jAddr, uHTTP, "unix:"+uSock, baseHTTP, baseAddr))
+%s`, uHTTP, "unix:"+uSock, servers.String()))
 
 	scripts := []struct{ name, file string }{
 		{"hello.sh", "hello.sh"},
@@ -405,34 +388,27 @@ backends:
 	type row struct {
 		name               string
 		junction, uwsgi    wrkResult
-		baseline           wrkResult
 		ceiling            spawnCeiling
 		vsUWSGI, vsCeiling float64
 	}
 	var rows []row
+	var vsBase []baselineScenario
+	front := ngx.cmd.Process.Pid
 	for _, sc := range scripts {
 		path := "/cgi-bin/" + sc.file
-		// Both paths must answer correctly before they are timed.
-		for _, addr := range []string{jHTTP, uHTTP} {
+		// Every path must answer correctly before it is timed.
+		for _, addr := range append([]string{uHTTP}, jHTTP...) {
 			if r := httpGet(b, "http://"+addr+path); r.Status != 200 || !strings.HasPrefix(r.Body, "Hello from") {
 				b.Fatalf("GET %s via %s = %d %q", path, addr, r.Status, r.Body)
 			}
 		}
-		var rw row
-		rw.name = sc.name
-		front := ngx.cmd.Process.Pid
-		rw.junction = runWrk(b, "http://"+jHTTP+path, d, j.cmd.Process.Pid, front)
-		if base != nil {
-			rw.baseline = runWrk(b, "http://"+baseHTTP+path, d, base.cmd.Process.Pid, front)
-		}
-		rw.uwsgi = runWrk(b, "http://"+uHTTP+path, d, u.cmd.Process.Pid, front)
+		res := compareLoads(b, cfg,
+			gs.load(wrkLoad{Name: sc.name + " junction", FrontPGID: front}, func(i int) string { return "http://" + jHTTP[i] + path }),
+			wrkLoad{Name: sc.name + " uWSGI", URL: "http://" + uHTTP + path, PGID: u.cmd.Process.Pid, FrontPGID: front},
+		)
+		rw := row{name: sc.name, junction: res[0].Median, uwsgi: res[1].Median}
 		// As many at once as wrk keeps requests in flight.
-		rw.ceiling = forkExecRate(b, filepath.Join(s.Root, sc.file), wrkConns, d/2)
-		for _, r := range []wrkResult{rw.junction, rw.uwsgi} {
-			if r.Errors > 0 {
-				b.Errorf("%s: %d errors of %d requests", sc.name, r.Errors, r.Requests)
-			}
-		}
+		rw.ceiling = forkExecRate(b, filepath.Join(s.Root, sc.file), wrkConns, cfg.Duration/2)
 		rw.vsUWSGI = rw.junction.RPS / rw.uwsgi.RPS
 		rw.vsCeiling = rw.junction.RPS / rw.ceiling.Rate
 		rows = append(rows, rw)
@@ -441,31 +417,32 @@ backends:
 		b.ReportMetric(rw.ceiling.Rate, sc.name+"-forkexec/s")
 		b.ReportMetric(rw.vsUWSGI, sc.name+"-junction/uwsgi")
 		b.ReportMetric(rw.vsCeiling, sc.name+"-junction/ceiling")
+		if gs.hasBaseline() {
+			vs := wrkScenario(sc.name, res[0])
+			vs.report(b)
+			vsBase = append(vsBase, vs)
+		}
 	}
 
 	var t strings.Builder
-	fmt.Fprintf(&t, "\nwrk -t2 -c%d -d%v through nginx scgi_pass on unix sockets (GOMAXPROCS %d)\n", wrkConns, d, runtime.GOMAXPROCS(0))
-	fmt.Fprintf(&t, "%-10s %11s %9s %9s %9s %11s %9s %9s %9s %11s %8s %9s\n",
-		"script", "junction/s", "avg", "p99", "cpu/req", "uwsgi/s", "avg", "p99", "cpu/req", "forkexec/s", "j/uwsgi", "j/ceiling")
+	fmt.Fprintf(&t, "\nwrk -t2 -c%d, %v per path, through nginx scgi_pass on unix sockets (GOMAXPROCS %d, medians of %d interleaved runs)\n",
+		wrkConns, cfg.Duration, runtime.GOMAXPROCS(0), cfg.Rounds)
+	fmt.Fprintf(&t, "%-10s %11s %9s %9s %9s %7s %11s %9s %9s %9s %11s %8s %9s\n",
+		"script", "junction/s", "avg", "p99", "cpu/req", "allocs", "uwsgi/s", "avg", "p99", "cpu/req", "forkexec/s", "j/uwsgi", "j/ceiling")
 	for _, r := range rows {
-		fmt.Fprintf(&t, "%-10s %11.0f %9v %9v %9v %11.0f %9v %9v %9v %11.0f %7.2fx %8.0f%%\n",
-			r.name, r.junction.RPS, r.junction.LatencyAvg.Round(10*time.Microsecond), r.junction.LatencyP99.Round(10*time.Microsecond), r.junction.CPUPerReq.Round(time.Microsecond),
+		fmt.Fprintf(&t, "%-10s %11.0f %9v %9v %9v %7s %11.0f %9v %9v %9v %11.0f %7.2fx %8.0f%%\n",
+			r.name, r.junction.RPS, r.junction.LatencyAvg.Round(10*time.Microsecond), r.junction.LatencyP99.Round(10*time.Microsecond),
+			r.junction.CPUPerReq.Round(time.Microsecond), allocsCell(r.junction),
 			r.uwsgi.RPS, r.uwsgi.LatencyAvg.Round(10*time.Microsecond), r.uwsgi.LatencyP99.Round(10*time.Microsecond), r.uwsgi.CPUPerReq.Round(time.Microsecond),
 			r.ceiling.Rate, r.vsUWSGI, 100*r.vsCeiling)
 	}
 	for _, r := range rows {
 		t.WriteString(boundLine(r.name, runtime.NumCPU(), r.ceiling, r.junction, "uWSGI", r.uwsgi))
 	}
-	if base != nil {
-		for _, r := range rows {
-			fmt.Fprintf(&t, "%-10s baseline %s: %.0f/s avg %v p99 %v cpu/req %v; junction/baseline %.2fx\n", r.name,
-				os.Getenv("JUNCTION_BENCH_BASELINE"), r.baseline.RPS, r.baseline.LatencyAvg.Round(10*time.Microsecond),
-				r.baseline.LatencyP99.Round(10*time.Microsecond), r.baseline.CPUPerReq.Round(time.Microsecond), r.junction.RPS/r.baseline.RPS)
-		}
-	}
-	t.WriteString("cpu/req: the gateway process group's own CPU per request (scripts excluded); forkexec/s runs\n" +
-		"without nginx and wrk sharing the cores, so j/ceiling also carries their cost\n")
+	t.WriteString("cpu/req: the gateway process group's own CPU per request (scripts excluded); allocs: junction's Go heap allocations\n" +
+		"per request; forkexec/s runs without nginx and wrk sharing the cores, so j/ceiling also carries their cost\n")
 	t.WriteString("targets: junction ≥ 1.5× uWSGI on hello.sh, ≥ 1.8× on static C, ≥ 75% of the fork+exec ceiling\n")
+	t.WriteString(baselineTable(cfg, "SCGI → CGI", vsBase))
 	appendBenchSummary(b, t.String())
 }
 

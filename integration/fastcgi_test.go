@@ -23,8 +23,8 @@ listeners:
 routes:
   - {prefix: /slow/, backend: slow}
 backends:
-  scripts: {type: cgi, root: %[2]q, url_prefix: /cgi-bin/, timeout: 30s, max_concurrent: 64}
-  slow: {type: cgi, root: %[2]q, url_prefix: /slow/, timeout: 2s}
+  scripts: {type: cgi, allow_root: true, root: %[2]q, url_prefix: /cgi-bin/, timeout: 30s, max_concurrent: 64}
+  slow: {type: cgi, allow_root: true, root: %[2]q, url_prefix: /slow/, timeout: 2s}
 `, listen, root)
 }
 
@@ -286,7 +286,14 @@ while :; do echo tick; sleep 0.2; done
 				}
 			}
 			// The log line is written when the connection is accepted,
-			// before its first request is answered.
+			// before its first request is answered; the harness reads
+			// junction's output on its own goroutine, so the last lines may
+			// arrive a moment after the response.
+			if f.name == "nginx" {
+				waitFor(5*time.Second, func() bool { return accepted()-before >= n })
+			} else {
+				time.Sleep(100 * time.Millisecond) // until the pipe's last lines are read
+			}
 			conns := accepted() - before
 			t.Logf("%d sequential requests over %d new FastCGI connections (%d in all)", n, conns, accepted())
 			if accepted() == 0 {

@@ -15,7 +15,7 @@ func inetdConfig(t *testing.T, root string) string {
 listeners:
   - {protocol: scgi, address: %q, backend: scripts}
 backends:
-  scripts: {type: cgi, root: %q, url_prefix: /cgi-bin/, timeout: 30s}
+  scripts: {type: cgi, allow_root: true, root: %q, url_prefix: /cgi-bin/, timeout: 30s}
 `, freeAddr(t), root)
 }
 

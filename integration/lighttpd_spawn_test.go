@@ -22,7 +22,7 @@ func TestLighttpdSpawnsJunction(t *testing.T) {
 listeners:
   - {protocol: fastcgi, address: "fd:0", backend: scripts}
 backends:
-  scripts: {type: cgi, root: %q, url_prefix: /cgi-bin/, timeout: 30s}
+  scripts: {type: cgi, allow_root: true, root: %q, url_prefix: /cgi-bin/, timeout: 30s}
 `, s.Root))
 	httpAddr := freeAddr(t)
 	host, port, _ := net.SplitHostPort(httpAddr)

@@ -37,8 +37,8 @@ listeners:
 routes:
   - {prefix: /slow/, backend: slow}
 backends:
-  scripts: {type: cgi, root: %[2]q, url_prefix: /cgi-bin/, timeout: 30s, max_concurrent: 64}
-  slow: {type: cgi, root: %[2]q, url_prefix: /slow/, timeout: 2s}
+  scripts: {type: cgi, allow_root: true, root: %[2]q, url_prefix: /cgi-bin/, timeout: 30s, max_concurrent: 64}
+  slow: {type: cgi, allow_root: true, root: %[2]q, url_prefix: /slow/, timeout: 2s}
 `, listen, root)
 }
 

@@ -58,7 +58,7 @@ backends:
     type: http
     instances: [%q, %q, %q]
     health: {fail_threshold: 2, eject_base: 5m, eject_max: 5m}
-  scripts: {type: cgi, root: %q, url_prefix: /cgi-bin/, max_concurrent: 8}
+  scripts: {type: cgi, allow_root: true, root: %q, url_prefix: /cgi-bin/, max_concurrent: 8}
 `, ops, scgiAddr, one, two, dead, s.Root), scgiAddr, ops)
 	front := "http://" + nginxSCGI(t, scgiAddr)
 	for i := range 12 {

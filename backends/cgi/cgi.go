@@ -16,11 +16,23 @@
 // path as argv. The whole group is killed when the script exits (so a
 // background grandchild holding stdout cannot hold the response open), on
 // timeout (SIGTERM, then SIGKILL after a grace period) and when the client
-// goes away.
+// goes away before its response is complete.
+//
+// A script may answer first and work after (log, send mail): once its
+// response is complete (its Content-Length relayed, or its stdout closed)
+// the request ends, and a client that then closes its connection (nginx
+// does as soon as it has every byte) ends nothing. The script runs on in
+// the background, bounded by Timeout, and keeps its MaxConcurrent slot
+// until it exits; Backend.Wait waits for such scripts. Output beyond the
+// declared Content-Length is never relayed, and kills the script, then as
+// before. A timeout after the head was written also makes the
+// response's writes fail, where the codec's writer supports write
+// deadlines, so a reader that stopped reading cannot hold the request.
 //
 // Request bodies are streamed to stdin while stdout is read. The script gets
 // exactly CONTENT_LENGTH bytes: a body that ends short kills the script
-// (400, or an ended response). A body of unknown length (chunked, from plain
+// (400, or an ended response). That and a client that goes away are the
+// client's failures, returned as *backends.ClientError. A body of unknown length (chunked, from plain
 // HTTP) is refused with 411 Length Required: junction does not spool bodies.
 //
 // The response head is parsed by backends/cgiresp; local redirects are
@@ -46,6 +58,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -73,7 +86,9 @@ type Options struct {
 	Script string
 	// Timeout bounds each request; 0 means 60s.
 	Timeout time.Duration
-	// MaxConcurrent bounds the scripts running at once; 0 is unlimited.
+	// MaxConcurrent bounds the scripts running at once; 0 is unlimited. A
+	// script holds its slot until it exits, also when it works on after
+	// its response.
 	MaxConcurrent int
 	// MaxQueue is how many requests may wait for a slot; beyond it they get
 	// backends.ErrOverloaded (503).
@@ -137,7 +152,13 @@ type Backend struct {
 	// grace is how long a script may take to exit after SIGTERM, and how
 	// long stdout may stay open after the script exited.
 	grace time.Duration
+
+	bgMu   sync.Mutex
+	bgN    int           // scripts finished in the background (detach)
+	bgIdle chan struct{} // closed when bgN drops to 0, for Wait
 }
+
+var _ backends.Backend = (*Backend)(nil)
 
 // Defaults.
 const (
@@ -306,17 +327,24 @@ func (b *Backend) Serve(w http.ResponseWriter, r *http.Request) error {
 	if err := b.acquire(r.Context()); err != nil {
 		return err
 	}
-	if b.sem != nil {
-		defer b.sem.Release(1)
-	}
+	// The slot belongs to the script from here: release frees it when the
+	// script is reaped, not when Serve returns.
 	b.running.Add(1)
-	defer b.running.Add(-1)
 	return b.run(w, r, s)
+}
+
+// release frees the slot of a script that has exited, or failed to start.
+func (b *Backend) release() {
+	b.running.Add(-1)
+	if b.sem != nil {
+		b.sem.Release(1)
+	}
 }
 
 // Stats is a point-in-time view of a Backend's load, for the status page.
 type Stats struct {
-	// InUse is the number of requests running a script now.
+	// InUse is the number of scripts running now. A script holds its
+	// slot until it exits.
 	InUse int
 	// Max is MaxConcurrent; 0 means unlimited.
 	Max int
@@ -352,7 +380,7 @@ func (b *Backend) acquire(ctx context.Context) error {
 	defer cancel()
 	if err := b.sem.Acquire(wctx, 1); err != nil {
 		if ctx.Err() != nil {
-			return fmt.Errorf("cgi: %s: waiting for a slot: %w", b.name, ctx.Err())
+			return backends.ContextError(ctx, "cgi: "+b.name+": waiting for a slot")
 		}
 		return fmt.Errorf("cgi: %s: no slot within %v: %w", b.name, b.queueWait, backends.ErrOverloaded)
 	}

@@ -81,10 +81,15 @@ func checkLeaks(t *testing.T) {
 	}
 	fds := openFDs(t)
 	t.Cleanup(func() {
+		// Scripts finished in the background (after their response)
+		// close their pipes a moment after they exit.
+		deadline := time.Now().Add(3 * time.Second)
+		for openFDs(t) > fds && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
 		if n := openFDs(t); n > fds {
 			t.Errorf("leaked descriptors: %d open, %d before", n, fds)
 		}
-		deadline := time.Now().Add(3 * time.Second)
 		for runtime.NumGoroutine() > before {
 			if time.Now().After(deadline) {
 				buf := make([]byte, 1<<16)
@@ -432,7 +437,9 @@ func TestTimeout(t *testing.T) {
 	checkLeaks(t)
 	for _, mode := range []string{"sleep", "ignoreterm", "headsleep"} {
 		t.Run(mode, func(t *testing.T) {
-			b, logs := newBackend(t, func(o *Options) { o.Timeout = 300 * time.Millisecond })
+			// Long enough for the script to start on a loaded machine
+			// (and under the race detector).
+			b, logs := newBackend(t, func(o *Options) { o.Timeout = time.Second })
 			b.grace = 200 * time.Millisecond
 			pidfile := filepath.Join(t.TempDir(), "pid")
 			r := request("GET", "/cgi-bin/env.cgi", nil, mode)
@@ -658,11 +665,17 @@ func TestObserver(t *testing.T) {
 		t.Run(tt.mode, func(t *testing.T) {
 			obs := &fakeObserver{}
 			b, _ := newBackend(t, func(o *Options) { o.Observer = obs; o.Timeout = 1500 * time.Millisecond })
-			b.grace = 200 * time.Millisecond
+			// Long enough for a loaded machine to deliver SIGTERM to a
+			// script that does not ignore it.
+			b.grace = time.Second
 			r := request("GET", "/cgi-bin/env.cgi", nil, tt.mode)
 			pidfile := filepath.Join(t.TempDir(), "pid")
 			r.Header.Set("X-Pidfile", pidfile)
 			_ = b.Serve(httptest.NewRecorder(), r) // the outcome is what the observer saw
+			// A script whose output ended may be reaped just after Serve.
+			if err := b.Wait(context.Background()); err != nil {
+				t.Fatal(err)
+			}
 			obs.mu.Lock()
 			defer obs.mu.Unlock()
 			if len(obs.spawned) != 1 || obs.spawned[0] <= 0 {

@@ -46,6 +46,8 @@ type proc struct {
 	stderrFD int      // parent's read end, non-blocking
 	stderr   *os.File // stderrFD on the poller, once a watcher reads it
 	errLog   stderrLog
+	onExit   func()    // called once the script is reaped
+	watchAt  time.Time // when the watchers start unless settle came first
 }
 
 // watchDelay is how long a script runs before it gets watchers. Most
@@ -141,9 +143,9 @@ var devNull = sync.OnceValues(func() (int, error) {
 })
 
 // spawn starts argv0 in its own process group with the given pipes;
-// errLog receives its stderr. The watchers start after watchDelay unless
-// settle comes first.
-func spawn(argv0, dir string, env []string, cred *syscall.Credential, fds *pipes, grace time.Duration, errLog stderrLog) (*proc, error) {
+// errLog receives its stderr and onExit is called once it is reaped. The
+// watchers start after watchDelay unless settle comes first.
+func spawn(argv0, dir string, env []string, cred *syscall.Credential, fds *pipes, grace time.Duration, errLog stderrLog, onExit func()) (*proc, error) {
 	attr := &syscall.ProcAttr{
 		Dir:   dir,
 		Env:   env,
@@ -157,7 +159,8 @@ func spawn(argv0, dir string, env []string, cred *syscall.Credential, fds *pipes
 		return nil, err
 	}
 	p := &proc{pid: pid, grace: grace, done: make(chan struct{}), stderrDone: make(chan struct{}),
-		stdout: fds.stdout, stderrFD: fds.stderr, errLog: errLog}
+		stdout: fds.stdout, stderrFD: fds.stderr, errLog: errLog, onExit: onExit}
+	p.watchAt = time.Now().Add(watchDelay)
 	p.mu.Lock()
 	p.watch = time.AfterFunc(watchDelay, p.launchOnce)
 	p.mu.Unlock()
@@ -306,6 +309,9 @@ func (p *proc) reap() {
 		if err != syscall.EINTR {
 			break
 		}
+	}
+	if p.onExit != nil {
+		p.onExit()
 	}
 }
 

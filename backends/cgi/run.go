@@ -5,12 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -24,16 +23,10 @@ import (
 // it is written and flushed.
 const bufSize = 32 << 10
 
-// maxRedirectDiscard bounds the output read and dropped after a local
-// redirect head; a script that writes more is killed.
-const maxRedirectDiscard = 4 << 20
-
 var (
 	readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, bufSize) }}
-	stdinPool  = sync.Pool{New: func() any { b := make([]byte, bufSize); return &b }}
 
-	errTimeout   = errors.New("cgi: script timed out")
-	errShortBody = errors.New("cgi: request body ended early")
+	errTimeout = errors.New("cgi: script timed out")
 )
 
 // run starts the script and relays its response.
@@ -43,10 +36,7 @@ func (b *Backend) run(w http.ResponseWriter, r *http.Request, s script) error {
 	// Before cancel (deferred earlier, so run later) changes the cause.
 	defer func() {
 		if context.Cause(ctx) == errTimeout && r.Context().Err() == nil {
-			b.timeouts.Add(1)
-			if b.obs != nil {
-				b.obs.TimedOut()
-			}
+			b.timedOut()
 		}
 	}()
 
@@ -54,11 +44,18 @@ func (b *Backend) run(w http.ResponseWriter, r *http.Request, s script) error {
 	if err != nil {
 		return err
 	}
-	// On timeout or when the client goes away: SIGTERM to the group, and
-	// SIGKILL if the script is still there after grace. Its exit then
-	// kills the rest of the group (proc.reap).
-	stop := context.AfterFunc(ctx, p.terminate)
-	defer stop()
+	// On timeout, or when the client goes away before its response is
+	// complete: SIGTERM to the group, and SIGKILL if the script is still
+	// there after grace. Its exit then kills the rest of the group and
+	// frees its slot (proc.reap), whatever the front connection does. A
+	// response that started cannot end well after a timeout: its writes
+	// are made to fail, so that a write blocked on a reader that stopped
+	// reading returns too. A client that leaves once it has every byte
+	// (nginx closes the connection then) ends nothing.
+	bw := &bodyWriter{ResponseWriter: w, left: -1, ctx: ctx, p: p}
+	watch := &bw.watch
+	watch.start(ctx, bw.requestEnded)
+	defer watch.stop()
 	var f *feeder
 	if stdin != nil {
 		f = &feeder{p: p, stdin: stdin, body: r.Body, n: r.ContentLength, done: make(chan struct{})}
@@ -66,14 +63,16 @@ func (b *Backend) run(w http.ResponseWriter, r *http.Request, s script) error {
 	}
 	br := readerPool.Get().(*bufio.Reader)
 	br.Reset(p.stdout)
+	detached := false
 	defer func() {
-		br.Reset(nil)
-		readerPool.Put(br)
+		if !detached {
+			putReader(br)
+		}
 	}()
 
 	resp, err := cgiresp.Parse(br, b.limits)
 	if err == nil && resp.LocalRedirect != "" && !s.nph {
-		return b.localRedirect(r, ctx, s, p, br, f, resp.LocalRedirect)
+		return clientFailure(r, s, b.localRedirect(r, ctx, s, p, br, f, resp.LocalRedirect))
 	}
 	if err != nil {
 		end := endKill
@@ -83,22 +82,52 @@ func (b *Backend) run(w http.ResponseWriter, r *http.Request, s script) error {
 		ferr := b.finish(p, end, f)
 		return b.headError(r, ctx, s, p, err, ferr)
 	}
+	bw.started.Store(true)
 	resp.WriteHead(w)
+	if bw.left = resp.ContentLength; bw.left == 0 {
+		bw.complete.Store(true)
+	}
 	// Once the script has exited the rest is already in the pipe: it is
 	// written without flushes and the codec sends it when the response ends.
-	werr, rerr := resp.CopyBody(w, br, func() bool { return p.exited.Load() || readable(p.stdout) })
+	werr, rerr := resp.CopyDeclared(bw, br, func() bool { return p.exited.Load() || readable(p.stdout) })
+	complete := werr == nil && rerr == nil
+	// The response is complete (its Content-Length relayed, or the end of
+	// the output): from here the client leaving says nothing about the
+	// script, which may go on working (logging, sending mail) and is
+	// bounded by its timeout alone. Unless it is still being fed its
+	// body, the request ends now and the script is finished in the
+	// background.
+	if complete && f.fed() && (watch.stop() || !bw.ended.Load()) {
+		deadline, _ := ctx.Deadline()
+		// Short of its declared length the copy ended at the end of the
+		// output.
+		detached = b.detach(r, s, p, resp, br, f, deadline, bw.left != 0)
+		return nil
+	}
+	if complete && bw.left == 0 {
+		rerr = resp.End(br)
+	}
 	end := endGrace
 	if werr != nil || rerr != nil {
 		end = endKill
 	}
 	ferr := b.finish(p, end, f)
+	b.logEnd(s, context.Cause(ctx) == errTimeout && r.Context().Err() == nil, werr, rerr, ferr, p)
+	return nil
+}
+
+// logEnd logs how a script whose response started ended, when it did not
+// end well.
+func (b *Backend) logEnd(s script, timedOut bool, werr, rerr, ferr error, p *proc) {
 	switch {
-	case context.Cause(ctx) == errTimeout && r.Context().Err() == nil:
+	case timedOut:
 		b.log.Warn("cgi: script timed out after its response started", "script", s.Name, "timeout", b.timeout)
 	case werr != nil:
 		b.log.Info("cgi: client went away", "script", s.Name, "err", werr)
 	case errors.Is(rerr, os.ErrDeadlineExceeded):
 		b.log.Warn("cgi: output still held open after the script exited", "script", s.Name)
+	case errors.Is(rerr, cgiresp.ErrOverrun):
+		b.log.Warn("cgi: script killed for writing more than its Content-Length", "script", s.Name)
 	case rerr != nil:
 		b.log.Warn("cgi: reading script output", "script", s.Name, "err", rerr)
 	case ferr != nil:
@@ -106,7 +135,94 @@ func (b *Backend) run(w http.ResponseWriter, r *http.Request, s script) error {
 	case p.status != 0:
 		b.log.Warn("cgi: script failed after its response started", "script", s.Name, "status", exitStatus(p.status))
 	}
-	return nil
+}
+
+// timedOut counts a script that ran past its timeout.
+func (b *Backend) timedOut() {
+	b.timeouts.Add(1)
+	if b.obs != nil {
+		b.obs.TimedOut()
+	}
+}
+
+func putReader(br *bufio.Reader) {
+	br.Reset(nil)
+	readerPool.Put(br)
+}
+
+// bodyWriter is the ResponseWriter the body is copied through: it knows
+// when the declared length has been handed to the codec, before the
+// write that completes it, so that a client closing as soon as it has the
+// last byte finds the response complete.
+type bodyWriter struct {
+	http.ResponseWriter
+	left     int64       // bytes of the declared length still to write; -1 unknown
+	started  atomic.Bool // the head was written
+	complete atomic.Bool // the declared length was written (or is being)
+	ended    atomic.Bool // the request's end (timeout, client gone) ended the script
+
+	ctx   context.Context // the request's, with the script's timeout
+	p     *proc
+	watch ctxWatch // runs requestEnded when ctx ends
+}
+
+// requestEnded ends the script when the request ends (its timeout, or a
+// client gone before the response was complete), and makes the writes of
+// a response that started after a timeout fail.
+func (w *bodyWriter) requestEnded() {
+	defer w.watch.running.Done()
+	if context.Cause(w.ctx) != errTimeout && w.complete.Load() {
+		return
+	}
+	w.ended.Store(true)
+	w.p.terminate()
+	if w.started.Load() && context.Cause(w.ctx) == errTimeout {
+		abortResponse(w.ResponseWriter)
+	}
+}
+
+func (w *bodyWriter) Write(p []byte) (int, error) {
+	if w.left >= 0 && int64(len(p)) >= w.left {
+		w.complete.Store(true)
+	}
+	n, err := w.ResponseWriter.Write(p)
+	if w.left >= 0 {
+		w.left -= int64(n)
+	}
+	return n, err
+}
+
+// Unwrap lets http.ResponseController reach the codec's writer.
+func (w *bodyWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// ctxWatch runs a function when a context ends, until stopped. It lives
+// inside the request's bodyWriter: no allocation of its own.
+type ctxWatch struct {
+	stopFn  func() bool
+	running sync.WaitGroup // the function, until it has returned
+	once    sync.Once
+	stopped bool
+}
+
+// start arranges for f to run when ctx ends; f must call cw.running.Done
+// when it returns.
+func (cw *ctxWatch) start(ctx context.Context, f func()) {
+	cw.running.Add(1)
+	cw.stopFn = context.AfterFunc(ctx, f)
+}
+
+// stop reports whether the function never ran, and never will; when it
+// did, stop waits for it to return first. Later calls report the same.
+func (cw *ctxWatch) stop() bool {
+	cw.once.Do(func() {
+		cw.stopped = cw.stopFn()
+		if cw.stopped {
+			cw.running.Done() // f will never run to do it
+		} else {
+			cw.running.Wait()
+		}
+	})
+	return cw.stopped
 }
 
 // start spawns the script in its own process group.
@@ -121,9 +237,10 @@ func (b *Backend) start(r *http.Request, s script) (*proc, *os.File, error) {
 	}
 	t0 := time.Now()
 	p, err := spawn(s.Filename, filepath.Dir(s.Filename), b.env.Env(r, s.Script), b.cred, fds, b.grace,
-		stderrLog{log: b.log, script: s.Name})
+		stderrLog{log: b.log, script: s.Name}, b.release)
 	fds.closeChild()
 	if err != nil {
+		b.release()
 		fds.closeParent()
 		return nil, nil, fmt.Errorf("cgi: %s: starting %s: %w", b.name, s.Filename, &os.PathError{Op: "fork/exec", Path: s.Filename, Err: err})
 	}
@@ -139,40 +256,6 @@ func closeAll(fs ...*os.File) {
 			_ = f.Close() // a pipe end; nothing to flush
 		}
 	}
-}
-
-// localRedirect finishes a script whose head is a local redirect. Nothing
-// of its response reaches the client: the router serves Location instead.
-// Like Apache's mod_cgi, junction reads and drops the rest of the output
-// and lets the script run to its end, since a script may print the
-// redirect first and do its work after (a POST handler writing to a
-// database); its body keeps flowing to stdin meanwhile. Timeout and the
-// client going away still end it, and so does too much output.
-func (b *Backend) localRedirect(r *http.Request, ctx context.Context, s script, p *proc, br *bufio.Reader, f *feeder, location string) error {
-	n, derr := io.Copy(io.Discard, io.LimitReader(br, maxRedirectDiscard+1))
-	end := endExit
-	if derr != nil || n > maxRedirectDiscard {
-		// A read error means the script exited and something it started
-		// holds stdout past grace.
-		end = endKill
-	}
-	ferr := b.finish(p, end, f)
-	switch {
-	case r.Context().Err() != nil:
-		return fmt.Errorf("cgi: %s: %w", s.Name, r.Context().Err())
-	case context.Cause(ctx) == errTimeout:
-		// Its work was cut short: the redirect target would claim
-		// success.
-		b.log.Warn("cgi: script timed out after a local redirect", "script", s.Name, "timeout", b.timeout)
-		return &backends.Error{Status: http.StatusGatewayTimeout, Err: fmt.Errorf("cgi: %s: %w after %v", s.Name, errTimeout, b.timeout)}
-	case errors.Is(ferr, errShortBody):
-		return &backends.Error{Status: http.StatusBadRequest, Err: ferr}
-	case n > maxRedirectDiscard:
-		b.log.Warn("cgi: script killed for writing too much after a local redirect", "script", s.Name, "limit", maxRedirectDiscard)
-		return &backends.Error{Status: http.StatusBadGateway,
-			Err: fmt.Errorf("cgi: %s: more than %d bytes of output after a local redirect", s.Name, maxRedirectDiscard)}
-	}
-	return &backends.LocalRedirect{Location: location}
 }
 
 // ending says how finish ends a script.
@@ -220,11 +303,11 @@ func (b *Backend) finish(p *proc, end ending, f *feeder) error {
 func (b *Backend) headError(r *http.Request, ctx context.Context, s script, p *proc, err, feedErr error) error {
 	switch {
 	case r.Context().Err() != nil:
-		return fmt.Errorf("cgi: %s: %w", s.Name, r.Context().Err())
+		return backends.ContextError(r.Context(), "cgi: "+s.Name)
 	case context.Cause(ctx) == errTimeout:
 		return &backends.Error{Status: http.StatusGatewayTimeout, Err: fmt.Errorf("cgi: %s: %w after %v", s.Name, errTimeout, b.timeout)}
 	case errors.Is(feedErr, errShortBody):
-		return &backends.Error{Status: http.StatusBadRequest, Err: feedErr}
+		return &backends.ClientError{Err: fmt.Errorf("cgi: %s: %w", s.Name, feedErr)}
 	case errors.Is(err, cgiresp.ErrNoHead):
 		b.log.Warn("cgi: script wrote no output", "script", s.Name, "status", exitStatus(p.status))
 		return &backends.Error{Status: http.StatusBadGateway, Err: fmt.Errorf("cgi: %s: %w (%s)", s.Name, err, exitStatus(p.status))}
@@ -232,6 +315,30 @@ func (b *Backend) headError(r *http.Request, ctx context.Context, s script, p *p
 	b.log.Warn("cgi: bad response head", "script", s.Name, "err", err, "status", exitStatus(p.status))
 	return &backends.Error{Status: http.StatusBadGateway, Err: fmt.Errorf("cgi: %s: %w", s.Name, err)}
 }
+
+// clientFailure turns what localRedirect reports about the client into
+// the client's error: a request whose client went away, or whose body
+// ended early, says nothing about the script.
+func clientFailure(r *http.Request, s script, err error) error {
+	var be *backends.Error
+	switch {
+	case r.Context().Err() != nil && errors.Is(err, r.Context().Err()):
+		return backends.ContextError(r.Context(), "cgi: "+s.Name)
+	case errors.As(err, &be) && errors.Is(be.Err, errShortBody):
+		return &backends.ClientError{Err: fmt.Errorf("cgi: %s: %w", s.Name, be.Err)}
+	}
+	return err
+}
+
+// abortResponse makes the writes of a response that cannot end well fail
+// at once, where the codec's writer supports write deadlines (net/http's
+// does). Elsewhere the listener's write_timeout ends a blocked write.
+func abortResponse(w http.ResponseWriter) {
+	_ = http.NewResponseController(w).SetWriteDeadline(aLongTimeAgo) // ErrNotSupported: see above
+}
+
+// aLongTimeAgo is a deadline that has passed.
+var aLongTimeAgo = time.Unix(1, 0)
 
 // readable reports whether a read of f would not block: data or the end
 // of the output is waiting. It polls without a timeout and leaves f in
@@ -248,176 +355,6 @@ func readable(f *os.File) bool {
 		ready = err == nil && n > 0 && fds[0].Revents&(unix.POLLIN|unix.POLLHUP) != 0
 	})
 	return ready
-}
-
-// feeder writes exactly n bytes of the request body to the script's stdin.
-// A body that ends short kills the script before its stdin closes, so it
-// never sees a truncated body as complete. A script that stops reading is
-// its business.
-//
-// Once the script is gone, stop ends the feeder without touching the front
-// connection. A feeder blocked in body.Read cannot be interrupted from
-// here: setting a read deadline on the front connection would poison it
-// (net/http, the plain-HTTP front end, then drops a keep-alive connection
-// and the other codecs do not support it at all). So stop closes stdin and
-// leaves that one read behind: it returns when the codec ends the body,
-// which every codec does when the request ends (FastCGI's Close wakes it;
-// SCGI closes the connection after the response; AJP13 and net/http
-// return it with the next chunk from the peer, an error or their own read
-// timeout). The feeder then finds stdin closed and ends, reading nothing
-// more: it never outlives the request body.
-type feeder struct {
-	p     *proc
-	stdin *os.File
-	body  io.Reader
-	n     int64
-	done  chan struct{}
-
-	mu      sync.Mutex
-	reading bool // inside body.Read
-	stopped bool // set by stop: read no more
-	err     error
-}
-
-func (f *feeder) run() {
-	defer close(f.done)
-	bp := stdinPool.Get().(*[]byte)
-	defer stdinPool.Put(bp)
-	buf := *bp
-	for n := f.n; n > 0; {
-		m, rerr, ok := f.read(buf[:min(int64(len(buf)), n)])
-		if !ok {
-			break
-		}
-		if m > 0 {
-			if _, werr := f.stdin.Write(buf[:m]); werr != nil {
-				break // the script closed its end, or stop closed ours
-			}
-			n -= int64(m)
-		}
-		if rerr != nil && n > 0 {
-			if errors.Is(rerr, io.EOF) {
-				rerr = io.ErrUnexpectedEOF
-			}
-			// Recorded before the kill, so finish, which runs after the
-			// script is reaped, sees it.
-			f.mu.Lock()
-			f.err = fmt.Errorf("%w (%d bytes missing): %w", errShortBody, n, rerr)
-			f.mu.Unlock()
-			_ = f.p.signal(syscall.SIGKILL) // ErrProcessDone: it is gone anyway
-			break
-		}
-	}
-	_ = f.stdin.Close() // a pipe end; fails only when stop closed it first
-}
-
-// read reads from the body unless stop was called; ok is false then.
-func (f *feeder) read(buf []byte) (m int, err error, ok bool) {
-	f.mu.Lock()
-	if f.stopped {
-		f.mu.Unlock()
-		return 0, nil, false
-	}
-	f.reading = true
-	f.mu.Unlock()
-	m, err = f.body.Read(buf)
-	f.mu.Lock()
-	f.reading = false
-	f.mu.Unlock()
-	return m, err, true
-}
-
-// stop ends feeding a script that has exited and returns the body error.
-// It waits for the feeder unless the feeder is blocked reading the body.
-func (f *feeder) stop() error {
-	f.mu.Lock()
-	f.stopped = true
-	reading := f.reading
-	f.mu.Unlock()
-	// Unblocks a write to a pipe still held open by something the script
-	// started.
-	_ = f.stdin.Close()
-	if !reading {
-		<-f.done
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.err
-}
-
-// maxStderrLine bounds one logged stderr line.
-const maxStderrLine = 1024
-
-// stderrLog logs a script's stderr line by line; a line longer than
-// maxStderrLine is logged cut (truncated=true) and the rest of it dropped.
-// It keeps an unfinished line between drain calls.
-type stderrLog struct {
-	log    *slog.Logger
-	script string
-	buf    []byte // an unfinished line; allocated at the first output
-	n      int
-	skip   bool // dropping the rest of a line logged cut
-}
-
-// drain reads r until it ends (nil) or fails (the error; errWouldBlock
-// when a non-blocking r has nothing yet). The unfinished line is logged
-// when r ends or fails for good.
-func (l *stderrLog) drain(r io.Reader) error {
-	var first [64]byte // most scripts write nothing: a read finds the end
-	for {
-		var m int
-		var err error
-		if l.buf == nil {
-			m, err = r.Read(first[:])
-			if m > 0 {
-				l.buf = make([]byte, maxStderrLine)
-				l.n = copy(l.buf, first[:m])
-			}
-		} else {
-			m, err = r.Read(l.buf[l.n:])
-			l.n += m
-		}
-		l.lines()
-		if err != nil {
-			if !errors.Is(err, errWouldBlock) {
-				if l.n > 0 && !l.skip {
-					l.emit(l.buf[:l.n], false)
-				}
-				l.n = 0
-			}
-			if errors.Is(err, io.EOF) {
-				return nil
-			}
-			return err
-		}
-	}
-}
-
-// lines logs the complete lines in buf and keeps the rest.
-func (l *stderrLog) lines() {
-	start := 0
-	for i := 0; i < l.n; i++ {
-		if l.buf[i] != '\n' {
-			continue
-		}
-		if !l.skip {
-			l.emit(l.buf[start:i], false)
-		}
-		l.skip = false
-		start = i + 1
-	}
-	l.n = copy(l.buf, l.buf[start:l.n])
-	if l.n == len(l.buf) && l.n > 0 {
-		if !l.skip {
-			l.emit(l.buf, true)
-		}
-		l.skip = true
-		l.n = 0
-	}
-}
-
-func (l *stderrLog) emit(line []byte, truncated bool) {
-	l.log.Warn("cgi: script stderr", "script", l.script, "line", string(line), "truncated", truncated)
 }
 
 // observeExit tells the observer how the script ended.

@@ -1,98 +1,3 @@
-// Package fastcgi sends requests to one FastCGI application instance
-// (php-fpm, or any FastCGI responder listening on TCP or a Unix socket),
-// in the RESPONDER role of the FastCGI 1.0 specification
-// (https://fastcgi-archives.github.io/FastCGI_Specification.html).
-//
-// A Backend is one instance. Pools of instances, retries and health
-// bookkeeping belong to the balancer, which holds one Backend per instance
-// address and calls Check for active health checks.
-//
-// # Which script runs
-//
-// The script is junction's decision, made from the decoded URL path:
-// StripPrefix is removed, the rest is split after the first segment that
-// ends in the extension of Index (".php" by default) — what nginx's
-// fastcgi_split_path_info ^(.+?\.php)(/.*)$ does — and Index is appended
-// when the script part ends in "/". SCRIPT_FILENAME is Root plus the script
-// part, SCRIPT_NAME is StripPrefix plus it, PATH_INFO the rest, and
-// DOCUMENT_ROOT is Root (also over a DOCUMENT_ROOT the front server sent:
-// it names the front server's files, not the instance's). A path with a NUL
-// is refused with 400 and one with a ".." segment (also sent as %2e%2e)
-// with 403, so SCRIPT_FILENAME never leaves Root lexically. The instance
-// may run on another host, so junction does not look at the file system:
-// whether the file exists, and symlinks, are the instance's business
-// (php-fpm answers "File not found." with status 404, and its
-// security.limit_extensions refuses non-PHP files).
-//
-// The other parameters come from backends/cgienv, the builder the CGI
-// backend uses, so header rules (no HTTP_PROXY, no "_" in header names) are
-// the same; PATH is not sent.
-//
-// # Connections
-//
-// By default each request dials its own connection (DialTimeout) and
-// closes it after the response: a Unix-socket or loopback connect costs
-// microseconds, and a fresh connection can never carry a previous
-// request's failure. MaxConns bounds the requests in flight with a
-// semaphore; a request that cannot get a slot within DialTimeout fails
-// with backends.ErrOverloaded.
-//
-// With KeepAlive, requests carry FCGI_KEEP_CONN and a connection whose
-// response ended cleanly (END_REQUEST with REQUEST_COMPLETE, nothing
-// after it, the request written whole) is kept, at most KeepAlive of them
-// for at most KeepAliveTimeout (package backends/idle). php-fpm gives
-// every open connection a worker of its own, idle or not, so the
-// connections open to it must stay within pm.max_children: keep-alive
-// needs MaxConns (here or in the balancer) at most that, and a request
-// takes a kept connection before it dials, so that requests in flight
-// plus kept connections stay within MaxConns. Only a request without a
-// body and with an idempotent method goes on a kept connection, and is
-// sent once more on a new connection when the kept one ends before any
-// record of the response (php-fpm closes a worker's connection at
-// pm.max_requests); any other request closes a kept connection, freeing
-// its worker, and dials. A kept connection is checked with one
-// non-blocking MSG_PEEK before reuse (rawconn.Quiet). Check uses a kept
-// connection when there is one; while it waits for a connection of its
-// own, finished connections are closed rather than kept.
-//
-// A request with a body is written by github.com/yookoala/gofast's client
-// (BEGIN_REQUEST, PARAMS, then the body streamed as STDIN records) on a
-// connection junction dialled; its records before the body go out in one
-// write. A request without a body — most GETs — is encoded by junction
-// with the shared FastCGI wire package and sent in a single write:
-// gofast's client allocates two 64 KiB stream buffers and starts three
-// goroutines per request, which on a php-fpm pool cost junction 250–290
-// µs of CPU per request against about 100 µs this way (nginx scgi_pass →
-// junction → php-fpm: 4,000 → 8,200 requests/s on the 2-core test
-// machine). gofast's background pool is not used, and neither is its
-// response handling:
-// gofast parses the CGI head with its own, different rules (it refuses a
-// response with neither Status nor Content-Type, and long header lines),
-// and a dropped connection looks like a complete response there. Junction
-// reads the response records itself, and the head is parsed by
-// backends/cgiresp, the parser the CGI backend uses: a missing Status
-// means 200, a lone local Location is returned as *backends.LocalRedirect.
-// STDERR records are logged at Warn level with the instance and script.
-//
-// # Request bodies
-//
-// The instance gets exactly CONTENT_LENGTH bytes. A body of unknown length
-// (chunked, from plain HTTP) is refused with 411: php-fpm would see an
-// empty body, and junction does not spool bodies. A body that ends short
-// closes the connection before the end of STDIN is sent, so the script
-// never takes a truncated body for a complete one.
-//
-// # Errors
-//
-// Failures before the response head was written are returned from Serve,
-// never written: a dial failure as *backends.DialError (the request body has
-// not been read: it is read only once the connection is up), a full
-// MaxConns or an END_REQUEST with FCGI_OVERLOADED as backends.ErrOverloaded
-// (when no body byte was read yet), no response head within Timeout as a
-// *backends.Error with status 504, a malformed head or a lost connection
-// with status 502. The request context closes the connection, which stops
-// the request; Serve then returns the context's error. After the head was
-// written, failures end the response early and are logged.
 package fastcgi
 
 import (
@@ -208,6 +113,8 @@ type Backend struct {
 	probing atomic.Int32
 }
 
+var _ backends.Backend = (*Backend)(nil)
+
 // New validates o and returns a Backend. No connection is made yet.
 func New(o Options) (*Backend, error) {
 	b := &Backend{
@@ -267,7 +174,7 @@ func New(o Options) (*Backend, error) {
 	if o.MaxConns > 0 {
 		b.sem = semaphore.NewWeighted(int64(o.MaxConns))
 	}
-	if b.env, err = cgienv.New(cgienv.Options{PassEnv: o.PassEnv, SetEnv: o.SetEnv, OmitPath: true}); err != nil {
+	if b.env, err = cgienv.New(cgienv.Options{PassEnv: o.PassEnv, SetEnv: o.SetEnv, OmitPath: true, OwnDocumentRoot: true}); err != nil {
 		errs = append(errs, fmt.Errorf("fastcgi: %w", err))
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -311,19 +218,7 @@ func (b *Backend) Serve(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	defer release()
-	// Only a request junction may send again goes on a kept connection:
-	// php-fpm closes a worker's connection some time after its last
-	// response (pm.max_requests), and a request sent into that gap fails
-	// without reaching PHP. An idempotent request without a body is then
-	// sent again; any other gets a new connection, and an idle one is
-	// closed first, so that a php-fpm worker holding it comes free to
-	// accept the new one.
-	replayable := r.ContentLength == 0 && backends.Idempotent(r.Method)
-	conn, reused := b.idle.Get()
-	if reused && !replayable {
-		_ = conn.Close()
-		reused = false
-	}
+	conn, reused := b.kept(r)
 	for {
 		if !reused {
 			if conn, err = b.dial(r.Context()); err != nil {
@@ -351,7 +246,7 @@ func (b *Backend) acquire(ctx context.Context) (release func(), err error) {
 	defer cancel()
 	if err := b.sem.Acquire(wctx, 1); err != nil {
 		if ctx.Err() != nil {
-			return nil, fmt.Errorf("fastcgi: %s: waiting for a connection: %w", b.addr, context.Cause(ctx))
+			return nil, backends.ContextError(ctx, "fastcgi: "+b.addr+": waiting for a connection")
 		}
 		return nil, fmt.Errorf("fastcgi: %s: all connections busy for %v: %w", b.addr, b.dialTimeout, backends.ErrOverloaded)
 	}
@@ -364,23 +259,13 @@ func (b *Backend) dial(ctx context.Context) (net.Conn, error) {
 	c, err := d.DialContext(ctx, b.network, b.address)
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil, fmt.Errorf("fastcgi: %s: %w", b.addr, context.Cause(ctx))
+			return nil, backends.ContextError(ctx, "fastcgi: "+b.addr)
 		}
 		return nil, &backends.DialError{Addr: b.addr, Err: fmt.Errorf("fastcgi: %w", err)}
 	}
 	// Raw reads and writes (package rawconn says why), and the quiet check
 	// a kept connection passes before reuse.
 	return rawconn.Wrap(c), nil
-}
-
-// keep returns a connection whose request ended cleanly to the idle
-// pool, or closes it.
-func (b *Backend) keep(c net.Conn) {
-	if b.probing.Load() > 0 {
-		_ = c.Close()
-		return
-	}
-	b.idle.Put(c)
 }
 
 // resolve maps the request path to the script (see the package doc).
@@ -432,20 +317,4 @@ func splitScript(p, ext string) (script, info string) {
 		i = end + 1
 	}
 	return p, ""
-}
-
-// params builds the FastCGI parameters for r.
-func (b *Backend) params(r *http.Request, s cgienv.Script) map[string]string {
-	vs := b.env.Vars(r, s)
-	m := make(map[string]string, len(vs)+2)
-	for _, kv := range vs {
-		m[kv.Name] = kv.Value
-	}
-	// The instance's files, not the front server's.
-	m["DOCUMENT_ROOT"] = b.root
-	delete(m, "PATH_TRANSLATED")
-	if s.PathInfo != "" {
-		m["PATH_TRANSLATED"] = strings.TrimSuffix(b.root, "/") + s.PathInfo
-	}
-	return m
 }

@@ -10,12 +10,14 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/junction-gw/junction/backends"
 	fcgifront "github.com/junction-gw/junction/protocols/fastcgi"
+	"github.com/junction-gw/junction/vars"
 )
 
 func TestResolve(t *testing.T) {
@@ -61,6 +63,8 @@ func TestResolve(t *testing.T) {
 	}
 }
 
+// The parameters go on the wire in the builder's order, DOCUMENT_ROOT is
+// Root (also over the front server's) and PATH_TRANSLATED follows it.
 func TestParamsDocumentRootIsRoot(t *testing.T) {
 	b, err := New(Options{Addr: "127.0.0.1:9000", Root: "/srv/www", SetEnv: map[string]string{"APP_ENV": "test"}})
 	if err != nil {
@@ -68,22 +72,27 @@ func TestParamsDocumentRootIsRoot(t *testing.T) {
 	}
 	r := httptest.NewRequest("GET", "/a.php/more", nil)
 	r.Header.Set("Proxy", "evil")
+	front := vars.Vars{{Name: "DOCUMENT_ROOT", Value: "/var/www/front"}, {Name: "MY_PARAM", Value: "x"}}
+	r = r.WithContext(vars.NewContext(r.Context(), front))
 	s, err := b.resolve(r)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := b.params(r, s)
+	h := decodeHead(t, b.appendHead(nil, r, s, false))
+	if want := b.env.Vars(r, s); !slices.Equal(h.params, want) {
+		t.Errorf("PARAMS on the wire\n%v\nwant the builder's, in its order\n%v", h.params, want)
+	}
 	want := map[string]string{
 		"DOCUMENT_ROOT": "/srv/www", "SCRIPT_FILENAME": "/srv/www/a.php", "PATH_INFO": "/more",
-		"PATH_TRANSLATED": "/srv/www/more", "APP_ENV": "test", "REQUEST_METHOD": "GET",
+		"PATH_TRANSLATED": "/srv/www/more", "APP_ENV": "test", "REQUEST_METHOD": "GET", "MY_PARAM": "x",
 	}
 	for k, v := range want {
-		if m[k] != v {
-			t.Errorf("%s = %q, want %q", k, m[k], v)
+		if got := h.params.Get(k); got != v {
+			t.Errorf("%s = %q, want %q", k, got, v)
 		}
 	}
 	for _, k := range []string{"HTTP_PROXY", "PATH"} {
-		if v, ok := m[k]; ok {
+		if v, ok := h.params.Lookup(k); ok {
 			t.Errorf("%s sent: %q", k, v)
 		}
 	}

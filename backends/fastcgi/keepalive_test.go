@@ -2,7 +2,6 @@ package fastcgi
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -10,16 +9,12 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/junction-gw/junction/backends"
-	"github.com/junction-gw/junction/backends/internal/idle"
-	"github.com/junction-gw/junction/internal/fcgiwire"
 	fcgifront "github.com/junction-gw/junction/protocols/fastcgi"
 )
 
@@ -319,121 +314,5 @@ func TestKeepAliveReuseAfterReadTimeout(t *testing.T) {
 	serveOK(t, b, httptest.NewRequest("GET", "/a.php", nil), "ok")
 	if n := accepted.Load(); n != 1 {
 		t.Errorf("%d connections for 2 GETs, want 1: the kept one was dropped", n)
-	}
-}
-
-// failingConn fails its first writes (a write deadline that passed
-// mid-record), then accepts everything.
-type failingConn struct {
-	net.Conn
-	fails  int
-	writes int // reached the connection
-}
-
-func (c *failingConn) Write(p []byte) (int, error) {
-	c.writes++
-	if c.fails > 0 {
-		c.fails--
-		return len(p) / 2, os.ErrDeadlineExceeded
-	}
-	return len(p), nil
-}
-
-func (c *failingConn) SetWriteDeadline(time.Time) error { return nil }
-
-// gofast ends STDIN even after a failed body write (its error path closes
-// the stream, then writes ABORT_REQUEST): the stream then holds a partial
-// record, so nothing more is written, and the end of STDIN must not mark
-// the request as written whole, or a connection gofast is still writing to
-// would be kept.
-func TestWriteOnlyStdinEndedAfterFailure(t *testing.T) {
-	stdinEnd := fcgiwire.AppendRecord(nil, fcgiwire.TypeStdin, requestID, nil, 0)
-	body := fcgiwire.AppendRecord(nil, fcgiwire.TypeStdin, requestID, []byte("body"), fcgiwire.PadFor(4))
-	abort := fcgiwire.AppendRecord(nil, fcgiwire.TypeAbortRequest, requestID, nil, 0)
-	for _, tt := range []struct {
-		name       string
-		fails      int
-		wantEnded  bool
-		wantWrites int
-	}{{"clean", 0, true, 2}, {"after a failed write", 1, false, 1}} {
-		t.Run(tt.name, func(t *testing.T) {
-			fc := &failingConn{fails: tt.fails}
-			wo := &writeOnly{Conn: fc, timeout: time.Second}
-			_, _ = wo.Write(body)
-			_, err := wo.Write(stdinEnd)
-			if (err == nil) != tt.wantEnded {
-				t.Errorf("ending STDIN: %v", err)
-			}
-			if got := wo.stdinEnded.Load(); got != tt.wantEnded {
-				t.Errorf("stdinEnded = %v, want %v", got, tt.wantEnded)
-			}
-			if tt.fails > 0 {
-				_, _ = wo.Write(abort)
-			}
-			if fc.writes != tt.wantWrites {
-				t.Errorf("%d writes reached the connection, want %d", fc.writes, tt.wantWrites)
-			}
-		})
-	}
-}
-
-// gateConn's Write is in progress until the write deadline is set to the
-// past: it then returns as a write already in the kernel does (complete),
-// or as one still waiting for room does (the deadline error).
-type gateConn struct {
-	net.Conn
-	complete  bool
-	inWrite   chan struct{}
-	interrupt chan struct{}
-	once      sync.Once
-}
-
-func (c *gateConn) Write(p []byte) (int, error) {
-	close(c.inWrite)
-	<-c.interrupt
-	if c.complete {
-		return len(p), nil
-	}
-	return 0, os.ErrDeadlineExceeded
-}
-
-func (c *gateConn) SetWriteDeadline(d time.Time) error {
-	if !d.After(time.Now()) {
-		c.once.Do(func() { close(c.interrupt) })
-	}
-	return nil
-}
-
-// The instance may answer as soon as the end of STDIN reached it, before
-// gofast's writer returned from that write: the response is then
-// complete while the writer is not done. The connection is kept once the
-// write returned, never while it is in progress, and a final write still
-// waiting for room does not hold the exchange up.
-func TestReusableWhileEndingStdin(t *testing.T) {
-	stdinEnd := fcgiwire.AppendRecord(nil, fcgiwire.TypeStdin, requestID, nil, 0)
-	for _, complete := range []bool{true, false} {
-		b := &Backend{idle: idle.New[net.Conn](1, time.Minute, nil)}
-		rr := &responseReader{ended: true, protoStatus: statusRequestComplete, br: bufio.NewReader(strings.NewReader(""))}
-		gc := &gateConn{complete: complete, inWrite: make(chan struct{}), interrupt: make(chan struct{})}
-		wo := &writeOnly{Conn: gc, timeout: time.Minute}
-		writerDone := make(chan struct{})
-		go func() {
-			defer close(writerDone)
-			_, _ = wo.Write(stdinEnd)
-		}()
-		<-gc.inWrite
-		got := b.reusable(rr, writerDone, new(bytes.Buffer), wo, &stdin{})
-		if got != complete {
-			t.Errorf("final write complete %v: reusable = %v", complete, got)
-		}
-		select {
-		case <-writerDone:
-		default:
-			if got {
-				t.Errorf("reusable while the writer still runs")
-			}
-		}
-		gc.once.Do(func() { close(gc.interrupt) })
-		<-writerDone
 	}
 }

@@ -5,15 +5,16 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"github.com/junction-gw/junction/internal/fcgiwire"
 	"io"
 	"net"
 	"sync"
 	"time"
+
+	"github.com/junction-gw/junction/internal/fcgiwire"
 )
 
-// The record layout is protocols/fastcgi/wire, shared with junction's
-// FastCGI front end.
+// The record layout is internal/fcgiwire, shared with junction's FastCGI
+// front end.
 type recType = fcgiwire.Type
 
 const (
@@ -34,8 +35,8 @@ const (
 	headerLen  = fcgiwire.HeaderLen
 	maxContent = fcgiwire.MaxContentLen
 	maxPadding = fcgiwire.MaxPaddingLen
-	// requestID is the id gofast's client gives the first request on a
-	// connection; junction sends one request at a time on a connection.
+	// requestID is the id of every request: junction sends one request
+	// at a time on a connection.
 	requestID = 1
 )
 
@@ -46,8 +47,9 @@ var (
 	errUnknown = fmt.Errorf("%w: unexpected record", errProtocol)
 )
 
-// bufPool holds record buffers (one maximal record each) and the readers
-// in front of the connection.
+// bufPool holds record buffers (one maximal record each: the response
+// reader's, and the body writer's STDIN records) and the readers in front
+// of the connection.
 var (
 	bufPool   = sync.Pool{New: func() any { b := make([]byte, maxContent+maxPadding); return &b }}
 	bufrdPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 16<<10) }}
@@ -143,14 +145,15 @@ func readRecord(c net.Conn, br *bufio.Reader, buf []byte, timeout time.Duration)
 	if err := c.SetReadDeadline(time.Now().Add(timeout)); err != nil {
 		return 0, 0, nil, fmt.Errorf("fastcgi: setting read deadline: %w", err)
 	}
-	var h [headerLen]byte
-	if _, err := io.ReadFull(br, h[:]); err != nil {
+	// The header is read into buf too: an array of its own would escape
+	// to the heap through io.ReadFull, once per record.
+	if _, err := io.ReadFull(br, buf[:headerLen]); err != nil {
 		if errors.Is(err, io.EOF) {
 			return 0, 0, nil, errNoEnd
 		}
 		return 0, 0, nil, fmt.Errorf("fastcgi: reading record header: %w", err)
 	}
-	hd := fcgiwire.ParseHeader(h[:])
+	hd := fcgiwire.ParseHeader(buf[:headerLen])
 	if hd.Version != fcgiwire.Version1 {
 		return 0, 0, nil, fmt.Errorf("%w: version %d", errProtocol, hd.Version)
 	}

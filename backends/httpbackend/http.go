@@ -30,9 +30,12 @@
 //     never adds or removes compression.
 //
 // Failures before the first byte of the response was written are returned
-// from Serve, never written: a dial failure as *backends.DialError, a
-// response-header timeout as a *backends.Error with status 504, anything
-// else as a *backends.Error with status 502. On a dial failure the request
+// from Serve, never written: the client's own (a request body that failed
+// or ended before its Content-Length, a client that went away) as
+// *backends.ClientError, which a balancer never counts against the
+// instance; a dial failure as *backends.DialError, a response-header
+// timeout as a *backends.Error with status 504, anything else as a
+// *backends.Error with status 502. On a dial failure the request
 // body has not been read at all: http.Transport reads the body only on an
 // established connection, and ReverseProxy hands the transport a wrapper
 // whose Close leaves the inbound body open. A balancer may therefore retry
@@ -59,10 +62,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/junction-gw/junction/internal/sockaddr"
-
 	"github.com/junction-gw/junction/backends"
 	"github.com/junction-gw/junction/backends/internal/idle"
+	"github.com/junction-gw/junction/internal/sockaddr"
 )
 
 // Options configure a Backend.
@@ -134,6 +136,8 @@ type Backend struct {
 	proxy *httputil.ReverseProxy
 	log   *slog.Logger
 }
+
+var _ backends.Backend = (*Backend)(nil)
 
 // New validates o and returns a Backend. No connection is made yet.
 func New(o Options) (*Backend, error) {
@@ -276,23 +280,6 @@ func parseAddr(addr string) (network, address string, err error) {
 	return a.Network, a.Address, nil
 }
 
-// Serve proxies r to the instance. A non-nil error means nothing was
-// written to w; see the package documentation for which errors leave the
-// request body unread.
-func (b *Backend) Serve(w http.ResponseWriter, r *http.Request) error {
-	if b.prefix != "" && !underPrefix(r.URL.Path, b.prefix) {
-		return backends.Errorf(http.StatusNotFound, "httpbackend: %s: %q is not under %q", b.addr, r.URL.Path, b.prefix)
-	}
-	st := &state{w: w}
-	st.flush = st.flushW
-	rw := &recorder{ResponseWriter: w, st: st}
-	b.proxy.ServeHTTP(rw, r.WithContext(context.WithValue(r.Context(), stateKey{}, st)))
-	if st.err != nil && !st.wrote {
-		return st.err
-	}
-	return nil
-}
-
 // Close closes the idle keep-alive connections to the instance. The
 // Backend stays usable: later requests open new connections.
 func (b *Backend) Close() error {
@@ -328,175 +315,3 @@ func (b *Backend) Check(ctx context.Context) error {
 	}
 	return nil
 }
-
-// underPrefix reports whether p is prefix or below it ("/app" matches
-// "/app" and "/app/x", not "/apps").
-func underPrefix(p, prefix string) bool {
-	rest, ok := strings.CutPrefix(p, prefix)
-	return ok && (rest == "" || rest[0] == '/')
-}
-
-// stripPrefix removes prefix from a path that is under it.
-func stripPrefix(p, prefix string) string {
-	rest := strings.TrimPrefix(p, prefix)
-	if rest == "" {
-		return "/"
-	}
-	return rest
-}
-
-// rewrite builds the outgoing request.
-func (b *Backend) rewrite(pr *httputil.ProxyRequest) {
-	pr.SetURL(b.target)
-	pr.Out.Host = pr.In.Host
-	if b.prefix != "" {
-		u := pr.Out.URL
-		u.Path = stripPrefix(pr.In.URL.Path, b.prefix)
-		u.RawPath = ""
-		if raw := pr.In.URL.RawPath; raw != "" && underPrefix(raw, b.prefix) {
-			// Keep the client's encoding (%2F and friends) when the prefix
-			// appears literally in it; url.URL checks it still matches Path.
-			u.RawPath = stripPrefix(raw, b.prefix)
-		}
-	}
-	// httpoxy: an application (or a library in it) may read HTTP_PROXY
-	// or the Proxy header as its outgoing proxy.
-	pr.Out.Header.Del("Proxy")
-	setForwarded(pr.In, pr.Out.Header)
-}
-
-// dialError marks errors from our dialer, whatever the transport wraps
-// around them.
-type dialError struct{ err error }
-
-func (e *dialError) Error() string { return e.err.Error() }
-func (e *dialError) Unwrap() error { return e.err }
-
-// classify turns a transport error into the error Serve returns; ctx is
-// the caller's request context.
-func (b *Backend) classify(ctx context.Context, err error) error {
-	var de *dialError
-	if errors.As(err, &de) {
-		return &backends.DialError{Addr: b.addr, Err: fmt.Errorf("httpbackend: %w", de.err)}
-	}
-	if ctx.Err() != nil {
-		// The caller's context ended (the client went away, or its
-		// deadline passed): the caller knows why.
-		return fmt.Errorf("httpbackend: %s: %w", b.addr, context.Cause(ctx))
-	}
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		// The transport's ResponseHeaderTimeout.
-		return &backends.Error{Status: http.StatusGatewayTimeout, Err: fmt.Errorf("httpbackend: %s: %w", b.addr, err)}
-	}
-	return &backends.Error{Status: http.StatusBadGateway, Err: fmt.Errorf("httpbackend: %s: %w", b.addr, err)}
-}
-
-// state is what one Serve call learns from ReverseProxy's callbacks, which
-// run on the calling goroutine (ServeHTTP returns after them).
-type state struct {
-	wrote bool   // a final status or body byte reached w
-	err   error  // the failure reported before anything was written
-	flush func() // st.flushW, made once per Serve
-	w     http.ResponseWriter
-}
-
-// flushW flushes w; a failed write shows in the next Write. The codecs'
-// writers flush directly; others go through http.ResponseController.
-func (st *state) flushW() {
-	switch f := st.w.(type) {
-	case interface{ FlushError() error }:
-		_ = f.FlushError()
-	case http.Flusher:
-		f.Flush()
-	default:
-		_ = http.NewResponseController(st.w).Flush()
-	}
-}
-
-// proxyFlushes reports whether ReverseProxy treats resp as a streaming
-// response and flushes after every write itself: an event stream, or a
-// body of unknown length.
-func proxyFlushes(resp *http.Response) bool {
-	if resp.ContentLength == -1 {
-		return true
-	}
-	return isEventStream(resp.Header.Get("Content-Type"))
-}
-
-// isEventStream reports whether a Content-Type names text/event-stream,
-// whatever its parameters and case: ReverseProxy's own test, without
-// mime.ParseMediaType's map and copies on every response.
-func isEventStream(ct string) bool {
-	mt, _, _ := strings.Cut(ct, ";")
-	return strings.EqualFold(strings.TrimSpace(mt), "text/event-stream")
-}
-
-// flusherOf returns the flush of the Serve call behind ctx, or nil.
-func flusherOf(ctx context.Context) func() {
-	if st, ok := ctx.Value(stateKey{}).(*state); ok {
-		return st.flush
-	}
-	return nil
-}
-
-// flushBody flushes what ReverseProxy wrote of the previous read before
-// the next one, which may wait for the instance: output reaches the
-// client as the instance produces it.
-type flushBody struct {
-	io.ReadCloser
-	flush   func()
-	pending bool // data was returned since the last flush
-}
-
-func (b *flushBody) Read(p []byte) (int, error) {
-	if b.pending && b.flush != nil {
-		b.flush()
-		b.pending = false
-	}
-	n, err := b.ReadCloser.Read(p)
-	b.pending = n > 0
-	return n, err
-}
-
-type stateKey struct{}
-
-// errorHandler replaces ReverseProxy's 502 page: before anything was
-// written the error is kept for Serve to return; after, the response can
-// only end early, and the failure is logged.
-func (b *Backend) errorHandler(_ http.ResponseWriter, r *http.Request, err error) {
-	st, _ := r.Context().Value(stateKey{}).(*state)
-	if st == nil {
-		// Not reached through Serve; nothing to record into.
-		b.log.Warn("httpbackend: proxy error", "err", err)
-		return
-	}
-	if st.wrote {
-		b.log.Warn("httpbackend: failure after the response started", "uri", r.RequestURI, "err", err)
-		return
-	}
-	st.err = b.classify(r.Context(), err)
-}
-
-// recorder notes whether anything reached the client. 1xx responses do
-// not count: the final response is still to come.
-type recorder struct {
-	http.ResponseWriter
-	st *state
-}
-
-func (w *recorder) WriteHeader(code int) {
-	if code >= 200 || code == http.StatusSwitchingProtocols {
-		w.st.wrote = true
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *recorder) Write(p []byte) (int, error) {
-	w.st.wrote = true
-	return w.ResponseWriter.Write(p)
-}
-
-// Unwrap lets http.ResponseController reach the codec's Flush, Hijack and
-// deadlines.
-func (w *recorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -27,6 +27,7 @@ import (
 	"syscall"
 
 	"github.com/junction-gw/junction/cmd/junction/app"
+	"github.com/junction-gw/junction/cmd/junction/internal/sockets"
 	"github.com/junction-gw/junction/config"
 )
 
@@ -110,11 +111,27 @@ func parseFlags(name string, args []string, required bool) (string, bool) {
 	return *path, true
 }
 
-func load(path string) (*config.Config, error) {
-	if path == "" {
-		return config.Default(), nil
+// load reads the configuration at path (the built-in one for "") and
+// checks what depends on the user junction runs as: at euid 0, scripts may
+// run as root only where the file says so (allow_root). Warnings (those
+// and what is unsafe in the file itself, such as an scgi listener open to
+// every host) go to warn as "warning: KEY: ..." lines.
+func load(path string, warn io.Writer) (*config.Config, error) {
+	cfg := config.Default()
+	if path != "" {
+		var err error
+		if cfg, err = config.Load(path); err != nil {
+			return nil, err
+		}
 	}
-	return config.Load(path)
+	warnings, err := cfg.CheckIdentity(os.Geteuid())
+	for _, w := range append(cfg.Warnings(), warnings...) {
+		fmt.Fprintln(warn, "warning: "+w)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return cfg, nil
 }
 
 func serve(args []string) int {
@@ -128,7 +145,7 @@ func serve(args []string) int {
 		fmt.Fprintf(os.Stderr, "junction serve: unexpected argument %q\n%s", fs.Arg(0), usage)
 		return 2
 	}
-	cfg, err := load(*path)
+	cfg, err := load(*path, os.Stderr)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "junction: %v\n", err)
 		return 1
@@ -175,7 +192,7 @@ func reloadOnHUP(ctx context.Context, hup <-chan os.Signal, path string, a *app.
 		case <-hup:
 		}
 		log.Info("reloading", "file", path)
-		cfg, err := load(path)
+		cfg, err := load(path, os.Stderr)
 		if err == nil {
 			err = a.Reload(cfg)
 		}
@@ -225,12 +242,12 @@ func inetd(args []string) int {
 	}
 	// Classic inetd hands the connection over as stderr too: then logs go
 	// to syslog, never into the response.
-	stderrIsConn := app.SameFile(os.Stdin, os.Stderr)
+	stderrIsConn := sockets.SameFile(os.Stdin, os.Stderr)
 	var logOut io.Writer = os.Stderr
 	if stderrIsConn {
 		logOut = syslogWriter()
 	}
-	cfg, err := config.Load(path)
+	cfg, err := load(path, logOut)
 	if err != nil {
 		fmt.Fprintf(logOut, "junction: %v\n", err)
 		return 1
@@ -243,7 +260,7 @@ func inetd(args []string) int {
 		log.Error("cannot start", "err", err)
 		return 1
 	}
-	conn, err := app.StdioConn(os.Stdin, os.Stdout)
+	conn, err := sockets.StdioConn(os.Stdin, os.Stdout)
 	if err != nil {
 		log.Error("no connection on stdin", "err", err)
 		return 1
@@ -252,7 +269,7 @@ func inetd(args []string) int {
 	if stderrIsConn {
 		std = append(std, os.Stderr)
 	}
-	if err := app.Detach(std...); err != nil {
+	if err := sockets.Detach(std...); err != nil {
 		log.Warn("cannot detach standard descriptors", "err", err)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
@@ -280,7 +297,7 @@ func check(args []string) int {
 	if !ok {
 		return 2
 	}
-	cfg, err := config.Load(path)
+	cfg, err := load(path, os.Stdout)
 	if err == nil {
 		// Building the backends catches what the file alone cannot show,
 		// like a script directory that does not exist. Nothing is bound.

@@ -13,6 +13,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 )
 
 // Type is a record type.
@@ -115,6 +116,49 @@ func AppendRecord(dst []byte, t Type, id uint16, content []byte, pad uint8) []by
 	dst = append(dst, content...)
 	for range pad {
 		dst = append(dst, 0)
+	}
+	return dst
+}
+
+// AppendBeginRequest appends a BEGIN_REQUEST record for request id in
+// role, with flags (FlagKeepConn or 0).
+func AppendBeginRequest(dst []byte, id uint16, role uint16, flags uint8) []byte {
+	body := [8]byte{byte(role >> 8), byte(role), flags}
+	return AppendRecord(dst, TypeBeginRequest, id, body[:], 0)
+}
+
+// FrameStream turns dst[start:], the content of a stream (PARAMS, STDIN,
+// STDOUT), into records of type t for request id, in place: as many as it
+// takes at MaxContentLen bytes each, each padded to a multiple of 8. It
+// returns the extended slice. An empty content stays empty: the empty
+// record that ends a stream is the caller's to append.
+//
+// Building the content first and framing it afterwards spares the caller
+// from knowing the content's length up front (name-value pairs) and from
+// a second buffer.
+func FrameStream(dst []byte, start int, t Type, id uint16) []byte {
+	total := len(dst) - start
+	if total <= 0 {
+		return dst
+	}
+	k := (total + MaxContentLen - 1) / MaxContentLen
+	last := total - (k-1)*MaxContentLen
+	fullPad := int(PadFor(MaxContentLen))
+	grow := k*HeaderLen + (k-1)*fullPad + int(PadFor(last))
+	dst = slices.Grow(dst, grow)[:len(dst)+grow]
+	// Last record first: each chunk moves right, onto chunks already
+	// moved, and its header lands on its own old bytes after they moved.
+	for i := k - 1; i >= 0; i-- {
+		n := MaxContentLen
+		if i == k-1 {
+			n = last
+		}
+		pad := int(PadFor(n))
+		from := start + i*MaxContentLen
+		at := start + i*(HeaderLen+MaxContentLen+fullPad)
+		copy(dst[at+HeaderLen:], dst[from:from+n])
+		Header{Version: Version1, Type: t, ID: id, ContentLength: uint16(n), PaddingLength: uint8(pad)}.Put(dst[at:])
+		clear(dst[at+HeaderLen+n : at+HeaderLen+n+pad])
 	}
 	return dst
 }

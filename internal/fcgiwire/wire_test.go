@@ -3,6 +3,7 @@ package fcgiwire
 import (
 	"bytes"
 	"errors"
+	"slices"
 	"testing"
 )
 
@@ -44,5 +45,60 @@ func TestLengths(t *testing.T) {
 	}
 	if got := AppendPair(nil, "A", "bc"); !bytes.Equal(got, []byte{1, 2, 'A', 'b', 'c'}) {
 		t.Errorf("AppendPair = % x", got)
+	}
+}
+
+func TestAppendBeginRequest(t *testing.T) {
+	got := AppendBeginRequest(nil, 1, RoleResponder, FlagKeepConn)
+	want := []byte{1, 1, 0, 1, 0, 8, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0}
+	if !bytes.Equal(got, want) {
+		t.Errorf("got % x, want % x", got, want)
+	}
+}
+
+// TestFrameStream frames contents around the record limit after a prefix
+// that must stay, and reads them back record by record.
+func TestFrameStream(t *testing.T) {
+	for _, n := range []int{0, 1, 8, 13, MaxContentLen - 1, MaxContentLen, MaxContentLen + 1, 2 * MaxContentLen, 200001} {
+		content := make([]byte, n)
+		for i := range content {
+			content[i] = byte(i*7 + i>>16)
+		}
+		prefix := []byte("prefix")
+		buf := append(append([]byte(nil), prefix...), content...)
+		// Junk in the spare capacity must not leak into the padding.
+		buf = slices.Grow(buf, 64)
+		for i := len(buf); i < cap(buf); i++ {
+			buf[:cap(buf)][i] = 0xAA
+		}
+		out := FrameStream(buf, len(prefix), TypeParams, 3)
+		if !bytes.Equal(out[:len(prefix)], prefix) {
+			t.Fatalf("n=%d: prefix changed: %q", n, out[:len(prefix)])
+		}
+		var got []byte
+		records := 0
+		for rest := out[len(prefix):]; len(rest) > 0; records++ {
+			if len(rest) < HeaderLen {
+				t.Fatalf("n=%d: %d stray bytes", n, len(rest))
+			}
+			h := ParseHeader(rest)
+			size := HeaderLen + int(h.ContentLength) + int(h.PaddingLength)
+			if h.Version != Version1 || h.Type != TypeParams || h.ID != 3 || h.ContentLength == 0 || size%8 != 0 || size > len(rest) {
+				t.Fatalf("n=%d: record %d header %+v, %d bytes left", n, records, h, len(rest))
+			}
+			got = append(got, rest[HeaderLen:HeaderLen+int(h.ContentLength)]...)
+			for _, p := range rest[HeaderLen+int(h.ContentLength) : size] {
+				if p != 0 {
+					t.Fatalf("n=%d: padding byte %#x", n, p)
+				}
+			}
+			rest = rest[size:]
+		}
+		if !bytes.Equal(got, content) {
+			t.Errorf("n=%d: content differs after framing (%d bytes back)", n, len(got))
+		}
+		if want := (n + MaxContentLen - 1) / MaxContentLen; records != want {
+			t.Errorf("n=%d: %d records, want %d", n, records, want)
+		}
 	}
 }

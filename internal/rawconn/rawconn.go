@@ -5,15 +5,14 @@
 // Why: the Go runtime treats every system call made with syscall.Syscall
 // as one that may block. Entering one wakes the sysmon thread from its
 // deep sleep when the process was idle, and a call that lasts more than a
-// sysmon tick (~20 µs) gets its P handed to another thread. A write on
-// loopback TCP often lasts that long, because the kernel delivers the data
-// to the receiving socket and wakes the receiver inline. On a persistent
+// sysmon tick gets its P handed to another thread. A write on loopback TCP
+// often lasts that long, because the kernel delivers the data to the
+// receiving socket and wakes the receiver inline; on a persistent
 // connection (AJP from Apache, kept connections to app instances) that
-// churn cost junction about a tenth of its CPU per request. A read or a
+// churn is a visible share of junction's CPU per request. A read or a
 // write on a non-blocking socket never blocks (it returns EAGAIN, and the
-// wait happens on the runtime's poller), so it can be made raw: measured
-// under Apache mod_proxy_ajp load, sysmon's sleeps fell by 88 %, P
-// hand-offs from ~800/s to none, and junction's CPU per request by 10 %.
+// wait happens on the runtime's poller), so it can be made raw: no sysmon
+// wake-up and no P hand-off (docs/ARCHITECTURE.md has the measurements).
 //
 // Deadlines, Close and everything else behave as on the wrapped
 // connection.

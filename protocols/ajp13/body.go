@@ -52,9 +52,19 @@ func (b *body) Read(p []byte) (int, error) {
 		if b.eof {
 			return 0, io.EOF
 		}
+		if b.c.nc.Reads().Passed() {
+			// The handler's read deadline: nothing was read, so a later
+			// read may go on.
+			return 0, errReadDeadline
+		}
 		if err := b.next(); err != nil {
 			b.err = err
-			b.c.fail(err)
+			if !errors.Is(err, errHandlerDeadline) {
+				b.c.fail(err)
+			}
+			// A read the handler's deadline ended may have stopped inside
+			// a packet: the body fails and the connection is not reused
+			// (drain sees b.err), but the response still goes out.
 			return 0, err
 		}
 	}

@@ -25,10 +25,11 @@ var errShutdownRefused = errors.New("ajp13: SHUTDOWN packet refused")
 // conn is one pooled connection from the web server. Requests on it are
 // strictly sequential.
 type conn struct {
-	srv *Server
-	nc  *connserver.Conn
-	in  []byte // incoming packet buffer, PacketSize long, reused
-	out []byte // outgoing packet buffer, PacketSize long, reused
+	srv          *Server
+	nc           *connserver.Conn
+	in           []byte        // incoming packet buffer, PacketSize long, reused
+	out          []byte        // outgoing packet buffer, PacketSize long, reused
+	writeTimeout time.Duration // per write; 0: none
 
 	wmu sync.Mutex // guards bw, out and enc: the handler and the body reader both write
 	bw  *bufio.Writer
@@ -57,10 +58,11 @@ type conn struct {
 
 func newConn(s *Server, nc *connserver.Conn) *conn {
 	c := &conn{
-		srv: s,
-		nc:  nc,
-		in:  make([]byte, s.packetSize()),
-		out: make([]byte, 0, s.packetSize()),
+		srv:          s,
+		nc:           nc,
+		in:           make([]byte, s.packetSize()),
+		out:          make([]byte, 0, s.packetSize()),
+		writeTimeout: connserver.WriteTimeout(s.WriteTimeout),
 	}
 	c.bw = bufio.NewWriterSize(nc, s.packetSize())
 	return c
@@ -112,12 +114,21 @@ func (c *conn) setReadTimeout(d time.Duration) {
 	c.nc.SetReadDeadline(time.Now().Add(d)) //nolint:errcheck // a failed deadline shows up as a read error
 }
 
-// readBodyPacket reads one body packet within ReadTimeout.
+// errReadDeadline is what a body read gets once the handler's read
+// deadline has passed.
+var errReadDeadline = fmt.Errorf("ajp13: reading request body: %w", os.ErrDeadlineExceeded)
+
+// readBodyPacket reads one body packet within ReadTimeout, or the
+// handler's read deadline (errHandlerDeadline when that ended it).
 func (c *conn) readBodyPacket() ([]byte, error) {
-	c.setReadTimeout(c.srv.readTimeout())
+	reads := c.nc.Reads()
+	reads.Arm(c.srv.readTimeout()) //nolint:errcheck // a failed deadline shows up as a read error
 	p, err := readPacket(c, c.in)
 	if err != nil {
-		if errors.Is(err, os.ErrDeadlineExceeded) {
+		switch {
+		case errors.Is(err, os.ErrDeadlineExceeded) && reads.Passed():
+			return nil, fmt.Errorf("%w: %w", errHandlerDeadline, err)
+		case errors.Is(err, os.ErrDeadlineExceeded):
 			return nil, fmt.Errorf("ajp13: request body stalled for %s: %w", c.srv.readTimeout(), err)
 		}
 		return nil, fmt.Errorf("ajp13: reading request body: %w", err)
@@ -125,14 +136,21 @@ func (c *conn) readBodyPacket() ([]byte, error) {
 	return p, nil
 }
 
+// errHandlerDeadline marks a body read ended by the handler's own read
+// deadline: the body fails, the connection is not reused, but the
+// response still goes out.
+var errHandlerDeadline = errors.New("ajp13: request body read ended by the handler's deadline")
+
 // serve runs the request loop of one connection.
 func (c *conn) serve(ctx context.Context) error {
 	for {
 		if !c.nc.SetIdle(true) {
 			return nil
 		}
+		// The first byte under the idle timeout; the rest of the packet,
+		// header included, under the read timeout from that byte.
 		c.setReadTimeout(c.srv.idleTimeout())
-		if _, err := io.ReadFull(c, c.in[:headerLen]); err != nil {
+		if _, err := io.ReadFull(c, c.in[:1]); err != nil {
 			if errors.Is(err, io.EOF) {
 				return nil // the web server closed its pooled connection
 			}
@@ -144,8 +162,13 @@ func (c *conn) serve(ctx context.Context) error {
 			}
 			return fmt.Errorf("ajp13: waiting for a request: %w", err)
 		}
-		c.nc.SetIdle(false)
-		c.setReadTimeout(c.srv.readTimeout())
+		c.nc.BeginHead(c.srv.readTimeout()) //nolint:errcheck // a failed deadline shows up as a read error
+		if _, err := io.ReadFull(c, c.in[1:headerLen]); err != nil {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return fmt.Errorf("ajp13: reading a packet header: %w", err)
+		}
 		payload, err := readPayload(c, c.in)
 		if err != nil {
 			return err
@@ -198,6 +221,9 @@ func (c *conn) serveRequest(ctx context.Context, payload []byte) (keep bool, err
 		}
 	}
 	c.logDroppedAttributes(f)
+	// Deadlines the handler set are its request's.
+	defer c.nc.Reads().Release()
+	defer c.nc.Writes().Release()
 	reqCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	r, err := f.httpRequest(reqCtx, s.Route)
@@ -223,15 +249,18 @@ func (c *conn) serveRequest(ctx context.Context, payload []byte) (keep bool, err
 		return false, peerGone
 	}
 	w.finish()
-	reuse := c.failure() == nil
+	// A response that broke its Content-Length broke the exchange's
+	// framing: the connection is not reused (cgihead.Length).
+	reuse := c.failure() == nil && !w.length.Over()
 	if b != nil {
-		if reuse {
-			reuse = b.drain()
-		} else {
+		switch {
+		case !reuse:
 			b.finish()
-		}
-		if !reuse && c.failure() == nil {
-			s.logger().Info("ajp13: closing connection: request body not consumed", "remote", c.remote(), "uri", r.RequestURI)
+		case !b.drain():
+			reuse = false
+			if c.failure() == nil {
+				s.logger().Info("ajp13: closing connection: request body not consumed", "remote", c.remote(), "uri", r.RequestURI)
+			}
 		}
 	}
 	if err := c.failure(); err != nil {
@@ -324,13 +353,22 @@ func (c *conn) startBackgroundRead() {
 	cancel := c.cancelReq
 	go func() {
 		defer close(done)
-		n, err := c.nc.Read(c.bgByte[:])
-		if n == 1 {
-			c.peeked, c.hasPeeked = c.bgByte[0], true
-		}
-		if err != nil && !c.bgStopping.Load() {
+		for {
+			n, err := c.nc.Read(c.bgByte[:])
+			if n == 1 {
+				c.peeked, c.hasPeeked = c.bgByte[0], true
+			}
+			if err == nil || c.bgStopping.Load() {
+				return
+			}
+			// A timeout without stopBackgroundRead is the handler's read
+			// deadline, not the web server going away: watch on.
+			if errors.Is(err, os.ErrDeadlineExceeded) && c.nc.SetReadDeadline(time.Time{}) == nil {
+				continue
+			}
 			c.bgErr = err
 			cancel()
+			return
 		}
 	}()
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/junction-gw/junction/protocols/internal/connserver"
+	"github.com/junction-gw/junction/vars"
 )
 
 // FuzzServeConn feeds arbitrary bytes to a whole pooled AJP connection: a
@@ -234,10 +235,10 @@ func parseOutput(out []byte) ([]fuzzResponse, error) {
 					if c := d.u16("code"); c < 0xA001 || c > 0xA00B {
 						return nil, fmt.Errorf("response header code %#x", c)
 					}
-				} else if name, _ := d.str("name"); !validToken(name) {
+				} else if name, _ := d.str("name"); !vars.ValidToken(name) {
 					return nil, fmt.Errorf("response header name %q", name)
 				}
-				if v, null := d.str("value"); null || !validValue(v) {
+				if v, null := d.str("value"); null || !vars.ValidValue(v) {
 					return nil, fmt.Errorf("response header value %q", v)
 				}
 			}

@@ -34,27 +34,71 @@ var reqAttributeVars = map[string]string{
 	"AJP_SSL_PROTOCOL": "SSL_PROTOCOL", // mod_jk
 }
 
-// requestVars renders a forward request as CGI-style variables. Only the
-// fixed fields, headers and allow-listed attributes are rendered; the
+// lazyVars is the vars.Source of a forward request: its CGI-style
+// variables, rendered only when a backend asks (vars.NewLazyContext).
+type lazyVars struct {
+	f     *forwardRequest
+	route string // the listener's Route
+	uri   string // f.requestURI(), made once
+}
+
+// Vars renders all the variables.
+func (l *lazyVars) Vars() vars.Vars {
+	v := make(vars.Vars, 0, 12+len(l.f.attrs))
+	l.render(true, func(name, value string) { v = append(v, vars.Var{Name: name, Value: value}) })
+	return v
+}
+
+// Lookup renders the one variable asked for (REMOTE_USER for the access
+// log), without allocating unless it is a number.
+func (l *lazyVars) Lookup(name string) (value string, ok bool) {
+	numbers := name == "SERVER_PORT" || name == "SSL_CIPHER_USEKEYSIZE"
+	l.render(numbers, func(n, v string) {
+		if !ok && n == name {
+			value, ok = v, true
+		}
+	})
+	return value, ok
+}
+
+// check applies vars.CheckVar to every value Vars renders, so a value
+// that breaks the request rules is refused (400) before any handler runs,
+// as the other codecs refuse it when they build the request.
+func (l *lazyVars) check() error {
+	var err error
+	l.render(false, func(name, value string) {
+		if err == nil {
+			err = vars.CheckVar(name, value)
+		}
+	})
+	return err
+}
+
+// render passes the request's variables to add in order. Only the fixed
+// fields, allow-listed attributes and the body headers are rendered: the
 // names SCRIPT_NAME, SCRIPT_FILENAME, PATH_INFO, PATH_TRANSLATED and
-// DOCUMENT_ROOT are never produced.
-func (f *forwardRequest) requestVars(route string) vars.Vars {
-	v := make(vars.Vars, 0, 16+len(f.headers))
-	add := func(name, value string) { v = append(v, vars.Var{Name: name, Value: value}) }
+// DOCUMENT_ROOT are never produced, and neither are HTTP_* variables
+// (backends make those from r.Header, with vars.HeaderVar). With numbers
+// false, SERVER_PORT and SSL_CIPHER_USEKEYSIZE are left out (they need
+// formatting and no check).
+func (l *lazyVars) render(numbers bool, add func(name, value string)) {
+	f := l.f
 	query := ""
 	if a, ok := f.attr(attrQueryString); ok {
 		query = a.value
 	}
 	add("REQUEST_METHOD", f.method)
 	add("SERVER_PROTOCOL", f.protocol)
-	add("REQUEST_URI", f.requestURI())
+	add("REQUEST_URI", l.uri)
 	add("QUERY_STRING", query)
 	add("REMOTE_ADDR", f.remoteAddr)
 	if f.remoteHost != "" {
 		add("REMOTE_HOST", f.remoteHost)
 	}
 	add("SERVER_NAME", f.serverName)
-	add("SERVER_PORT", strconv.Itoa(int(f.serverPort)))
+	if numbers {
+		add("SERVER_PORT", strconv.Itoa(int(f.serverPort)))
+	}
 	if f.isSSL {
 		add("HTTPS", "on")
 	}
@@ -96,46 +140,42 @@ func (f *forwardRequest) requestVars(route string) vars.Vars {
 		case attrSSLSession:
 			add("SSL_SESSION_ID", a.value)
 		case attrSSLKeySize:
-			add("SSL_CIPHER_USEKEYSIZE", strconv.Itoa(int(a.keySize)))
+			if numbers {
+				add("SSL_CIPHER_USEKEYSIZE", strconv.Itoa(int(a.keySize)))
+			}
 		case attrReqAttribute:
 			name, ok := reqAttributeVars[a.name]
-			if !ok || !validValue(a.value) {
+			if !ok || name == "REMOTE_PORT" && !validPort(a.value) {
 				continue
-			}
-			if name == "REMOTE_PORT" {
-				if _, err := strconv.ParseUint(a.value, 10, 16); err != nil {
-					continue
-				}
 			}
 			if once(name) {
 				add(name, a.value)
 			}
 		}
 	}
-	if route != "" {
-		add(VarRoute, route)
+	if l.route != "" {
+		add(VarRoute, l.route)
 	}
 	for _, h := range f.headers {
+		// Only the first: a repeat is refused later (Content-Length) or
+		// ignored (Content-Type), and CGI names must be unique.
 		switch {
-		case strings.EqualFold(h.name, "Content-Type"), strings.EqualFold(h.name, "Content-Length"):
-			// Only the first: a repeat is refused later (Content-Length) or
-			// ignored (Content-Type), and CGI names must be unique.
-			name := "CONTENT_TYPE"
-			if len(h.name) == len("Content-Length") {
-				name = "CONTENT_LENGTH"
+		case strings.EqualFold(h.name, "Content-Type"):
+			if once("CONTENT_TYPE") {
+				add("CONTENT_TYPE", h.value)
 			}
-			if once(name) {
-				add(name, h.value)
+		case strings.EqualFold(h.name, "Content-Length"):
+			if once("CONTENT_LENGTH") {
+				add("CONTENT_LENGTH", h.value)
 			}
-		case strings.Contains(h.name, "_"), strings.EqualFold(h.name, "Proxy"):
-			// A name with "_" would collide with its "-" twin once
-			// rendered (Apache and nginx drop these for CGI too); Proxy
-			// would become HTTP_PROXY (httpoxy, CVE-2016-5385).
-		default:
-			add(cgiHeaderName(h), h.value)
 		}
 	}
-	return v
+}
+
+// validPort reports whether s is a decimal TCP port.
+func validPort(s string) bool {
+	_, err := strconv.ParseUint(s, 10, 16)
+	return err == nil
 }
 
 // requestURI is the raw req_uri as sent plus "?query" when the web server
@@ -155,9 +195,11 @@ var errBadRequest = errors.New("bad request")
 // caller. Headers keep the names the web server sent (unlike the HTTP_*
 // variables, which cannot tell "-" from "_").
 //
-// The request's CGI-style variables (requestVars, with route) are made
-// only when a backend asks for them (vars.FromContext): the HTTP backend
-// never does.
+// The request is checked as every codec checks it (vars.Validate, and
+// vars.CheckVar for each variable it will render); a violation is an
+// errBadRequest, answered 400. The request's CGI-style variables (lazyVars,
+// with route) are made only when a backend asks for them
+// (vars.FromContext): the HTTP backend never does.
 func (f *forwardRequest) httpRequest(ctx context.Context, route string) (*http.Request, error) {
 	major, minor, ok := http.ParseHTTPVersion(f.protocol)
 	if !ok {
@@ -216,17 +258,21 @@ func (f *forwardRequest) httpRequest(ctx context.Context, route string) (*http.R
 	if f.isSSL {
 		r.TLS = &tls.ConnectionState{HandshakeComplete: true}
 	}
-	return r.WithContext(vars.NewLazyContext(ctx, func() vars.Vars { return f.requestVars(route) })), nil
+	lv := &lazyVars{f: f, route: route, uri: uri}
+	if err := vars.Validate(&r, nil); err != nil {
+		return nil, fmt.Errorf("ajp13: %w: %w", errBadRequest, err)
+	}
+	if err := lv.check(); err != nil {
+		return nil, fmt.Errorf("ajp13: %w: %w", errBadRequest, err)
+	}
+	return r.WithContext(vars.NewLazyContext(ctx, lv)), nil
 }
 
-// remotePort is the REMOTE_PORT requestVars renders: the first attribute
-// naming it whose value is a valid port, or "".
+// remotePort is the REMOTE_PORT the variables render: the first
+// allow-listed attribute naming it whose value is a valid port, or "".
 func (f *forwardRequest) remotePort() string {
 	for _, a := range f.attrs {
-		if a.code != attrReqAttribute || reqAttributeVars[a.name] != "REMOTE_PORT" || !validValue(a.value) {
-			continue
-		}
-		if _, err := strconv.ParseUint(a.value, 10, 16); err == nil {
+		if a.code == attrReqAttribute && reqAttributeVars[a.name] == "REMOTE_PORT" && validPort(a.value) {
 			return a.value
 		}
 	}
@@ -258,37 +304,4 @@ func setBodyLength(r *http.Request) error {
 	}
 	r.ContentLength = n
 	return nil
-}
-
-// codedHeaderVars are the CGI names of the coded request headers.
-var codedHeaderVars = func() (t [len(requestHeaders)]string) {
-	for i, name := range requestHeaders {
-		if name != "" {
-			t[i] = "HTTP_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
-		}
-	}
-	return t
-}()
-
-// cgiHeaderName is the HTTP_* variable name of h, built with at most one
-// allocation (none for coded headers).
-func cgiHeaderName(h header) string {
-	if h.code != 0 {
-		if i := int(h.code & 0xFF); i < len(codedHeaderVars) && codedHeaderVars[i] != "" {
-			return codedHeaderVars[i]
-		}
-	}
-	b := make([]byte, 0, len("HTTP_")+len(h.name))
-	b = append(b, "HTTP_"...)
-	for i := 0; i < len(h.name); i++ {
-		c := h.name[i]
-		switch {
-		case c == '-':
-			c = '_'
-		case 'a' <= c && c <= 'z':
-			c -= 'a' - 'A'
-		}
-		b = append(b, c)
-	}
-	return string(b)
 }

@@ -14,16 +14,23 @@
 // CPING is answered with CPONG between requests; SHUTDOWN is refused and the
 // connection closed; any other unexpected packet closes the connection with
 // one log line. Each FORWARD_REQUEST becomes an *http.Request whose context
-// carries the CGI-style variables (package vars) rendered from it:
-// REQUEST_METHOD, SERVER_PROTOCOL, REQUEST_URI (the raw, still
-// percent-encoded req_uri plus "?" and the query string), QUERY_STRING,
-// REMOTE_ADDR, REMOTE_HOST, REMOTE_PORT (from the AJP_REMOTE_PORT
-// attribute), SERVER_NAME, SERVER_PORT, SERVER_ADDR (from AJP_LOCAL_ADDR),
-// HTTPS=on, AUTH_TYPE, REMOTE_USER, SSL_CLIENT_CERT, SSL_CIPHER,
-// SSL_SESSION_ID, SSL_CIPHER_USEKEYSIZE, SSL_PROTOCOL, CONTENT_TYPE,
-// CONTENT_LENGTH and HTTP_* for the other headers, plus JUNCTION_ROUTE (the
-// listener's Route) and AJP_SESSION_ROUTE (the route attribute the web
-// server sent). The request path is the req_uri decoded once.
+// carries the CGI-style variables (package vars) rendered from it when a
+// backend asks (vars.Lookup renders just one): REQUEST_METHOD,
+// SERVER_PROTOCOL, REQUEST_URI (the raw, still percent-encoded req_uri plus
+// "?" and the query string), QUERY_STRING, REMOTE_ADDR, REMOTE_HOST,
+// REMOTE_PORT (from the AJP_REMOTE_PORT attribute), SERVER_NAME,
+// SERVER_PORT, SERVER_ADDR (from AJP_LOCAL_ADDR), HTTPS=on, AUTH_TYPE,
+// REMOTE_USER, SSL_CLIENT_CERT, SSL_CIPHER, SSL_SESSION_ID,
+// SSL_CIPHER_USEKEYSIZE, SSL_PROTOCOL, CONTENT_TYPE and CONTENT_LENGTH,
+// plus JUNCTION_ROUTE (the listener's Route) and AJP_SESSION_ROUTE (the
+// route attribute the web server sent). Headers are r.Header only: the
+// backends that need HTTP_* variables make them from it (vars.HeaderVar).
+// The request path is the req_uri decoded once.
+//
+// A request that is well framed but breaks vars.Validate (a method that is
+// not a token, a header name that is not one, CR, LF or NUL in a header
+// value or in a value rendered as a variable) is answered 400 and the
+// connection closed; no handler sees it.
 //
 // # Security
 //
@@ -56,12 +63,30 @@
 // # Responses
 //
 // Status and headers go out in one SEND_HEADERS packet before the first
-// body chunk; body chunks hold at most PacketSize-8 bytes and are flushed
-// when the handler calls Flush (http.Flusher), so streaming works. When the
-// whole body fits in one chunk and the handler set no Content-Length,
-// junction adds it. While the handler runs with the request body consumed,
-// junction watches the connection: the web server closing it (the client
-// went away) cancels the request context.
+// body chunk (a WriteHeader code outside 100–999 is sent as 500 and
+// logged, as every junction codec does); body chunks hold at most
+// PacketSize-8 bytes and are flushed when the handler calls Flush
+// (http.Flusher), so streaming works. When the whole body fits in one
+// chunk and the handler set no Content-Length, junction adds it. A handler
+// that writes more than the Content-Length it set has the declared bytes
+// sent and the rest cut (its writes return http.ErrContentLength, logged
+// once), and END_RESPONSE says reuse=0. While the handler runs with the
+// request body consumed, junction watches the connection: the web server
+// closing it (the client went away) cancels the request context.
+//
+// # Deadlines
+//
+// IdleTimeout bounds the wait for a request's first byte; ReadTimeout
+// bounds the rest of its packet from that byte (one deadline, as in every
+// junction codec) and each body packet; WriteTimeout bounds each write
+// (0: 60s, negative: none). The ResponseWriter supports
+// http.ResponseController's SetWriteDeadline and SetReadDeadline: a
+// handler's deadline replaces the timeout for the rest of its request and
+// takes effect at once. A write blocked on a web server that reads
+// nothing fails when it passes (a backend aborting a response), and the
+// connection closes without END_RESPONSE, so the web server sees the
+// response cut; a body read it ends fails the body, and END_RESPONSE says
+// reuse=0.
 //
 // # Sticky sessions
 //

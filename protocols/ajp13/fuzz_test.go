@@ -2,9 +2,10 @@ package ajp13
 
 import (
 	"bytes"
-	"github.com/junction-gw/junction/vars"
 	"reflect"
 	"testing"
+
+	"github.com/junction-gw/junction/vars"
 )
 
 // FuzzForwardRequest decodes a packet, encodes what it decoded, decodes
@@ -27,9 +28,16 @@ func FuzzForwardRequest(f *testing.F) {
 			return
 		}
 		// Everything decoded must render without failing.
-		v := first.requestVars("r")
+		v := renderVars(first, "r")
 		if err := v.Check(); err != nil {
 			t.Fatalf("rendered vars repeat a name: %v", err)
+		}
+		// A request the codec accepts passes the one request check, with
+		// every variable it renders.
+		if r, err := first.httpRequest(t.Context(), "r"); err == nil {
+			if err := vars.Validate(r, vars.FromContext(r.Context())); err != nil {
+				t.Fatalf("accepted request fails vars.Validate: %v", err)
+			}
 		}
 		// A null string re-encodes as an empty one (one byte longer), so
 		// the round trip gets room beyond the packet size.

@@ -1,9 +1,6 @@
 package ajp13
 
-import (
-	"fmt"
-	"strings"
-)
+import "fmt"
 
 // methods maps AJP method codes 1..27 to method names. Code 0xFF means
 // "look at the stored_method attribute".
@@ -139,10 +136,6 @@ func decodeForwardRequest(p []byte, lim decodeLimits) (*forwardRequest, error) {
 		if d.err != nil {
 			break
 		}
-		if !validValue(h.value) {
-			d.fail("header %q has a control character in its value", h.name)
-			break
-		}
 		size += len(h.name) + len(h.value)
 		if size > lim.maxHeaderBytes {
 			return nil, fmt.Errorf("ajp13: request headers exceed %d bytes: %w", lim.maxHeaderBytes, ErrTooLarge)
@@ -177,8 +170,8 @@ func decodeHeaderName(d *decoder) header {
 		return header{code: v, name: requestHeaders[i]}
 	}
 	name, null := d.str("header name")
-	if d.err == nil && (null || !validToken(name)) {
-		d.fail("bad header name %q", name)
+	if d.err == nil && null {
+		d.fail("null header name")
 	}
 	return header{name: name}
 }
@@ -225,8 +218,8 @@ func (f *forwardRequest) resolveMethod() error {
 	stored, hasStored := f.attr(attrStoredMethod)
 	switch {
 	case f.methodCode == methodStored:
-		if !hasStored || !validToken(stored.value) {
-			return fmt.Errorf("ajp13: method code 0xFF without a valid stored_method: %w", ErrMalformed)
+		if !hasStored {
+			return fmt.Errorf("ajp13: method code 0xFF without a stored_method: %w", ErrMalformed)
 		}
 		f.method = stored.value
 	case int(f.methodCode) > 0 && int(f.methodCode) < len(methods):
@@ -269,28 +262,4 @@ func (c attrCode) String() string {
 		return "terminator"
 	}
 	return fmt.Sprintf("attribute(%#02x)", byte(c))
-}
-
-// validToken reports whether s is an RFC 9110 token (header names, methods).
-func validToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' {
-			continue
-		}
-		if !strings.ContainsRune("!#$%&'*+-.^_`|~", rune(c)) {
-			return false
-		}
-	}
-	return true
-}
-
-// validValue reports whether a header value is free of CR, LF and NUL,
-// which would let a value smuggle another header into a CGI environment or
-// an HTTP upstream.
-func validValue(s string) bool {
-	return !strings.ContainsAny(s, "\r\n\x00")
 }

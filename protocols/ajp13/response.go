@@ -4,11 +4,15 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
+
+	"github.com/junction-gw/junction/protocols/internal/cgihead"
+	"github.com/junction-gw/junction/vars"
 )
 
 // responseHeaders maps response header names to their SEND_HEADERS codes.
@@ -26,9 +30,6 @@ var responseHeaders = map[string]uint16{
 	"WWW-Authenticate": 0xA00B,
 }
 
-// errContentLength is returned by Write past the declared Content-Length.
-var errContentLength = errors.New("ajp13: wrote more than the declared Content-Length")
-
 // response is the http.ResponseWriter of one AJP request. The status and
 // headers go out in one SEND_HEADERS packet just before the first body
 // chunk (or at Flush or the end), so a small body that fits in one chunk
@@ -44,11 +45,15 @@ type response struct {
 	status      int
 	wroteHeader bool
 	headersOut  bool
-	noBody      bool  // HEAD, 204, 304
-	declared    int64 // Content-Length set by the handler, or -1
-	written     int64
-	buf         *bufio.Writer // the connection's body buffer, until finish
+	noBody      bool           // HEAD, 204, 304
+	length      cgihead.Length // the declared Content-Length and what went out of it
+	buf         *bufio.Writer  // the connection's body buffer, until finish
 	err         error
+
+	// dlMu orders the handler's deadlines with finish: once the response
+	// is finished its connection's deadlines belong to the next request.
+	dlMu     sync.Mutex
+	finished bool
 }
 
 // errFinished is what writes after the handler returned get: the body
@@ -56,7 +61,7 @@ type response struct {
 var errFinished = errors.New("ajp13: write after the handler returned")
 
 func newResponse(c *conn, r *http.Request, cancel context.CancelFunc) *response {
-	w := &response{c: c, req: r, cancel: cancel, header: make(http.Header), declared: -1}
+	w := &response{c: c, req: r, cancel: cancel, header: make(http.Header)}
 	// Requests on a connection are sequential, so they share one body
 	// buffer; Reset drops anything a failed response left in it.
 	if c.body == nil {
@@ -71,14 +76,15 @@ func newResponse(c *conn, r *http.Request, cancel context.CancelFunc) *response 
 // Header returns the response headers.
 func (w *response) Header() http.Header { return w.header }
 
-// WriteHeader records the status and a snapshot of the headers. 1xx
-// statuses are ignored: AJP has no interim responses.
+// WriteHeader records the status and a snapshot of the headers. A code
+// outside 100–999 is answered 500 (cgihead.InvalidStatus, the rule of
+// every codec); 1xx statuses are ignored: AJP has no interim responses.
 func (w *response) WriteHeader(code int) {
 	if w.wroteHeader {
 		return
 	}
-	if code < 100 || code > 999 {
-		panic(fmt.Sprintf("ajp13: invalid WriteHeader code %d", code))
+	if !cgihead.ValidStatus(code) {
+		code = cgihead.InvalidStatus(code, w.c.srv.logger(), "protocol", "ajp13", "remote", w.c.remote())
 	}
 	if code < 200 {
 		return
@@ -91,12 +97,9 @@ func (w *response) WriteHeader(code int) {
 	}
 	w.noBody = code == http.StatusNoContent || code == http.StatusNotModified ||
 		(w.req != nil && w.req.Method == http.MethodHead)
-	if cl := w.sent.Get("Content-Length"); cl != "" {
-		if n, err := strconv.ParseInt(cl, 10, 64); err == nil && n >= 0 {
-			w.declared = n
-		} else {
-			w.sent.Del("Content-Length")
-		}
+	w.length.Declare(w.sent)
+	if _, has := w.sent["Content-Length"]; has && w.length.Declared() < 0 {
+		w.sent.Del("Content-Length") // malformed: not passed on
 	}
 }
 
@@ -117,20 +120,54 @@ func (w *response) Write(p []byte) (int, error) {
 		}
 		return 0, http.ErrBodyNotAllowed
 	}
-	if !w.headersOut && w.written == 0 && len(p) > 0 {
+	if !w.headersOut && w.length.Written() == 0 && len(p) > 0 {
 		if _, has := w.sent["Content-Type"]; !has {
 			w.sent.Set("Content-Type", http.DetectContentType(p))
 		}
 	}
-	if w.declared >= 0 && w.written+int64(len(p)) > w.declared {
-		return 0, errContentLength
+	keep, first := w.length.Cut(p)
+	if first {
+		w.c.srv.logger().Warn("ajp13: handler wrote more than its Content-Length; the rest is cut and the connection closed",
+			"remote", w.c.remote(), "declared", w.length.Declared())
 	}
-	n, err := w.buf.Write(p)
-	w.written += int64(n)
+	n, err := w.buf.Write(keep)
 	if err != nil {
 		w.setErr(err)
+		return n, err
 	}
-	return n, err
+	if len(keep) < len(p) {
+		return n, http.ErrContentLength
+	}
+	return n, nil
+}
+
+// SetWriteDeadline sets the deadline of the response's writes, replacing
+// WriteTimeout: it takes effect at once, also on a write blocked on a web
+// server that reads nothing, and writes fail once it has passed (the
+// connection then closes without END_RESPONSE, so the web server sees the
+// response cut). A zero t gives WriteTimeout back. It is what
+// http.ResponseController.SetWriteDeadline calls.
+func (w *response) SetWriteDeadline(t time.Time) error {
+	w.dlMu.Lock()
+	defer w.dlMu.Unlock()
+	if w.finished {
+		return errFinished
+	}
+	return w.c.nc.Writes().Set(t)
+}
+
+// SetReadDeadline sets the deadline of the request body's reads, replacing
+// ReadTimeout: it takes effect at once, also on a read waiting for a
+// chunk. A read it ends fails the body, and the connection is not reused
+// (END_RESPONSE reuse=0). It is what http.ResponseController.SetReadDeadline
+// calls.
+func (w *response) SetReadDeadline(t time.Time) error {
+	w.dlMu.Lock()
+	defer w.dlMu.Unlock()
+	if w.finished {
+		return errFinished
+	}
+	return w.c.nc.Reads().Set(t)
 }
 
 // Flush sends the headers and the buffered body to the web server now.
@@ -169,13 +206,16 @@ func (w *response) setErr(err error) {
 // the body. END_RESPONSE is the caller's.
 func (w *response) finish() {
 	defer func() { w.buf = nil }()
+	w.dlMu.Lock()
+	w.finished = true
+	w.dlMu.Unlock()
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
 	}
 	if w.err != nil {
 		return
 	}
-	if !w.headersOut && !w.noBody && w.declared < 0 {
+	if !w.headersOut && !w.noBody && w.length.Declared() < 0 {
 		w.sent.Set("Content-Length", strconv.Itoa(w.buf.Buffered()))
 	}
 	if err := w.buf.Flush(); err != nil {
@@ -186,9 +226,9 @@ func (w *response) finish() {
 		w.setErr(err)
 		return
 	}
-	if w.declared >= 0 && w.written < w.declared && !w.noBody {
+	if d := w.length.Declared(); d >= 0 && w.length.Written() < d && !w.noBody {
 		w.c.srv.logger().Warn("ajp13: handler wrote less than its Content-Length",
-			"remote", w.c.remote(), "declared", w.declared, "written", w.written)
+			"remote", w.c.remote(), "declared", d, "written", w.length.Written())
 	}
 }
 
@@ -218,7 +258,7 @@ func encodeHeaders(e *encoder, status int, h http.Header) {
 	names := make([]string, 0, len(h))
 	n := 0
 	for name, vs := range h {
-		if validToken(name) {
+		if vars.ValidToken(name) {
 			names = append(names, name)
 			n += len(vs)
 		}
@@ -244,7 +284,7 @@ func encodeHeaders(e *encoder, status int, h http.Header) {
 var valueReplacer = strings.NewReplacer("\r", " ", "\n", " ", "\x00", " ")
 
 func sanitizeValue(v string) string {
-	if validValue(v) {
+	if vars.ValidValue(v) {
 		return v
 	}
 	return valueReplacer.Replace(v)

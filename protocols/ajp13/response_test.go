@@ -4,13 +4,19 @@ import (
 	"bufio"
 	"errors"
 	"io"
+	"net"
 	"testing"
+
+	"github.com/junction-gw/junction/protocols/internal/connserver"
 )
 
 // TestWriteAfterFinish: once the handler returned, its response no longer
 // writes into the body buffer, which the connection's next request uses.
 func TestWriteAfterFinish(t *testing.T) {
-	c := &conn{srv: &Server{}, in: make([]byte, 8192), out: make([]byte, 0, 8192)}
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	c := &conn{srv: &Server{}, nc: connserver.Detached(b), in: make([]byte, 8192), out: make([]byte, 0, 8192)}
 	c.bw = bufio.NewWriter(io.Discard)
 	w := newResponse(c, nil, func() {})
 	if _, err := w.Write([]byte("first")); err != nil {

@@ -15,8 +15,8 @@ import (
 
 // Defaults for zero Server fields, the same as junction's config defaults.
 const (
-	// DefaultReadTimeout bounds the rest of a request once its first byte
-	// arrived, and each request body packet.
+	// DefaultReadTimeout bounds the rest of a request packet once its
+	// first byte arrived, and each request body packet.
 	DefaultReadTimeout = 30 * time.Second
 	// DefaultIdleTimeout bounds the wait for the next request on a pooled
 	// connection. mod_proxy_ajp and mod_jk check a pooled connection before
@@ -46,14 +46,16 @@ type Server struct {
 	// MaxHeaderBytes bounds the sum of request header name and value
 	// lengths; zero means DefaultMaxHeaderBytes.
 	MaxHeaderBytes int
-	// ReadTimeout bounds reading a request once its first byte arrived,
-	// and each request body packet; zero means DefaultReadTimeout.
+	// ReadTimeout bounds reading a whole FORWARD_REQUEST (or CPING) from
+	// its first byte, header included (one deadline: a web server
+	// trickling it is cut off when a silent one would be), and each
+	// request body packet; zero means DefaultReadTimeout.
 	ReadTimeout time.Duration
 	// IdleTimeout bounds the wait for the next request on a connection;
 	// zero means DefaultIdleTimeout.
 	IdleTimeout time.Duration
-	// WriteTimeout bounds each packet written to the web server; zero
-	// means no limit.
+	// WriteTimeout bounds each write to the web server; zero means
+	// connserver.DefaultWriteTimeout (60s), a negative value none.
 	WriteTimeout time.Duration
 	// Logger receives one line per connection closed for a reason, and per
 	// refused request; nil means slog.Default().

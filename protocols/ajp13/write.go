@@ -3,25 +3,30 @@ package ajp13
 import (
 	"encoding/binary"
 	"fmt"
-	"time"
+	"os"
 )
 
 // Writes to the web server. Every packet goes through c.bw under c.wmu;
 // packets the peer waits for (CPONG, GET_BODY_CHUNK, END_RESPONSE) flush.
 
-func (c *conn) setWriteDeadline() {
-	if d := c.srv.WriteTimeout; d > 0 {
-		c.nc.SetWriteDeadline(time.Now().Add(d)) //nolint:errcheck // a failed deadline shows up as a write error
-	}
-}
+// errWriteDeadline is what writes get once the handler's write deadline
+// has passed.
+var errWriteDeadline = fmt.Errorf("ajp13: writing to the web server: %w", os.ErrDeadlineExceeded)
 
 // writeLocked writes p to the buffer, flushing when asked; the caller
-// holds c.wmu. A failure is recorded on the connection.
+// holds c.wmu. A failure is recorded on the connection. Each write is
+// bounded by WriteTimeout, or by the handler's write deadline, which also
+// ends a write in progress (connserver.Deadline).
 func (c *conn) writeLocked(flush bool, parts ...[]byte) error {
 	if err := c.failure(); err != nil {
 		return err
 	}
-	c.setWriteDeadline()
+	writes := c.nc.Writes()
+	if writes.Passed() {
+		c.fail(errWriteDeadline)
+		return errWriteDeadline
+	}
+	writes.Arm(c.writeTimeout) //nolint:errcheck // a failed deadline shows up as a write error
 	for _, p := range parts {
 		if _, err := c.bw.Write(p); err != nil {
 			err = fmt.Errorf("ajp13: writing to the web server: %w", err)

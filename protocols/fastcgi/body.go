@@ -6,6 +6,9 @@ import (
 	"io"
 	"os"
 	"sync"
+	"time"
+
+	"github.com/junction-gw/junction/internal/spool"
 )
 
 // Body buffering limits; see the package doc for the design.
@@ -27,9 +30,8 @@ type body struct {
 
 	mem        bytes.Buffer
 	memLimit   int
-	spool      *os.File // overflow, all of it newer than mem
-	spoolR     int64
-	spoolW     int64
+	spool      spool.File // overflow, all of it newer than mem; charged to the server's SpoolBudget
+	spoolR     int64      // read offset in spool
 	spoolLimit int64
 
 	eof    bool  // the empty STDIN record arrived
@@ -38,10 +40,18 @@ type body struct {
 
 	n    int64 // bytes delivered to the reader
 	want int64 // CONTENT_LENGTH, -1 when unknown
+
+	deadline time.Time   // the handler's read deadline (zero: none)
+	timer    *time.Timer // wakes readers when deadline passes
 }
 
-func newBody(want int64) *body {
+// errReadDeadline is what reads get once the handler's read deadline has
+// passed.
+var errReadDeadline = fmt.Errorf("fastcgi: reading the request body: %w", os.ErrDeadlineExceeded)
+
+func newBody(want int64, budget *spool.Budget) *body {
 	b := &body{memLimit: bodyMemLimit, spoolLimit: bodySpoolLimit, want: want}
+	b.spool = spool.File{Budget: budget, Pattern: "junction-fastcgi-body-"}
 	b.cond.L = &b.mu
 	return b
 }
@@ -56,8 +66,8 @@ func (b *body) write(p []byte, mayBlock bool) error {
 	if b.closed || b.err != nil {
 		return nil
 	}
-	if b.spoolW > b.spoolR || b.mem.Len()+len(p) > b.memLimit {
-		if !mayBlock || b.spoolW > b.spoolR {
+	if b.spool.Len() > b.spoolR || b.mem.Len()+len(p) > b.memLimit {
+		if !mayBlock || b.spool.Len() > b.spoolR {
 			return b.spoolWrite(p)
 		}
 		for b.mem.Len()+len(p) > b.memLimit && !b.closed && b.err == nil {
@@ -72,26 +82,16 @@ func (b *body) write(p []byte, mayBlock bool) error {
 	return nil
 }
 
+// spoolWrite appends p to the spool. Beyond bodySpoolLimit waiting bytes
+// it fails with ErrBodyTooLarge; beyond the server's SpoolBudget (the
+// file's bytes, read or not, until it is drained) with spool.ErrFull.
 func (b *body) spoolWrite(p []byte) error {
-	if b.spoolW-b.spoolR+int64(len(p)) > b.spoolLimit {
-		return fmt.Errorf("%w (%d bytes waiting)", ErrBodyTooLarge, b.spoolW-b.spoolR+int64(b.mem.Len()))
+	if waiting := b.spool.Len() - b.spoolR + int64(len(p)); waiting > b.spoolLimit {
+		return fmt.Errorf("%w (%d bytes waiting)", ErrBodyTooLarge, waiting-int64(len(p))+int64(b.mem.Len()))
 	}
-	if b.spool == nil {
-		f, err := os.CreateTemp("", "junction-fastcgi-body-")
-		if err != nil {
-			return fmt.Errorf("fastcgi: spooling request body: %w", err)
-		}
-		// Unlinked at once: the file lives only as long as the descriptor.
-		if err := os.Remove(f.Name()); err != nil {
-			f.Close()
-			return fmt.Errorf("fastcgi: spooling request body: %w", err)
-		}
-		b.spool = f
-	}
-	if _, err := b.spool.WriteAt(p, b.spoolW); err != nil {
+	if err := b.spool.Append(p); err != nil {
 		return fmt.Errorf("fastcgi: spooling request body: %w", err)
 	}
-	b.spoolW += int64(len(p))
 	b.cond.Broadcast()
 	return nil
 }
@@ -114,33 +114,54 @@ func (b *body) fail(err error) {
 	b.mu.Unlock()
 }
 
+// Read delivers the body: CONTENT_LENGTH bytes, whatever STDIN carries.
+// A STDIN that ends short fails the read with io.ErrUnexpectedEOF, one
+// that carries more fails it too; and so that a reader taking exactly
+// CONTENT_LENGTH bytes (the CGI backend feeding a script) sees the
+// failure as well, the last declared byte is delivered only once the
+// empty STDIN record shows that the body is exactly that long. A body
+// never reads as complete when it is not.
 func (b *body) Read(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.want >= 0 && int64(len(p)) > b.want-b.n {
-		p = p[:b.want-b.n] // the body is CONTENT_LENGTH bytes, whatever STDIN carries
+	if len(p) == 0 {
+		return 0, nil
 	}
 	for {
+		waiting := int64(b.mem.Len()) + b.spool.Len() - b.spoolR
+		limit := int64(len(p))
+		over := false
+		if b.want >= 0 {
+			over = b.n+waiting > b.want
+			left := b.want - b.n
+			if over || !b.eof {
+				left-- // the last byte waits for the end of STDIN
+			}
+			limit = min(limit, max(left, 0))
+		}
 		switch {
 		case b.closed:
 			return 0, fmt.Errorf("fastcgi: read on closed request body: %w", os.ErrClosed)
 		case b.err != nil:
 			return 0, b.err
-		case b.want >= 0 && b.n == b.want && (b.mem.Len() > 0 || b.spoolW > b.spoolR):
+		case !b.deadline.IsZero() && !time.Now().Before(b.deadline):
+			return 0, errReadDeadline
+		case limit == 0 && over:
 			return 0, fmt.Errorf("fastcgi: request body longer than its CONTENT_LENGTH of %d bytes", b.want)
-		case b.mem.Len() > 0:
-			n, _ := b.mem.Read(p)
+		case limit > 0 && b.mem.Len() > 0:
+			n, _ := b.mem.Read(p[:min(limit, int64(b.mem.Len()))])
 			b.n += int64(n)
 			b.cond.Broadcast()
 			return n, nil
-		case b.spoolW > b.spoolR:
-			n, err := b.spool.ReadAt(p[:min(int64(len(p)), b.spoolW-b.spoolR)], b.spoolR)
+		case limit > 0 && b.spool.Len() > b.spoolR:
+			n, err := b.spool.ReadAt(p[:min(limit, b.spool.Len()-b.spoolR)], b.spoolR)
 			b.spoolR += int64(n)
 			b.n += int64(n)
-			if b.spoolR == b.spoolW {
-				// Drained: reuse the file from the start.
-				b.spoolR, b.spoolW = 0, 0
-				if terr := b.spool.Truncate(0); terr != nil && err == nil {
+			if b.spoolR == b.spool.Len() {
+				// Drained: reuse the file from the start, and give its
+				// bytes back to the budget.
+				b.spoolR = 0
+				if terr := b.spool.Reset(); terr != nil && err == nil {
 					err = terr
 				}
 			}
@@ -150,7 +171,7 @@ func (b *body) Read(p []byte) (int, error) {
 			if n > 0 {
 				return n, nil
 			}
-		case b.eof:
+		case b.eof && waiting == 0:
 			if b.want >= 0 && b.n < b.want {
 				return 0, fmt.Errorf("fastcgi: request body ended after %d of %d bytes: %w", b.n, b.want, io.ErrUnexpectedEOF)
 			}
@@ -158,6 +179,29 @@ func (b *body) Read(p []byte) (int, error) {
 		default:
 			b.cond.Wait()
 		}
+	}
+}
+
+// setDeadline sets the handler's read deadline (zero: none): reads fail
+// once it has passed, and a read waiting for STDIN is woken then.
+func (b *body) setDeadline(t time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.deadline = t
+	if b.timer != nil {
+		b.timer.Stop()
+		b.timer = nil
+	}
+	switch {
+	case t.IsZero() || b.closed:
+	case time.Until(t) > 0:
+		b.timer = time.AfterFunc(time.Until(t), func() {
+			b.mu.Lock()
+			b.cond.Broadcast()
+			b.mu.Unlock()
+		})
+	default:
+		b.cond.Broadcast()
 	}
 }
 
@@ -176,15 +220,15 @@ func (b *body) Close() error {
 		return nil
 	}
 	b.closed = true
+	if b.timer != nil {
+		b.timer.Stop()
+		b.timer = nil
+	}
 	b.mem = bytes.Buffer{}
 	b.cond.Broadcast()
-	if b.spool != nil {
-		err := b.spool.Close()
-		b.spool = nil
-		b.spoolR, b.spoolW = 0, 0
-		if err != nil {
-			return fmt.Errorf("fastcgi: closing request body spool: %w", err)
-		}
+	b.spoolR = 0
+	if err := b.spool.Close(); err != nil {
+		return fmt.Errorf("fastcgi: closing request body spool: %w", err)
 	}
 	return nil
 }

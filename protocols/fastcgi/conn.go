@@ -35,6 +35,8 @@ type conn struct {
 	mu         sync.Mutex
 	reqs       map[uint16]*request
 	receiving  int       // requests in reqs whose STDIN has not ended
+	heads      int       // requests in reqs whose PARAMS have not ended
+	headBy     time.Time // the earliest head deadline of those
 	closeAfter bool      // a request without KEEP_CONN ended: close when idle
 	idleSince  time.Time // when reqs last became empty
 	lastRead   time.Time // when the last record arrived
@@ -50,9 +52,11 @@ func (s *Server) serveConn(ctx context.Context, c *connserver.Conn) error {
 		srv:  s,
 		c:    c,
 		ctx:  ctx,
-		w:    &recordWriter{c: c, timeout: s.writeTimeout()},
 		reqs: make(map[uint16]*request),
 	}
+	// A failed write leaves a broken record stream: the connection ends
+	// (the reader then sees it closed, and every request is cancelled).
+	cn.w = &recordWriter{c: c, timeout: s.writeTimeout(), onFail: func() { c.Close() }}
 	debug := s.logger().Enabled(ctx, slog.LevelDebug)
 	if debug {
 		cn.log().Debug("connection accepted")
@@ -106,7 +110,7 @@ func (cn *conn) serve() error {
 	br := rr.r.(*bufio.Reader)
 	br.Reset(cn.c)
 	rr.hn, rr.bn = 0, 0
-	defer func() { br.Reset(nil); readerPool.Put(rr) }()
+	defer func() { br.Reset(nil); rr.begun = nil; readerPool.Put(rr) }()
 	now := time.Now()
 	cn.idleSince, cn.lastRead = now, now
 	if !cn.c.SetIdle(true) {
@@ -115,17 +119,31 @@ func (cn *conn) serve() error {
 	// armed is the read deadline this loop last set, zero once it may have
 	// passed. A deadline a little earlier than the wanted one is kept rather
 	// than re-armed for every record: it only makes the loop look again
-	// sooner (the timeout branch below re-checks the real silence).
+	// sooner (the timeout branch below re-checks what is owed).
 	var armed time.Time
 	slack := cn.srv.readTimeout() / 8
+	// A record arriving in pieces is bounded from its first byte, before
+	// the reader waits for the rest of it.
+	rr.begun = func() {
+		if dl, _, _, _ := cn.deadline(time.Now(), rr.began); armed.IsZero() || dl.Before(armed) {
+			if cn.c.SetReadDeadline(dl) == nil {
+				armed = dl
+			}
+		}
+	}
 	for {
 		now := time.Now()
-		dl, stop, gen := cn.deadline(now, rr.inRecord())
+		dl, _, stop, gen := cn.deadline(now, rr.recordStart())
 		if stop {
-			return nil
+			return cn.w.failed() // a failed write (that closed the connection) is why it ends
 		}
 		if armed.IsZero() || !armed.After(now) || armed.After(dl) || dl.Sub(armed) > slack {
 			if err := cn.c.SetReadDeadline(dl); err != nil {
+				if closedConn(err) {
+					// The peer closed the connection (a pipe refuses
+					// deadlines then) or it was closed here: its end.
+					return rr.closedErr()
+				}
 				return fmt.Errorf("fastcgi: setting read deadline: %w", err)
 			}
 			armed = dl
@@ -140,6 +158,9 @@ func (cn *conn) serve() error {
 			cn.mu.Unlock()
 		}
 		if err != nil {
+			if werr := cn.w.failed(); werr != nil {
+				return werr // a write failed and closed the connection: that is why
+			}
 			if !isTimeout(err) {
 				if !rr.inRecord() && errors.Is(err, io.EOF) {
 					return nil // peer closed between records
@@ -147,19 +168,17 @@ func (cn *conn) serve() error {
 				return err
 			}
 			// The deadline is also how the connection's state is looked
-			// at again (a request finished, shutdown): decide whether the
-			// silence is really too long. Whoever moved it (this loop or
+			// at again (a request finished, shutdown): decide whether
+			// what is owed is overdue. Whoever moved it (this loop or
 			// wake), it has passed.
 			armed = time.Time{}
 			now := time.Now()
-			if rr.inRecord() || cn.awaitingInput() {
-				if cn.silentFor(now) >= cn.srv.readTimeout() {
-					return fmt.Errorf("fastcgi: no input for %v while a request was receiving: %w", cn.srv.readTimeout(), err)
-				}
-				continue
-			}
-			if _, stop, _ := cn.deadline(now, false); stop {
+			dl, owed, stop, _ := cn.deadline(now, rr.recordStart())
+			switch {
+			case stop:
 				return nil
+			case owed != owesNothing && !now.Before(dl):
+				return owed.overdue(cn.srv.readTimeout(), err)
 			}
 			continue
 		}
@@ -167,6 +186,30 @@ func (cn *conn) serve() error {
 			return err
 		}
 	}
+}
+
+// closedConn reports errors of a connection that is closed, by the peer
+// or here.
+func closedConn(err error) bool {
+	return errors.Is(err, net.ErrClosed) || errors.Is(err, io.ErrClosedPipe)
+}
+
+// recordStart returns when the record being read began, zero between
+// records.
+func (rr *recordReader) recordStart() time.Time {
+	if !rr.inRecord() {
+		return time.Time{}
+	}
+	return rr.began
+}
+
+// closedErr is how a connection found closed ends: normally between
+// records, cut inside one.
+func (rr *recordReader) closedErr() error {
+	if rr.inRecord() {
+		return fmt.Errorf("fastcgi: connection closed inside a record: %w", io.ErrUnexpectedEOF)
+	}
+	return nil
 }
 
 func isTimeout(err error) bool {
@@ -177,25 +220,91 @@ func isTimeout(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
-// deadline returns when the reader should next look at the connection and
-// whether the connection should end now (idle too long, KEEP_CONN clear
-// and done, or shutting down while idle).
-func (cn *conn) deadline(now time.Time, inRecord bool) (dl time.Time, stop bool, gen uint64) {
+// owing is what the peer owes by the reader's next deadline.
+type owing uint8
+
+const (
+	owesNothing owing = iota // the deadline only makes the reader look again
+	owesHead                 // the rest of a request head
+	owesBody                 // more of a request body
+	owesRecord               // the rest of a record that carries no body owed
+)
+
+// overdue is the error that ends a connection whose peer did not send
+// what it owed within read_timeout rt; err is the read's.
+func (o owing) overdue(rt time.Duration, err error) error {
+	switch o {
+	case owesHead:
+		return fmt.Errorf("fastcgi: request head not complete %v after its first byte: %w", rt, err)
+	case owesBody:
+		return fmt.Errorf("fastcgi: no input for %v while a request body was owed: %w", rt, err)
+	}
+	return fmt.Errorf("fastcgi: record not complete %v after its first byte: %w", rt, err)
+}
+
+// deadline returns when the reader should next look at the connection,
+// what the peer owes by then, and whether the connection should end now
+// (idle too long, KEEP_CONN clear and done, or shutting down while idle).
+// recordStart is when the record being read began (zero: none).
+//
+// What is owed follows the rule of every codec (connserver): a request
+// head, from the first byte of BEGIN_REQUEST to the empty PARAMS record,
+// must arrive whole within read_timeout; a request body must not pause
+// longer than read_timeout; and a record that carries no body owed
+// (BEGIN_REQUEST, PARAMS, management) must arrive whole within
+// read_timeout of its first byte, so no trickle of bytes, however slow,
+// holds the connection.
+func (cn *conn) deadline(now, recordStart time.Time) (dl time.Time, owed owing, stop bool, gen uint64) {
 	cn.mu.Lock()
 	defer cn.mu.Unlock()
+	rt := cn.srv.readTimeout()
+	earliest := func(t time.Time, o owing) {
+		if owed == owesNothing || t.Before(dl) {
+			dl, owed = t, o
+		}
+	}
+	if cn.heads > 0 {
+		earliest(cn.headBy, owesHead)
+	}
 	switch {
-	case inRecord || cn.awaitingInputLocked():
-		return cn.lastRead.Add(cn.srv.readTimeout()), false, cn.gen
-	case len(cn.reqs) == 0:
+	case cn.receiving > cn.heads:
+		earliest(cn.lastRead.Add(rt), owesBody)
+	case !recordStart.IsZero():
+		earliest(recordStart.Add(rt), owesRecord)
+	}
+	if owed != owesNothing {
+		return dl, owed, false, cn.gen
+	}
+	if len(cn.reqs) == 0 {
 		if cn.closeAfter || cn.c.ShuttingDown() {
-			return time.Time{}, true, cn.gen
+			return time.Time{}, owesNothing, true, cn.gen
 		}
 		end := cn.idleSince.Add(cn.srv.idleTimeout())
-		return end, !now.Before(end), cn.gen
-	default:
-		// Only handlers are running: nothing is owed by the peer, so
-		// look again later without ending anything.
-		return now.Add(cn.srv.readTimeout()), false, cn.gen
+		return end, owesNothing, !now.Before(end), cn.gen
+	}
+	// Only handlers are running: nothing is owed by the peer, so look
+	// again later without ending anything.
+	return now.Add(rt), owesNothing, false, cn.gen
+}
+
+// alone reports whether r is the only request active on the connection:
+// the socket is then r's to abort.
+func (cn *conn) alone(r *request) bool {
+	cn.mu.Lock()
+	defer cn.mu.Unlock()
+	return len(cn.reqs) == 1 && cn.reqs[r.id] == r
+}
+
+// endHeadLocked counts r's head as done (PARAMS ended, or r ended) and
+// finds the next earliest head deadline. The caller holds cn.mu.
+func (cn *conn) endHeadLocked(r *request) {
+	r.inHead = false
+	cn.heads--
+	cn.headBy = time.Time{}
+	for _, o := range cn.reqs {
+		if o.inHead && (cn.headBy.IsZero() || o.headBy.Before(cn.headBy)) {
+			cn.headBy = o.headBy
+		}
 	}
 }
 
@@ -204,23 +313,6 @@ func (cn *conn) generation() uint64 {
 	cn.mu.Lock()
 	defer cn.mu.Unlock()
 	return cn.gen
-}
-
-// awaitingInput reports whether some request still expects PARAMS or
-// STDIN. Requests whose input is complete wait for their handler, not for
-// the peer, so they never make silence a timeout.
-func (cn *conn) awaitingInput() bool {
-	cn.mu.Lock()
-	defer cn.mu.Unlock()
-	return cn.awaitingInputLocked()
-}
-
-func (cn *conn) awaitingInputLocked() bool { return cn.receiving > 0 }
-
-func (cn *conn) silentFor(now time.Time) time.Duration {
-	cn.mu.Lock()
-	defer cn.mu.Unlock()
-	return now.Sub(cn.lastRead)
 }
 
 // wake makes the reader re-evaluate the connection state now.
@@ -342,9 +434,16 @@ func (cn *conn) begin(rec record) error {
 		return refuse(statusOverloaded)
 	}
 	r := cn.newRequest(rec.ID, keep)
+	// The head is bounded from the first byte of its BEGIN_REQUEST.
+	r.headBy = connserver.HeadDeadline(cn.rr.began, cn.srv.readTimeout())
+	r.inHead = true
 	cn.mu.Lock()
 	cn.reqs[rec.ID] = r
 	cn.receiving++
+	if cn.heads == 0 || r.headBy.Before(cn.headBy) {
+		cn.headBy = r.headBy
+	}
+	cn.heads++
 	cn.served++
 	cn.mu.Unlock()
 	cn.c.SetIdle(false)
@@ -372,6 +471,11 @@ func (cn *conn) params(r *request, p []byte) error {
 		return nil
 	}
 	r.paramsDone = true
+	cn.mu.Lock()
+	if r.inHead {
+		cn.endHeadLocked(r)
+	}
+	cn.mu.Unlock()
 	if r.tooBig {
 		cn.log().Warn("request refused: params larger than max_header_bytes", "request", r.id, "max_header_bytes", cn.srv.maxHeaderBytes())
 		cn.srv.cs.DecodeError(reasonHeaderTooLarge)
@@ -420,8 +524,9 @@ func (cn *conn) stdin(r *request, p []byte) error {
 	alone := len(cn.reqs) == 1
 	cn.mu.Unlock()
 	if err := r.body.write(p, alone); err != nil {
-		cn.log().Warn("request body failed; cancelling request", "request", r.id, "err", err)
+		cn.log().Warn("request body failed; answering 503", "request", r.id, "err", err)
 		cn.srv.cs.DecodeError(Reason(err))
+		r.refused.Store(true)
 		r.body.fail(err)
 		r.cancel()
 	}

@@ -114,7 +114,7 @@ func TestMultiplexSlowRequestDoesNotStallOthers(t *testing.T) {
 
 func TestSpoolLimitFailsOnlyThatRequest(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		b := newBody(-1)
+		b := newBody(-1, nil)
 		b.memLimit, b.spoolLimit = 10, 20
 		for _, chunk := range []string{"0123456789", "abcdefghij", "ABCDEFGHIJ"} {
 			if err := b.write([]byte(chunk), false); err != nil {
@@ -217,8 +217,8 @@ func TestTimeouts(t *testing.T) {
 			start := time.Now()
 			send(t, cli, cat(begin(1, roleResponder, 0), rec(typeParams, 1, nv("REQUEST_METHOD", "GET"))))
 			err := <-done
-			if err == nil || !strings.Contains(err.Error(), "no input for 3s") {
-				t.Errorf("ServeConn: %v, want a read timeout", err)
+			if err == nil || !strings.Contains(err.Error(), "request head not complete 3s after its first byte") {
+				t.Errorf("ServeConn: %v, want a head timeout", err)
 			}
 			if d := time.Since(start); d != 3*time.Second {
 				t.Errorf("stalled request dropped after %v, want 3s", d)

@@ -3,6 +3,7 @@ package fastcgi
 import (
 	"errors"
 
+	"github.com/junction-gw/junction/internal/spool"
 	"github.com/junction-gw/junction/protocols/internal/connserver"
 	"github.com/junction-gw/junction/vars"
 )
@@ -43,6 +44,7 @@ const reasonHeaderTooLarge = "header_too_large"
 // request to the stable label given to Observer.DecodeError:
 // "header_too_large" (answered 431, connection kept), "bad_version",
 // "bad_params", "unexpected_record", "protocol_error", "body_too_large",
+// "spool_full" (a request body beyond the SpoolBudget, answered 503),
 // "peer_refused", "duplicate_var", "bad_request" (answered 400), or one of
 // connserver's generic reasons ("timeout", "truncated", "peer_reset",
 // "other"). A timeout or cut read is labelled as such wherever it happened.
@@ -61,6 +63,8 @@ func Reason(err error) string {
 		return "protocol_error"
 	case errors.Is(err, ErrBodyTooLarge):
 		return "body_too_large"
+	case errors.Is(err, spool.ErrFull):
+		return "spool_full"
 	case errors.Is(err, errPeerRefused):
 		return "peer_refused"
 	case errors.Is(err, vars.ErrDuplicate):

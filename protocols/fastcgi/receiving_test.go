@@ -1,6 +1,7 @@
 package fastcgi
 
 import (
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -53,13 +54,15 @@ func TestEarlyAnswerStopsReceiving(t *testing.T) {
 	}
 }
 
-// TestReadTimeoutCountsFromLastRecord checks that the read timeout runs
-// from the last record received, also when records arrive closer together
-// than the reader bothers to re-arm its deadline for.
+// TestReadTimeoutCountsFromLastRecord checks that the read timeout of a
+// request body runs from the last record received, also when records
+// arrive closer together than the reader bothers to re-arm its deadline
+// for. (A request head has one deadline from its first byte instead:
+// TestHeadDeadlineIsTotal.)
 func TestReadTimeoutCountsFromLastRecord(t *testing.T) {
 	tests := []struct {
 		name string
-		gaps []time.Duration // before each PARAMS record after the first
+		gaps []time.Duration // before each STDIN record after the head
 	}{
 		{"no gaps", nil},
 		{"gaps within the slack", []time.Duration{200 * time.Millisecond, 100 * time.Millisecond}},
@@ -68,13 +71,14 @@ func TestReadTimeoutCountsFromLastRecord(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				s := newTestServer()
-				s.ReadTimeout = 3 * time.Second
+				s := &Server{Logger: quietLogger(), ReadTimeout: 3 * time.Second,
+					Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.Copy(io.Discard, r.Body) })}
 				cli, done := pipeConn(s)
-				send(t, cli, cat(begin(1, roleResponder, 0), rec(typeParams, 1, nv("REQUEST_METHOD", "GET"))))
+				go io.Copy(io.Discard, cli)
+				send(t, cli, cat(begin(1, roleResponder, 0), paramsRecs(1, nv("REQUEST_METHOD", "POST", "REQUEST_URI", "/", "CONTENT_LENGTH", "100"))))
 				for _, g := range tt.gaps {
 					time.Sleep(g)
-					send(t, cli, rec(typeParams, 1, nv("X_PAD", "1")))
+					send(t, cli, rec(typeStdin, 1, []byte("1")))
 				}
 				last := time.Now()
 				err := <-done

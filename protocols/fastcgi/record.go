@@ -8,6 +8,7 @@ import (
 	"github.com/junction-gw/junction/internal/fcgiwire"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"time"
 )
@@ -72,12 +73,16 @@ type record struct {
 // fails part-way (a deadline used to wake the connection's reader) keeps
 // its progress: the next call resumes the same record.
 type recordReader struct {
-	r   io.Reader
-	hdr [headerLen]byte
-	hn  int    // header bytes of the current record read so far
-	h   header // valid once hn == headerLen
-	buf []byte
-	bn  int // content+padding bytes read so far
+	r     io.Reader
+	hdr   [headerLen]byte
+	hn    int    // header bytes of the current record read so far
+	h     header // valid once hn == headerLen
+	buf   []byte
+	bn    int       // content+padding bytes read so far
+	began time.Time // when the first bytes of the current (or last) record arrived
+	// begun, if set, is called when a record's first bytes arrived but
+	// not its whole header, before next waits for the rest.
+	begun func()
 }
 
 func newRecordReader(r io.Reader) *recordReader {
@@ -91,11 +96,24 @@ func (rr *recordReader) inRecord() bool { return rr.hn > 0 }
 // the caller can tell progress from silence when a deadline fires.
 func (rr *recordReader) next() (rec record, n int, err error) {
 	if rr.hn < headerLen {
-		m, err := io.ReadAtLeast(rr.r, rr.hdr[rr.hn:], headerLen-rr.hn)
-		rr.hn += m
-		n += m
-		if err != nil {
-			return rec, n, rr.readErr("header", err)
+		// Read by read, not io.ReadAtLeast: the time of the record's
+		// first byte bounds a request head (conn.deadline).
+		for rr.hn < headerLen {
+			first := rr.hn == 0
+			m, err := rr.r.Read(rr.hdr[rr.hn:])
+			if first && m > 0 {
+				rr.began = time.Now()
+			}
+			rr.hn += m
+			n += m
+			if err != nil {
+				return rec, n, rr.readErr("header", err)
+			}
+			if first && m > 0 && rr.hn < headerLen && rr.begun != nil {
+				// A record began in pieces: let the caller bound it
+				// before waiting for the rest.
+				rr.begun()
+			}
 		}
 		rr.h = fcgiwire.ParseHeader(rr.hdr[:])
 		rr.bn = 0
@@ -141,16 +159,114 @@ func appendRecord(dst []byte, t recType, id uint16, content []byte, pad uint8) [
 }
 
 // recordWriter serialises records from all requests on a connection. Each
-// record goes out in one Write, under a write deadline when one is set.
+// record goes out in one Write, under a write deadline: WriteTimeout's, or
+// the request's own (http.ResponseController.SetWriteDeadline) when that
+// request is alone on the connection. A failed write ends the connection
+// (onFail): the record stream is broken.
 type recordWriter struct {
 	mu      sync.Mutex
 	c       net.Conn
-	timeout time.Duration
+	timeout time.Duration // per record; 0: none
 	buf     []byte
-	err     error // sticky: once a write failed, the connection is done
+	err     error  // sticky: once a write failed, the connection is done
+	onFail  func() // called once, with the first failure
+
+	// dlMu orders setting the connection's write deadline: each record's,
+	// and a request's own deadline, which takes effect at once. It guards
+	// the requests' wd fields. Never held across a write.
+	dlMu sync.Mutex
 }
 
+// writeDeadline is a request's own write deadline.
+type writeDeadline struct {
+	t   time.Time
+	set bool
+}
+
+// errWriteDeadline is what the writes of a request get once its own
+// write deadline has passed while it shares the connection.
+var errWriteDeadline = fmt.Errorf("fastcgi: writing the response: %w", os.ErrDeadlineExceeded)
+
+// failed returns the connection's write failure, if any.
+func (w *recordWriter) failed() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
+}
+
+// failLocked records the connection's first write failure; the caller
+// holds w.mu.
+func (w *recordWriter) failLocked(err error) error {
+	if w.err == nil {
+		w.err = err
+		if w.onFail != nil {
+			w.onFail()
+		}
+	}
+	return w.err
+}
+
+// arm sets the write deadline of the next record of request r (nil: a
+// record of the connection's own). When r is alone on the connection the
+// socket is its to abort, and its own deadline, when set, replaces
+// WriteTimeout. When it shares the connection, its deadline never cuts a
+// record (that would end the other requests too): its records fail
+// before they start once it has passed (errWriteDeadline, the connection
+// unharmed). The caller holds w.mu.
+func (w *recordWriter) arm(r *request, alone bool) error {
+	w.dlMu.Lock()
+	defer w.dlMu.Unlock()
+	var dl time.Time
+	if w.timeout > 0 {
+		dl = time.Now().Add(w.timeout)
+	}
+	if r != nil && r.wd.set {
+		switch {
+		case alone:
+			dl = r.wd.t
+		case !time.Now().Before(r.wd.t):
+			return errWriteDeadline
+		}
+	}
+	if err := w.c.SetWriteDeadline(dl); err != nil {
+		return w.failLocked(fmt.Errorf("fastcgi: setting write deadline: %w", err))
+	}
+	return nil
+}
+
+// setDeadline sets request r's own write deadline (zero: none). When r is
+// alone on the connection it takes effect at once, also on a write in
+// progress.
+func (w *recordWriter) setDeadline(r *request, t time.Time) error {
+	w.dlMu.Lock()
+	defer w.dlMu.Unlock()
+	r.wd = writeDeadline{t: t, set: !t.IsZero()}
+	if !r.cn.alone(r) {
+		return nil
+	}
+	if t.IsZero() && w.timeout > 0 {
+		t = time.Now().Add(w.timeout)
+	}
+	return w.c.SetWriteDeadline(t)
+}
+
+// deadlinePassed reports whether request r's own write deadline has
+// passed.
+func (w *recordWriter) deadlinePassed(r *request) bool {
+	w.dlMu.Lock()
+	defer w.dlMu.Unlock()
+	return r.wd.set && !time.Now().Before(r.wd.t)
+}
+
+// write writes content as records of type t for request id, on the
+// connection's own account (management records, refusals).
 func (w *recordWriter) write(t recType, id uint16, content []byte) error {
+	return w.writeFor(nil, t, id, content)
+}
+
+// writeFor writes content as records of type t for request id, of
+// request r when not nil (whose write deadline then applies).
+func (w *recordWriter) writeFor(r *request, t recType, id uint16, content []byte) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.err != nil {
@@ -160,15 +276,11 @@ func (w *recordWriter) write(t recType, id uint16, content []byte) error {
 	for {
 		chunk := content[:min(len(content), maxContentLen)]
 		w.buf = appendRecord(w.buf[:0], t, id, chunk, padFor(len(chunk)))
-		if w.timeout > 0 {
-			if err := w.c.SetWriteDeadline(time.Now().Add(w.timeout)); err != nil {
-				w.err = fmt.Errorf("fastcgi: setting write deadline: %w", err)
-				return w.err
-			}
+		if err := w.arm(r, r != nil && r.cn.alone(r)); err != nil {
+			return err
 		}
 		if _, err := w.c.Write(w.buf); err != nil {
-			w.err = fmt.Errorf("fastcgi: writing %v record: %w", t, err)
-			return w.err
+			return w.failLocked(fmt.Errorf("fastcgi: writing %v record: %w", t, err))
 		}
 		content = content[len(chunk):]
 		if len(content) == 0 {
@@ -207,6 +319,18 @@ func (w *recordWriter) release() {
 // endRequest writes END_REQUEST for id. A non-nil tail goes first, in the
 // same write: the last STDOUT bytes and the empty record ending the stream.
 func (w *recordWriter) endRequest(id uint16, tail *stdoutTail, appStatus uint32, protocolStatus uint8) error {
+	return w.endRequestFor(nil, false, id, tail, appStatus, protocolStatus)
+}
+
+// endRequestFor is endRequest for request r, alone on the connection or
+// not: alone, its own write deadline bounds the write (a passed one fails
+// it, and the connection ends without END_REQUEST: the web server sees
+// the response cut); sharing the connection, END_REQUEST goes out under
+// WriteTimeout.
+func (w *recordWriter) endRequestFor(r *request, alone bool, id uint16, tail *stdoutTail, appStatus uint32, protocolStatus uint8) error {
+	if !alone {
+		r = nil
+	}
 	var b [8]byte
 	binary.BigEndian.PutUint32(b[:4], appStatus)
 	b[4] = protocolStatus
@@ -226,15 +350,11 @@ func (w *recordWriter) endRequest(id uint16, tail *stdoutTail, appStatus uint32,
 		w.buf = appendRecord(w.buf, typeStdout, id, nil, 0)
 	}
 	w.buf = appendRecord(w.buf, typeEndRequest, id, b[:], padFor(len(b)))
-	if w.timeout > 0 {
-		if err := w.c.SetWriteDeadline(time.Now().Add(w.timeout)); err != nil {
-			w.err = fmt.Errorf("fastcgi: setting write deadline: %w", err)
-			return w.err
-		}
+	if err := w.arm(r, alone); err != nil {
+		return err
 	}
 	if _, err := w.c.Write(w.buf); err != nil {
-		w.err = fmt.Errorf("fastcgi: writing %v record: %w", typeEndRequest, err)
-		return w.err
+		return w.failLocked(fmt.Errorf("fastcgi: writing %v record: %w", typeEndRequest, err))
 	}
 	return nil
 }
@@ -250,6 +370,7 @@ type stdoutTail struct {
 // sits behind a bufio.Writer, so records are as large as that buffer.
 type stdoutWriter struct {
 	w    *recordWriter
+	r    *request // nil in tests: no request deadline
 	id   uint16
 	tail *stdoutTail // nil: every write is sent
 }
@@ -264,7 +385,7 @@ func (s stdoutWriter) Write(p []byte) (int, error) {
 		s.tail.data = p
 		return len(p), nil
 	}
-	if err := s.w.write(typeStdout, s.id, p); err != nil {
+	if err := s.w.writeFor(s.r, typeStdout, s.id, p); err != nil {
 		return 0, err
 	}
 	return len(p), nil

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/junction-gw/junction/internal/spool"
 	"github.com/junction-gw/junction/protocols/internal/connserver"
 )
 
@@ -27,15 +28,15 @@ const (
 	DefaultMaxRequests = 1000
 	// DefaultMaxRequestsPerConn caps multiplexed requests per connection.
 	DefaultMaxRequestsPerConn = 100
-	// DefaultReadTimeout bounds the wait for the next record while a
-	// request is still sending PARAMS or STDIN.
+	// DefaultReadTimeout bounds a request's head (BEGIN_REQUEST and
+	// PARAMS, whole) and each wait for its STDIN.
 	DefaultReadTimeout = 60 * time.Second
 	// DefaultIdleTimeout closes a kept-alive connection with no request
 	// in flight; nginx's upstream keepalive_timeout is 60s, so a longer
 	// idle time lets nginx close first and never race a reused socket.
 	DefaultIdleTimeout = 120 * time.Second
 	// DefaultWriteTimeout bounds the write of one record to the peer.
-	DefaultWriteTimeout = 60 * time.Second
+	DefaultWriteTimeout = connserver.DefaultWriteTimeout
 )
 
 // Server serves FastCGI RESPONDER requests with Handler. A Server with
@@ -48,14 +49,16 @@ type Server struct {
 	// MaxHeaderBytes bounds the PARAMS bytes of one request; 0 means
 	// DefaultMaxHeaderBytes. A larger request is answered 431.
 	MaxHeaderBytes int
-	// ReadTimeout bounds the wait for each record while a request is
-	// still receiving PARAMS or STDIN; 0 means DefaultReadTimeout.
+	// ReadTimeout bounds each request's head, from the first byte of its
+	// BEGIN_REQUEST to the empty PARAMS record (one deadline: a peer
+	// trickling it is cut off when a silent one would be), and each wait
+	// for its STDIN; 0 means DefaultReadTimeout.
 	ReadTimeout time.Duration
 	// IdleTimeout closes a connection with no request in flight; 0 means
 	// DefaultIdleTimeout.
 	IdleTimeout time.Duration
 	// WriteTimeout bounds the write of each record; 0 means
-	// DefaultWriteTimeout.
+	// DefaultWriteTimeout, a negative value none.
 	WriteTimeout time.Duration
 	// MaxConns caps open connections (Serve waits to accept beyond it)
 	// and is answered as FCGI_MAX_CONNS; 0 means no cap and no answer.
@@ -72,6 +75,13 @@ type Server struct {
 	// composition root sets it (config default true); the zero value
 	// means no multiplexing.
 	Multiplex bool
+	// SpoolBudget, if set, bounds the bytes of request bodies spooled to
+	// temporary files across all connections (a multiplexing peer feeding
+	// requests whose handlers do not read yet); the composition root
+	// shares it with the listener's response spooling (max_spool_bytes).
+	// A request that would exceed it is answered 503 like one beyond
+	// the per-request spool limit. Nil: only the per-request limit.
+	SpoolBudget *spool.Budget
 	// WebServerAddrs, when not empty, lists the only peer IP addresses
 	// allowed to connect (FCGI_WEB_SERVER_ADDRS); others are closed at
 	// once with a logged reason.
@@ -127,7 +137,7 @@ func (s *Server) idleTimeout() time.Duration {
 	return orDefault(s.IdleTimeout, DefaultIdleTimeout)
 }
 func (s *Server) writeTimeout() time.Duration {
-	return orDefault(s.WriteTimeout, DefaultWriteTimeout)
+	return connserver.WriteTimeout(s.WriteTimeout)
 }
 
 func orDefault[T int | time.Duration](v, def T) T {

@@ -2,14 +2,16 @@ package scgi
 
 import (
 	"bufio"
-	"maps"
+	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
-	"slices"
-	"strconv"
-	"strings"
+	"os"
 	"sync"
 	"time"
+
+	"github.com/junction-gw/junction/protocols/internal/cgihead"
+	"github.com/junction-gw/junction/protocols/internal/connserver"
 )
 
 var writerPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 32<<10) }}
@@ -18,66 +20,49 @@ var writerPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 32<
 // written CGI-style, always starting with a Status line (the SCGI spec
 // requires it; nginx merely tolerates its absence).
 type response struct {
-	c            net.Conn
+	c            *connserver.Conn
 	bw           *bufio.Writer
 	header       http.Header
-	writeTimeout time.Duration
+	writeTimeout time.Duration // per write; 0: none
+	log          *slog.Logger
 	status       int
 	wroteHeader  bool
+	length       cgihead.Length
 	err          error // first write error; later writes fail fast
 }
 
-func newResponse(c net.Conn, writeTimeout time.Duration) *response {
+func newResponse(c *connserver.Conn, writeTimeout time.Duration, log *slog.Logger) *response {
 	bw := writerPool.Get().(*bufio.Writer)
 	bw.Reset(c)
-	return &response{c: c, bw: bw, header: make(http.Header), writeTimeout: writeTimeout}
+	return &response{c: c, bw: bw, header: make(http.Header), writeTimeout: writeTimeout, log: log}
 }
 
 func (w *response) Header() http.Header { return w.header }
 
+// WriteHeader records code and writes the head. A code outside 100–999
+// is answered 500 (cgihead.InvalidStatus); 1xx codes are ignored: SCGI
+// has no interim responses.
 func (w *response) WriteHeader(code int) {
 	if w.wroteHeader {
 		return
 	}
-	if code < 100 || code > 999 {
-		code = http.StatusInternalServerError // a handler bug; net/http would panic
+	if !cgihead.ValidStatus(code) {
+		code = cgihead.InvalidStatus(code, w.log, "protocol", "scgi")
 	}
 	if code < 200 {
-		return // no interim responses over SCGI
+		return
 	}
 	w.wroteHeader = true
 	w.status = code
-	w.writeHead()
+	if dropped := cgihead.Write(w.bw, code, w.header); dropped != nil {
+		w.log.Warn("scgi: dropping response header fields with an invalid name or value", "fields", dropped)
+	}
+	w.length.Declare(w.header)
 }
 
-// writeHead renders the status line and headers. Header fields that could
-// split the response (CR, LF or NUL in a value, a bad name) are dropped.
-func (w *response) writeHead() {
-	bw := w.bw
-	bw.WriteString("Status: ")
-	bw.WriteString(strconv.Itoa(w.status))
-	if text := http.StatusText(w.status); text != "" {
-		bw.WriteByte(' ')
-		bw.WriteString(text)
-	}
-	bw.WriteString("\r\n")
-	for _, name := range slices.Sorted(maps.Keys(w.header)) {
-		values := w.header[name]
-		if !validHeaderName(name) || strings.EqualFold(name, "Status") {
-			continue
-		}
-		for _, v := range values {
-			if strings.ContainsAny(v, "\r\n\x00") {
-				continue
-			}
-			bw.WriteString(name)
-			bw.WriteString(": ")
-			bw.WriteString(v)
-			bw.WriteString("\r\n")
-		}
-	}
-	bw.WriteString("\r\n")
-}
+// errWriteDeadline is what writes get once the handler's write deadline
+// has passed.
+var errWriteDeadline = fmt.Errorf("scgi: writing the response: %w", os.ErrDeadlineExceeded)
 
 func (w *response) Write(p []byte) (int, error) {
 	if !w.wroteHeader {
@@ -89,15 +74,41 @@ func (w *response) Write(p []byte) (int, error) {
 	if w.err != nil {
 		return 0, w.err
 	}
-	if w.writeTimeout > 0 && len(p) > w.bw.Available() {
-		w.c.SetWriteDeadline(time.Now().Add(w.writeTimeout))
+	if w.c.Writes().Passed() {
+		w.err = errWriteDeadline
+		return 0, w.err
 	}
-	n, err := w.bw.Write(p)
+	keep, first := w.length.Cut(p)
+	if first {
+		w.log.Warn("scgi: handler wrote more than its Content-Length; the rest is cut",
+			"declared", w.length.Declared())
+	}
+	if len(keep) > w.bw.Available() {
+		w.c.Writes().Arm(w.writeTimeout) //nolint:errcheck // a failed deadline shows as the write's error
+	}
+	n, err := w.bw.Write(keep)
 	if err != nil {
 		w.err = err
+		return n, err
 	}
-	return n, err
+	if len(keep) < len(p) {
+		return n, http.ErrContentLength
+	}
+	return n, nil
 }
+
+// SetWriteDeadline sets the deadline of the response's writes,
+// replacing WriteTimeout: it takes effect at once, also on a write
+// blocked on a front server that reads nothing, and writes fail once it
+// has passed (the connection then closes, so the front server sees the
+// response cut). A zero t gives WriteTimeout back. It is what
+// http.ResponseController.SetWriteDeadline calls.
+func (w *response) SetWriteDeadline(t time.Time) error { return w.c.Writes().Set(t) }
+
+// SetReadDeadline sets the deadline of the request body's reads, replacing
+// ReadTimeout: it takes effect at once, also on a read in progress. It is
+// what http.ResponseController.SetReadDeadline calls.
+func (w *response) SetReadDeadline(t time.Time) error { return w.c.Reads().Set(t) }
 
 // FlushError sends everything written so far to the front server; it is what
 // http.ResponseController.Flush calls.
@@ -108,9 +119,11 @@ func (w *response) FlushError() error {
 	if w.err != nil {
 		return w.err
 	}
-	if w.writeTimeout > 0 {
-		w.c.SetWriteDeadline(time.Now().Add(w.writeTimeout))
+	if w.c.Writes().Passed() {
+		w.err = errWriteDeadline
+		return w.err
 	}
+	w.c.Writes().Arm(w.writeTimeout) //nolint:errcheck // a failed deadline shows as the flush's error
 	if err := w.bw.Flush(); err != nil {
 		w.err = err
 	}
@@ -121,11 +134,11 @@ func (w *response) FlushError() error {
 func (w *response) Flush() { w.FlushError() }
 
 // fail writes a bare error response for a request the handler never saw.
-func (w *response) fail(code int) {
+func (w *response) fail(code int) error {
 	w.header.Set("Content-Type", "text/plain; charset=utf-8")
 	w.WriteHeader(code)
 	w.bw.WriteString(http.StatusText(code) + "\n")
-	w.finish()
+	return w.finish()
 }
 
 // finish flushes the response and returns the writer to its pool.
@@ -140,31 +153,3 @@ func (w *response) finish() error {
 	w.err = net.ErrClosed
 	return err
 }
-
-// validHeaderName reports whether name is an RFC 9110 token.
-func validHeaderName(name string) bool {
-	if name == "" {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if c >= 0x80 || !isToken[c] {
-			return false
-		}
-	}
-	return true
-}
-
-var isToken = func() (t [128]bool) {
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	for c := 'a'; c <= 'z'; c++ {
-		t[c] = true
-		t[c-'a'+'A'] = true
-	}
-	for _, c := range "!#$%&'*+-.^_`|~" {
-		t[c] = true
-	}
-	return t
-}()

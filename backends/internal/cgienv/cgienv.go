@@ -1,6 +1,6 @@
 // Package cgienv builds the environment of a CGI script (RFC 3875 section 4.1)
 // from an *http.Request, the variables the front server sent with it
-// (protocols/vars) and the script junction resolved. It is the one builder
+// (package vars) and the script junction resolved. It is the one builder
 // used by junction's CGI and FastCGI backends.
 //
 // Where values come from, from lowest to highest precedence:
@@ -27,12 +27,16 @@
 //     script's interpreter, loader or shell behaves (see Denied), and names
 //     that are not valid environment names.
 //
-// HTTP_* variables: the header name is upper-cased with "-" turned into
-// "_". Header names that already contain "_" are dropped (as Apache httpd
-// 2.4 does), so "X_Foo" can never pose as "X-Foo". The Proxy header is
-// never passed (HTTP_PROXY, httpoxy, CVE-2016-5385). Repeated values are
-// joined with ", " (Cookie with "; "). Content-Type and Content-Length
-// appear only as CONTENT_TYPE and CONTENT_LENGTH.
+// HTTP_* variables follow vars.HeaderVar, the one mapping junction has:
+// the header name is upper-cased with "-" turned into "_". Header names
+// that already contain "_" are dropped (as Apache httpd 2.4 and nginx do),
+// so "X_Foo" can never pose as "X-Foo". The Proxy header is never passed
+// (HTTP_PROXY, httpoxy, CVE-2016-5385). Repeated values are joined with
+// ", " (Cookie with "; "). Content-Type and Content-Length appear only as
+// CONTENT_TYPE and CONTENT_LENGTH.
+//
+// LocalRedirect builds the follow-up request of a script's local redirect
+// (RFC 3875 section 6.2.2) for both backends.
 //
 // Values containing NUL are dropped: they cannot be passed to execve.
 // The output is sorted by name.
@@ -68,6 +72,11 @@ type Options struct {
 	// OmitPath leaves PATH out unless PassEnv or SetEnv set it (for
 	// FastCGI parameters, where the application has its own PATH).
 	OmitPath bool
+	// OwnDocumentRoot makes DOCUMENT_ROOT always Script.DocumentRoot, also
+	// over a DOCUMENT_ROOT the front server sent: that one names the front
+	// server's files, not those of an application instance that may run on
+	// another host (FastCGI). PATH_TRANSLATED follows it.
+	OwnDocumentRoot bool
 	// LookupEnv reads junction's environment; nil means os.LookupEnv.
 	LookupEnv func(string) (string, bool)
 }
@@ -80,7 +89,8 @@ type Script struct {
 	Name string
 	// PathInfo is the rest of the URL path after Name (PATH_INFO).
 	PathInfo string
-	// DocumentRoot is DOCUMENT_ROOT unless the front server sent one.
+	// DocumentRoot is DOCUMENT_ROOT, unless the front server sent one and
+	// Options.OwnDocumentRoot is not set.
 	DocumentRoot string
 }
 
@@ -88,6 +98,7 @@ type Script struct {
 type Builder struct {
 	base     []vars.Var // sorted, unique
 	software string
+	ownRoot  bool
 }
 
 // New validates o and returns a Builder.
@@ -124,7 +135,7 @@ func New(o Options) (*Builder, error) {
 	if _, ok := m["PATH"]; !ok && !o.OmitPath {
 		m["PATH"] = DefaultPath
 	}
-	b := &Builder{software: o.ServerSoftware}
+	b := &Builder{software: o.ServerSoftware, ownRoot: o.OwnDocumentRoot}
 	if b.software == "" {
 		b.software = "junction"
 		if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
@@ -185,6 +196,9 @@ func (b *Builder) Vars(r *http.Request, s Script) vars.Vars {
 	// 3. The front server's view.
 	front := vars.FromContext(r.Context())
 	for _, kv := range front {
+		if b.ownRoot && kv.Name == "DOCUMENT_ROOT" {
+			continue
+		}
 		if fromFrontServer(kv.Name) && strings.IndexByte(kv.Value, 0) < 0 {
 			e.set(kv.Name, kv.Value)
 		}
@@ -224,7 +238,9 @@ func (b *Builder) Vars(r *http.Request, s Script) vars.Vars {
 		e.set("HTTP_HOST", r.Host)
 	}
 	for k, vs := range r.Header {
-		if name, ok := headerVar(k); ok {
+		// Host is r.Host (above); Content-Type and Content-Length are not
+		// HTTP_* variables (vars.HeaderVar).
+		if name, ok := vars.HeaderVar(k); ok && name != "HTTP_HOST" {
 			sep := ", "
 			if name == "HTTP_COOKIE" {
 				sep = "; "
@@ -266,35 +282,6 @@ func splitHostPort(s string) (host, port string) {
 		return s, ""
 	}
 	return h, p
-}
-
-// headerVar returns the HTTP_* name for header key, or false when the
-// header must not be passed.
-func headerVar(key string) (string, bool) {
-	var b strings.Builder
-	b.Grow(5 + len(key))
-	b.WriteString("HTTP_")
-	for i := 0; i < len(key); i++ {
-		c := key[i]
-		switch {
-		case 'a' <= c && c <= 'z':
-			c -= 'a' - 'A'
-		case 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case c == '-':
-			c = '_'
-		default:
-			// "_" (collision with "-") and anything that is not an
-			// environment-name character.
-			return "", false
-		}
-		b.WriteByte(c)
-	}
-	name := b.String()
-	switch name {
-	case "HTTP_", "HTTP_PROXY", "HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH", "HTTP_HOST":
-		return "", false
-	}
-	return name, true
 }
 
 // ValidName reports whether name is a portable environment variable name:

@@ -150,6 +150,17 @@ func TestEnv(t *testing.T) {
 				"HTTP_X_INJECTED": "-", "BAD-NAME": "-", "1ABC": "-", "NUL_VALUE": "-",
 			},
 		},
+		{
+			name: "own document root",
+			opts: Options{OwnDocumentRoot: true},
+			req: func() *http.Request {
+				r := httptest.NewRequest("GET", "/a.php/p", nil)
+				v := vars.Vars{{Name: "DOCUMENT_ROOT", Value: "/var/www"}, {Name: "MY_PARAM", Value: "custom"}}
+				return r.WithContext(vars.NewContext(r.Context(), v))
+			},
+			script: Script{Filename: "/app/a.php", Name: "/a.php", PathInfo: "/p", DocumentRoot: "/app"},
+			want:   map[string]string{"DOCUMENT_ROOT": "/app", "PATH_TRANSLATED": "/app/p", "MY_PARAM": "custom"},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

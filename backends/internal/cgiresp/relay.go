@@ -46,9 +46,27 @@ var ErrOverrun = errors.New("cgiresp: body longer than its Content-Length")
 // werr is a failed write to the client; rerr a failed read of the output.
 // The end of the output is neither.
 func (r *Response) CopyBody(w http.ResponseWriter, br *bufio.Reader, more func() bool) (werr, rerr error) {
+	werr, rerr = r.CopyDeclared(w, br, more)
+	if werr != nil || rerr != nil || r.ContentLength < 0 {
+		return werr, rerr
+	}
+	if more == nil || !more() {
+		if err := http.NewResponseController(w).Flush(); err != nil && !errors.Is(err, http.ErrNotSupported) {
+			return err, nil
+		}
+	}
+	return nil, r.End(br)
+}
+
+// CopyDeclared is CopyBody without the wait for the end of the output:
+// once the declared Content-Length has been written it returns, without a
+// flush after the last bytes (the codec sends them when the response
+// ends). Whatever the script writes after them is left in br, for End.
+// Without a declared length it relays everything, as CopyBody does.
+func (r *Response) CopyDeclared(w http.ResponseWriter, br *bufio.Reader, more func() bool) (werr, rerr error) {
 	var rc *http.ResponseController
 	left := r.ContentLength // -1: no limit
-	for {
+	for left != 0 {
 		if br.Buffered() == 0 {
 			if _, err := br.Peek(1); err != nil {
 				if errors.Is(err, io.EOF) {
@@ -56,9 +74,6 @@ func (r *Response) CopyBody(w http.ResponseWriter, br *bufio.Reader, more func()
 				}
 				return nil, err
 			}
-		}
-		if left == 0 {
-			return nil, ErrOverrun
 		}
 		n := br.Buffered()
 		if left > 0 && int64(n) > left {
@@ -70,7 +85,9 @@ func (r *Response) CopyBody(w http.ResponseWriter, br *bufio.Reader, more func()
 		}
 		_, _ = br.Discard(n) // cannot fail: the bytes are buffered
 		if left > 0 {
-			left -= int64(n)
+			if left -= int64(n); left == 0 {
+				break
+			}
 		}
 		if more != nil && more() {
 			continue
@@ -82,4 +99,18 @@ func (r *Response) CopyBody(w http.ResponseWriter, br *bufio.Reader, more func()
 			return err, nil
 		}
 	}
+	return nil, nil
+}
+
+// End waits for the end of the output after a body of declared length:
+// nil at the end, ErrOverrun when the script writes more, or the failed
+// read.
+func (r *Response) End(br *bufio.Reader) error {
+	if _, err := br.Peek(1); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		return err
+	}
+	return ErrOverrun
 }

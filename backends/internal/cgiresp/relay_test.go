@@ -3,6 +3,7 @@ package cgiresp
 import (
 	"bufio"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -87,5 +88,69 @@ func TestCopyBodyWriteError(t *testing.T) {
 	werr, rerr := resp.CopyBody(failWriter{httptest.NewRecorder()}, br, nil)
 	if werr == nil || rerr != nil {
 		t.Errorf("werr %v rerr %v; want a write error only", werr, rerr)
+	}
+}
+
+// blockingReader gives its data, then blocks until closed: a script that
+// has printed its response and goes on working with stdout open.
+type blockingReader struct {
+	data  string
+	block chan struct{}
+}
+
+func (r *blockingReader) Read(p []byte) (int, error) {
+	if r.data == "" {
+		<-r.block
+		return 0, io.EOF
+	}
+	n := copy(p, r.data)
+	r.data = r.data[n:]
+	return n, nil
+}
+
+// TestCopyDeclared: a body of declared length is complete once its bytes
+// are written, without the end of the output; what follows is left for
+// End.
+func TestCopyDeclared(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		body string
+		end  error // End's verdict on what follows
+	}{
+		{"no length", "X: 1\n\nhello", "hello", nil},
+		{"exact length", "Content-Length: 5\n\nhello", "hello", nil},
+		{"more than declared", "Content-Length: 5\n\nhello, and more", "hello", ErrOverrun},
+		{"zero", "Content-Length: 0\n\nx", "", ErrOverrun},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			br := bufio.NewReaderSize(strings.NewReader(tt.in), 16)
+			resp, err := Parse(br, Limits{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			w := httptest.NewRecorder()
+			if werr, rerr := resp.CopyDeclared(w, br, nil); werr != nil || rerr != nil {
+				t.Fatalf("CopyDeclared: %v %v", werr, rerr)
+			}
+			if w.Body.String() != tt.body {
+				t.Errorf("relayed %q, want %q", w.Body, tt.body)
+			}
+			if err := resp.End(br); !errors.Is(err, tt.end) || (tt.end == nil && err != nil) {
+				t.Errorf("End = %v, want %v", err, tt.end)
+			}
+		})
+	}
+	r := &blockingReader{data: "Content-Length: 2\n\nok", block: make(chan struct{})}
+	defer close(r.block)
+	br := bufio.NewReader(r)
+	resp, err := Parse(br, Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := httptest.NewRecorder()
+	if werr, rerr := resp.CopyDeclared(w, br, nil); werr != nil || rerr != nil || w.Body.String() != "ok" {
+		t.Errorf("CopyDeclared = %v %v, body %q; want ok without the end of the output", werr, rerr, w.Body)
 	}
 }

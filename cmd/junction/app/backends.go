@@ -9,6 +9,7 @@ import (
 	"github.com/junction-gw/junction/backends"
 	"github.com/junction-gw/junction/backends/cgi"
 	"github.com/junction-gw/junction/balancer"
+	"github.com/junction-gw/junction/cmd/junction/internal/privdrop"
 	"github.com/junction-gw/junction/config"
 )
 
@@ -86,7 +87,7 @@ func buildGeneration(cfg *config.Config, prev *generation, log *slog.Logger, o *
 		g.backends[name] = namedBackend{name: name, b: c.backend, timed: true}
 	}
 	for name, p := range g.pools {
-		g.backends[name] = namedBackend{name: name, b: p.pool}
+		g.backends[name] = namedBackend{name: name, b: p.Pool()}
 	}
 	if err := joinErrs(errs); err != nil {
 		g.stopNew(prev)
@@ -125,7 +126,7 @@ func (g *generation) pool(name string) *poolUnit {
 // stopNew stops g's pool units that prev does not have.
 func (g *generation) stopNew(prev *generation) {
 	for _, u := range g.unitsNotIn(prev) {
-		u.stop()
+		u.Stop()
 	}
 }
 
@@ -173,4 +174,27 @@ func newCGI(name string, b *config.Backend, log *slog.Logger, o *ops) (*cgi.Back
 		Logger:         log.With("backend", name),
 		Observer:       o.m.CGIObserver(name),
 	})
+}
+
+// scriptUser returns the user and group the cgi backend b runs scripts
+// as. Once junction has dropped to cred it can start scripts only as cred
+// itself: a backend asking for that identity runs scripts as junction
+// (no switch needed), any other is refused with the reason.
+func scriptUser(b *config.Backend, cred *privdrop.Credential) (userName, groupName string, err error) {
+	if cred == nil || (b.User == "" && b.Group == "") {
+		return b.User, b.Group, nil
+	}
+	name := b.User
+	if name == "" {
+		name = cred.User
+	}
+	want, err := privdrop.Lookup(name, b.Group)
+	if err != nil {
+		return "", "", err
+	}
+	if want.UID == cred.UID && want.GID == cred.GID {
+		return "", "", nil
+	}
+	return "", "", fmt.Errorf("user %q group %q: junction drops to %s after binding and can then start scripts only as that user; "+
+		"remove this backend's user and group, or the top-level user", b.User, b.Group, cred)
 }

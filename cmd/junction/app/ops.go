@@ -1,7 +1,6 @@
 package app
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -19,10 +18,6 @@ import (
 	"github.com/junction-gw/junction/cmd/junction/internal/metrics"
 	"github.com/junction-gw/junction/cmd/junction/internal/privdrop"
 	"github.com/junction-gw/junction/config"
-	"github.com/junction-gw/junction/protocols/ajp13"
-	"github.com/junction-gw/junction/protocols/fastcgi"
-	"github.com/junction-gw/junction/protocols/httpfront"
-	"github.com/junction-gw/junction/protocols/scgi"
 )
 
 // Options are what the junction command knows and the configuration file
@@ -129,11 +124,23 @@ func (p *ops) wrap(lc config.Listener, h http.Handler) http.Handler {
 	})
 }
 
-// connCounter counts a listener's open connections for the status page
-// and forwards every event to the metrics.
+// connCounter is a listener's connection observer, set on its codec
+// server when the server is built: it counts open connections for the
+// status page and forwards every event to the metrics.
 type connCounter struct {
-	open atomic.Int64
-	next *metrics.CodecObserver
+	open  atomic.Int64
+	next  *metrics.CodecObserver
+	state func(net.Conn, http.ConnState) // the metrics' hook for httpfront
+}
+
+// observer returns the connection observer for lc's server.
+func (p *ops) observer(lc config.Listener) *connCounter {
+	name, proto := lc.Address, protocolLabel(lc.Protocol)
+	c := &connCounter{next: p.m.CodecObserver(name, proto)}
+	if lc.Protocol == config.ProtocolHTTP {
+		c.state = p.m.ConnState(name, proto)
+	}
+	return c
 }
 
 func (c *connCounter) ConnOpened()               { c.open.Add(1); c.next.ConnOpened() }
@@ -141,31 +148,16 @@ func (c *connCounter) ConnClosed()               { c.open.Add(-1); c.next.ConnCl
 func (c *connCounter) DecodeError(reason string) { c.next.DecodeError(reason) }
 func (c *connCounter) Event(name string)         { c.next.Event(name) }
 
-// observe hooks srv's connection events to the metrics and to a counter
-// it returns.
-func (p *ops) observe(lc config.Listener, srv server) *connCounter {
-	name, proto := lc.Address, protocolLabel(lc.Protocol)
-	c := &connCounter{next: p.m.CodecObserver(name, proto)}
-	switch s := srv.(type) {
-	case *scgi.Server:
-		s.Observer = c
-	case *fastcgi.Server:
-		s.Observer = c
-	case *ajp13.Server:
-		s.Observer = c
-	case *httpfront.Server:
-		state := p.m.ConnState(name, proto)
-		s.ConnState = func(conn net.Conn, st http.ConnState) {
-			switch st {
-			case http.StateNew:
-				c.open.Add(1)
-			case http.StateClosed, http.StateHijacked:
-				c.open.Add(-1)
-			}
-			state(conn, st)
-		}
+// connState observes an httpfront server (a net/http.Server), which
+// reports connection states instead of codec events.
+func (c *connCounter) connState(conn net.Conn, st http.ConnState) {
+	switch st {
+	case http.StateNew:
+		c.open.Add(1)
+	case http.StateClosed, http.StateHijacked:
+		c.open.Add(-1)
 	}
-	return c
+	c.state(conn, st)
 }
 
 // namedBackend reports the backend's configured name to the request's Upstream.
@@ -188,87 +180,3 @@ func (n namedBackend) Serve(w http.ResponseWriter, r *http.Request) error {
 	up.SetUpstreamTime(time.Since(start))
 	return err
 }
-
-// listenAdmin binds the operations listener, if configured.
-func (p *ops) listenAdmin(cfg *config.Config) error {
-	if cfg.Metrics.Address == "" {
-		return nil
-	}
-	ln, err := listen(config.Listener{Protocol: config.ProtocolHTTP, Address: cfg.Metrics.Address})
-	if err != nil {
-		return fmt.Errorf("app: metrics.address: %w", err)
-	}
-	p.adminLn = ln
-	return nil
-}
-
-// adminHandler serves /metrics, /healthz, /readyz, /status and
-// /status.json.
-func (a *App) adminHandler() http.Handler {
-	mux := http.NewServeMux()
-	mh := metrics.Handler(a.ops.reg, a.ops.ready.Load)
-	mux.Handle("/metrics", mh)
-	mux.Handle("/healthz", mh)
-	mux.Handle("/readyz", mh)
-	sh := statusHandler(a)
-	mux.Handle("/status", sh)
-	mux.Handle("/status.json", sh)
-	mux.HandleFunc("/{$}", func(w http.ResponseWriter, r *http.Request) {
-		http.Redirect(w, r, "/status", http.StatusFound)
-	})
-	return mux
-}
-
-// serveAdmin starts the operations server in the run group. a.mu is held.
-func (a *App) serveAdmin() {
-	p := a.ops
-	if p.adminLn == nil {
-		return
-	}
-	p.admin = &http.Server{
-		Handler: a.adminHandler(),
-		// Scrapers and browsers send small requests and read promptly.
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       60 * time.Second,
-		ErrorLog:          slog.NewLogLogger(a.log.With("listener", "metrics").Handler(), slog.LevelWarn),
-	}
-	srv, ln := p.admin, p.adminLn
-	a.log.Info("operations listener", "address", ln.Addr().String(), "paths", "/metrics /healthz /readyz /status /status.json")
-	a.group.Go(func() error {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			return fmt.Errorf("app: metrics listener %s: %w", ln.Addr(), err)
-		}
-		return nil
-	})
-}
-
-// stopAdmin ends the operations server after everything else stopped, so
-// the last scrape sees the shutdown.
-func (a *App) stopAdmin() {
-	p := a.ops
-	if p.admin == nil {
-		if p.adminLn != nil {
-			p.adminLn.Close()
-		}
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	if err := p.admin.Shutdown(ctx); err != nil {
-		p.admin.Close()
-	}
-}
-
-// MetricsAddr returns the operations listener's bound address, or nil when
-// there is none or before Listen.
-func (a *App) MetricsAddr() net.Addr {
-	if a.ops.adminLn == nil {
-		return nil
-	}
-	return a.ops.adminLn.Addr()
-}
-
-// Registry returns the Prometheus registry the App's metrics are on.
-func (a *App) Registry() *prometheus.Registry { return a.ops.reg }

@@ -25,11 +25,12 @@ import (
 //     swaps the list (balancer.Pool.Replace).
 //   - Each listener's router is swapped atomically: requests in flight
 //     finish on the old one, new requests take the new one.
-//   - A listener whose protocol and address did not change keeps its
-//     socket. If its other options changed, a new server takes over the
-//     same socket and the old one finishes its connections (no connection
-//     is refused in between). New listeners are bound; removed ones shut
-//     down gracefully.
+//   - A listener whose address did not change keeps its socket. If its
+//     protocol or other options changed, the socket is handed to a new
+//     server: the old one stops accepting, the new one serves the same
+//     socket, and the old one finishes its connections (no connection is
+//     refused or lost in between). New listeners are bound; removed ones
+//     shut down gracefully.
 //   - Removed pools get no new requests; once their requests finished (at
 //     most shutdown_timeout), their health checks and spawned instances
 //     stop.
@@ -57,7 +58,7 @@ func (a *App) Reload(cfg *config.Config) error {
 	added := next.unitsNotIn(old)
 	fail := func(err error) error {
 		for _, u := range added {
-			u.stop()
+			u.Stop()
 		}
 		return err
 	}
@@ -98,35 +99,22 @@ func (a *App) Reload(cfg *config.Config) error {
 func (a *App) roll(r rolling) error {
 	u := r.unit
 	a.log.Info("replacing spawned instances", "backend", u.name, "command", strings.Join(r.cfg.Command, " "), "count", r.cfg.Count)
-	if err := u.sup.Rolling(a.runCtx, u.spawnOptions(r.cfg)); err != nil {
-		return fmt.Errorf("app: backends.%s: replacing spawned instances: %w", u.name, err)
+	if err := u.Roll(a.runCtx, spawnOptions(r.cfg)); err != nil {
+		return fmt.Errorf("app: backends.%s: %w", u.name, err)
 	}
-	u.mu.Lock()
 	sc := *r.cfg
 	u.cfg.Spawn = &sc
-	u.mu.Unlock()
 	return nil
 }
 
 func (a *App) replaceInstances(u *poolUnit, list []config.Instance) {
-	insts, err := u.instances(list)
-	if err == nil {
-		err = u.pool.Replace(insts)
-	}
-	if err != nil {
+	if err := u.Replace(members(list, u.cfg.MaxConns)); err != nil {
 		// The list passed Validate; a backend that still fails to build
 		// leaves the old list serving.
 		a.log.Error("reload: keeping the old instances", "backend", u.name, "err", err)
 		return
 	}
-	keep := make([]string, len(list))
-	for i, in := range list {
-		keep[i] = in.Address
-	}
-	u.forget(keep)
-	u.mu.Lock()
 	u.cfg.Instances = list
-	u.mu.Unlock()
 }
 
 // frontPlan is how the listeners change.
@@ -188,12 +176,15 @@ func (a *App) planFronts(cfg *config.Config, g *generation) (*frontPlan, error) 
 			// The new server serves through the old front's handler, so
 			// requests on either server see the same router.
 			srv, conns, err := a.newFrontServer(lc, match.handler)
+			if err == nil {
+				err = checkAllow(lc, match.sock)
+			}
 			if err != nil {
 				errs = append(errs, fmt.Errorf("app: listeners[%d]: %w", i, err))
 				continue
 			}
 			nf := &front{cfg: lc, srv: srv, handler: match.handler, sock: match.sock,
-				view: match.sock.view(), served: make(chan struct{}), conns: conns}
+				served: make(chan struct{}), conns: conns}
 			p.restarted = append(p.restarted, restart{old: match, new: nf})
 			p.next = append(p.next, nf)
 		default:
@@ -207,8 +198,7 @@ func (a *App) planFronts(cfg *config.Config, g *generation) (*frontPlan, error) 
 				errs = append(errs, fmt.Errorf("app: listeners[%d]: %w", i, err))
 				continue
 			}
-			nf.sock = newSocket(ln)
-			nf.view = nf.sock.view()
+			nf.sock = ln
 			p.added = append(p.added, nf)
 			p.next = append(p.next, nf)
 		}
@@ -235,9 +225,8 @@ func (a *App) commitFronts(p *frontPlan, g *generation) {
 	}
 	for _, r := range p.restarted {
 		p.retired = append(p.retired, r.new.handler.swap(g.router(r.new.cfg, a.log)))
-		a.serve(r.new)
+		a.handOver(r.old, r.new, g.cfg.ShutdownTimeout)
 		a.log.Info("listener options changed; new server on the same socket", "address", r.new.cfg.Address)
-		a.retire(r.old, false, g.cfg.ShutdownTimeout)
 	}
 	for _, f := range p.added {
 		a.serve(f)
@@ -248,20 +237,6 @@ func (a *App) commitFronts(p *frontPlan, g *generation) {
 		a.retire(f, true, g.cfg.ShutdownTimeout)
 	}
 	a.fronts = p.next
-}
-
-// retire shuts f's server down gracefully in the background, and its
-// socket too when closeSocket is set.
-func (a *App) retire(f *front, closeSocket bool, timeout time.Duration) {
-	f.retired.Store(true)
-	a.draining.Go(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), timeout)
-		defer cancel()
-		a.stop(ctx, f.srv, f.cfg.Protocol)
-		if closeSocket {
-			f.sock.Close()
-		}
-	})
 }
 
 // drainUnits stops removed pools once their requests finished: first
@@ -292,15 +267,9 @@ func (a *App) drainUnits(units []*poolUnit, retired []*route, timeout time.Durat
 			}
 		}
 		for _, u := range units {
-			u.drain(ctx)
-			u.stop()
+			u.Drain(ctx)
+			u.Stop()
 			a.log.Info("pool stopped", "backend", u.name)
 		}
 	})
-}
-
-// sameAddress reports whether addr names f's socket: the same configured
-// address, or the address it is bound to.
-func sameAddress(f *front, addr string) bool {
-	return f.cfg.Address == addr || f.sock != nil && f.sock.ln.Addr().String() == addr
 }

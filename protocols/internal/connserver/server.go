@@ -3,6 +3,11 @@
 // write twice: connection tracking, a per-connection context, panic
 // recovery, one log line per failed connection, and graceful shutdown with
 // the method set of *http.Server (Serve, Shutdown, Close).
+//
+// Shutdown and Close stop Serve by closing its listener. A listener whose
+// Close only stops its Accept calls (internal/keepopen) lets the next
+// server take the same socket over; a connection Accept returned before
+// that is served by the server that accepted it.
 package connserver
 
 import (
@@ -50,22 +55,29 @@ type Server struct {
 	// Nil means GenericReason.
 	Reason func(error) string
 
-	mu        sync.Mutex
-	listeners map[*net.Listener]struct{}
-	conns     map[*Conn]struct{}
-	shutdown  atomic.Bool
-	done      chan struct{} // closed by Close
-	onceDone  sync.Once
-	closeOnce sync.Once // closes done exactly once, however many Close calls race
+	initOnce sync.Once
+	mu       sync.Mutex
+	serving  map[*serving]struct{} // Serve calls running
+	conns    map[*Conn]struct{}
+	shutdown atomic.Bool   // Shutdown or Close was called
+	closed   bool          // Close was called; guarded by mu
+	done     chan struct{} // closed by Close
+	stop     chan struct{} // closed by Shutdown and Close
+	stopOnce sync.Once
+	doneOnce sync.Once // closes done exactly once, however many Close calls race
 
 	// Idle workers: a goroutine that served a connection waits a while
 	// for the next one (work), so a connection runs on a stack that has
 	// already grown to what serving takes instead of growing (copying) a
-	// fresh goroutine's stack every time.
-	workOnce sync.Once
-	work     chan job
-	stopWork chan struct{} // closed by Shutdown and Close: idle workers exit
-	stopOnce sync.Once
+	// fresh goroutine's stack every time. Idle workers exit on stop.
+	work chan job
+}
+
+// serving is one running Serve call: its listener, and done closed when
+// Serve returns.
+type serving struct {
+	l    net.Listener
+	done chan struct{}
 }
 
 // job is a tracked connection waiting for a worker.
@@ -83,29 +95,44 @@ type Conn struct {
 	net.Conn
 	srv      *Server
 	idle     atomic.Bool
-	started  atomic.Bool // a request began (SetIdle was called)
+	started  atomic.Bool // a request began (SetIdle(false) was called)
 	accepted time.Time
 	cancel   context.CancelFunc
+
+	reads, writes Deadline
 }
 
-// NewConnGrace is how long Shutdown lets a connection that has not yet
-// started a request (SetIdle never called) send one before closing it, as
-// net/http does for new connections. A front server that just connected
-// is almost always about to send its request; closing it at once would turn
-// that request into an error.
+// newConn wraps an accepted connection.
+func newConn(nc net.Conn, s *Server, cancel context.CancelFunc) *Conn {
+	c := &Conn{Conn: rawconn.Wrap(nc), srv: s, cancel: cancel, accepted: time.Now()}
+	c.reads.conn, c.writes.conn, c.writes.write = c.Conn, c.Conn, true
+	return c
+}
+
+// NewConnGrace is how long Shutdown lets a new connection (one on which
+// no request began: SetIdle(false) was never called) send its first
+// request before closing it, as net/http does for new connections. A
+// front server that just connected is almost always about to send its
+// request; closing it at once would turn that request into an error, and
+// a connection accepted just before Shutdown would be lost.
 const NewConnGrace = 5 * time.Second
 
 // SetIdle records whether the connection is between requests. It returns
 // false when the server is shutting down and an idle connection should end:
-// the handler then returns nil.
+// the handler then returns nil. A new connection is not ended that way:
+// it may send its first request (see NewConnGrace).
 func (c *Conn) SetIdle(idle bool) bool {
-	c.started.Store(true)
+	if !idle {
+		c.started.Store(true)
+	}
 	c.idle.Store(idle)
-	return !(idle && c.srv.shutdown.Load())
+	return !(idle && c.ShuttingDown())
 }
 
-// ShuttingDown reports whether Shutdown or Close was called.
-func (c *Conn) ShuttingDown() bool { return c.srv.shutdown.Load() }
+// ShuttingDown reports whether the connection should end once it is idle:
+// Shutdown or Close was called and a request began on it. A new
+// connection is closed by the server instead when its grace has passed.
+func (c *Conn) ShuttingDown() bool { return c.srv.shutdown.Load() && c.started.Load() }
 
 func (s *Server) logger() *slog.Logger {
 	if s.Logger == nil {
@@ -114,27 +141,37 @@ func (s *Server) logger() *slog.Logger {
 	return s.Logger
 }
 
-func (s *Server) doneChan() chan struct{} {
-	s.onceDone.Do(func() { s.done = make(chan struct{}) })
-	return s.done
+func (s *Server) init() {
+	s.initOnce.Do(func() {
+		s.done = make(chan struct{})
+		s.stop = make(chan struct{})
+		s.work = make(chan job)
+	})
 }
 
-// Serve accepts connections on l until Shutdown or Close. It always
-// returns a non-nil error; after Shutdown or Close, ErrServerClosed.
+// Serve accepts connections on l until Shutdown or Close and serves each
+// on a worker goroutine. It always returns a non-nil error; after
+// Shutdown or Close, ErrServerClosed. A connection that Accept returned
+// is served even when Shutdown began meanwhile (Shutdown waits for it):
+// the peer has connected, and closing it unserved would lose it.
 func (s *Server) Serve(l net.Listener) error {
+	s.init()
+	s.mu.Lock()
 	if s.shutdown.Load() {
+		s.mu.Unlock()
 		return ErrServerClosed
 	}
-	s.mu.Lock()
-	if s.listeners == nil {
-		s.listeners = make(map[*net.Listener]struct{})
+	sv := &serving{l: l, done: make(chan struct{})}
+	if s.serving == nil {
+		s.serving = make(map[*serving]struct{})
 	}
-	s.listeners[&l] = struct{}{}
+	s.serving[sv] = struct{}{}
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
-		delete(s.listeners, &l)
+		delete(s.serving, sv)
 		s.mu.Unlock()
+		close(sv.done)
 	}()
 
 	base := context.Background()
@@ -154,7 +191,7 @@ func (s *Server) Serve(l net.Listener) error {
 				s.logger().Warn("accept failed; retrying", "protocol", s.Protocol, "err", err, "retry_in", backoff)
 				select {
 				case <-time.After(backoff):
-				case <-s.doneChan():
+				case <-s.done:
 					return ErrServerClosed
 				}
 				continue
@@ -163,8 +200,8 @@ func (s *Server) Serve(l net.Listener) error {
 		}
 		backoff = 0
 		ctx, cancel := context.WithCancel(base)
-		c := &Conn{Conn: rawconn.Wrap(nc), srv: s, cancel: cancel, accepted: time.Now()}
-		if !s.track(c) {
+		c := newConn(nc, s, cancel)
+		if !s.track(c, true) {
 			cancel()
 			nc.Close()
 			return ErrServerClosed
@@ -173,19 +210,10 @@ func (s *Server) Serve(l net.Listener) error {
 	}
 }
 
-func (s *Server) workChans() (chan job, chan struct{}) {
-	s.workOnce.Do(func() {
-		s.work = make(chan job)
-		s.stopWork = make(chan struct{})
-	})
-	return s.work, s.stopWork
-}
-
 // dispatch hands j to an idle worker, or starts one.
 func (s *Server) dispatch(j job) {
-	work, _ := s.workChans()
 	select {
-	case work <- j:
+	case s.work <- j:
 	default:
 		go s.worker(j)
 	}
@@ -194,7 +222,6 @@ func (s *Server) dispatch(j job) {
 // worker serves j, then further connections until none comes for
 // workerIdle or the server shuts down.
 func (s *Server) worker(j job) {
-	work, stop := s.workChans()
 	var idle *time.Timer
 	for {
 		s.serveConn(j.ctx, j.c) // logs its own error
@@ -207,20 +234,14 @@ func (s *Server) worker(j job) {
 			idle.Reset(workerIdle)
 		}
 		select {
-		case j = <-work:
+		case j = <-s.work:
 			idle.Stop()
 		case <-idle.C:
 			return
-		case <-stop:
+		case <-s.stop:
 			return
 		}
 	}
-}
-
-// stopWorkers makes idle workers exit.
-func (s *Server) stopWorkers() {
-	_, stop := s.workChans()
-	s.stopOnce.Do(func() { close(stop) })
 }
 
 // isTemporary reports accept errors worth retrying (EMFILE, ECONNABORTED).
@@ -229,10 +250,13 @@ func isTemporary(err error) bool {
 	return errors.As(err, &t) && t.Temporary()
 }
 
-func (s *Server) track(c *Conn) bool {
+// track adds c to the connections being served. It refuses once Close
+// was called, and once Shutdown was called unless c was accepted (by
+// Serve, which Shutdown waits for).
+func (s *Server) track(c *Conn, accepted bool) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.shutdown.Load() {
+	if s.closed || !accepted && s.shutdown.Load() {
 		return false
 	}
 	if s.conns == nil {
@@ -245,9 +269,10 @@ func (s *Server) track(c *Conn) bool {
 // ServeConn serves one already-accepted connection (junction inetd: the
 // connection is stdin/stdout) and returns the handler's error.
 func (s *Server) ServeConn(ctx context.Context, nc net.Conn) error {
+	s.init()
 	ctx, cancel := context.WithCancel(ctx)
-	c := &Conn{Conn: rawconn.Wrap(nc), srv: s, cancel: cancel, accepted: time.Now()}
-	if !s.track(c) {
+	c := newConn(nc, s, cancel)
+	if !s.track(c, false) {
 		cancel()
 		nc.Close()
 		return ErrServerClosed
@@ -279,9 +304,12 @@ func (s *Server) serveConn(ctx context.Context, c *Conn) (err error) {
 	return s.Handler(ctx, c)
 }
 
-// quiet reports errors that are a normal end of a connection.
+// quiet reports errors that are a normal end of a connection: the peer
+// closed it (a net.Pipe, as inetd tests use, says io.ErrClosedPipe) or
+// it was closed here.
 func quiet(err error) bool {
-	return errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, ErrServerClosed)
+	return errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, io.ErrClosedPipe) ||
+		errors.Is(err, ErrServerClosed)
 }
 
 func remote(c net.Conn) string {
@@ -293,11 +321,21 @@ func remote(c net.Conn) string {
 
 // Shutdown stops accepting, closes idle connections and waits for active
 // ones to finish, or for ctx to end (then it returns ctx.Err() and leaves
-// the rest to Close).
+// the rest to Close). Serve returns as soon as it stopped accepting.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.init()
 	s.shutdown.Store(true)
-	s.stopWorkers()
-	s.closeListeners()
+	s.stopOnce.Do(func() { close(s.stop) })
+	accepting, _ := s.closeListeners() // a listener's close error is Close's to report
+	// A connection accepted while the listeners closed is served: wait
+	// until every Serve has returned before counting what is left.
+	for _, done := range accepting {
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -315,13 +353,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // Close closes listeners and every connection at once, cancelling the
 // contexts of requests in flight.
 func (s *Server) Close() error {
+	s.init()
 	s.shutdown.Store(true)
-	s.stopWorkers()
-	done := s.doneChan()
-	s.closeOnce.Do(func() { close(done) })
-	err := s.closeListeners()
+	s.stopOnce.Do(func() { close(s.stop) })
+	s.doneOnce.Do(func() { close(s.done) })
+	_, err := s.closeListeners()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.closed = true
 	for c := range s.conns {
 		c.cancel()
 		c.Close()
@@ -329,16 +368,20 @@ func (s *Server) Close() error {
 	return err
 }
 
-func (s *Server) closeListeners() error {
+// closeListeners closes the listeners of every running Serve and returns
+// channels closed when those Serve calls have returned.
+func (s *Server) closeListeners() ([]chan struct{}, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	var done []chan struct{}
 	var errs []error
-	for l := range s.listeners {
-		if err := (*l).Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+	for sv := range s.serving {
+		if err := sv.l.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
 			errs = append(errs, err)
 		}
+		done = append(done, sv.done)
 	}
-	return errors.Join(errs...)
+	return done, errors.Join(errs...)
 }
 
 // closeIdle closes idle connections and returns how many remain.
@@ -346,7 +389,7 @@ func (s *Server) closeIdle() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for c := range s.conns {
-		if c.idle.Load() || !c.started.Load() && time.Since(c.accepted) > s.newConnGrace() {
+		if !c.started.Load() && time.Since(c.accepted) > s.newConnGrace() || c.started.Load() && c.idle.Load() {
 			c.cancel()
 			c.Close()
 		}

@@ -207,6 +207,11 @@ func TestWorkerReuse(t *testing.T) {
 	if ws := workers(); len(ws) != 1 {
 		t.Errorf("%d workers, want 1", len(ws))
 	}
+	// The client has its answer before the server counts the close.
+	deadline := time.Now().Add(5 * time.Second)
+	for s.ActiveConns() != 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
 	if n := s.ActiveConns(); n != 0 {
 		t.Errorf("%d active connections", n)
 	}

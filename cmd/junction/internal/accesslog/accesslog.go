@@ -197,9 +197,10 @@ func remoteHost(addr string) string {
 }
 
 // remoteUser is REMOTE_USER from the front server (it authenticated the
-// client), else the Basic auth user name, else "".
+// client), else the Basic auth user name, else "". vars.Lookup reads the
+// one variable: an AJP request's variables are not all rendered for it.
 func remoteUser(r *http.Request) string {
-	if u := vars.FromContext(r.Context()).Get("REMOTE_USER"); u != "" {
+	if u, _ := vars.Lookup(r.Context(), "REMOTE_USER"); u != "" {
 		return u
 	}
 	if u, _, ok := r.BasicAuth(); ok {

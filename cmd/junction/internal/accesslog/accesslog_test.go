@@ -230,3 +230,28 @@ func TestFlushReachesCodec(t *testing.T) {
 		t.Error("flush did not reach the codec's writer")
 	}
 }
+
+// lookupOnly is a lazy variable source that must not be rendered whole.
+type lookupOnly struct{ t *testing.T }
+
+func (s lookupOnly) Vars() vars.Vars {
+	s.t.Error("the access log rendered all the variables")
+	return nil
+}
+
+func (s lookupOnly) Lookup(name string) (string, bool) {
+	if name == "REMOTE_USER" {
+		return "carol", true
+	}
+	return "", false
+}
+
+// TestRemoteUserLookup: REMOTE_USER is read without rendering an AJP
+// request's variables.
+func TestRemoteUserLookup(t *testing.T) {
+	r := httptest.NewRequest("GET", "/", nil)
+	r = r.WithContext(vars.NewLazyContext(r.Context(), lookupOnly{t}))
+	if u := remoteUser(r); u != "carol" {
+		t.Errorf("remoteUser = %q, want carol", u)
+	}
+}
