@@ -368,6 +368,11 @@ func ourRefusal(e diffEnv) string {
 		// and empty references and splits off a "#fragment".
 		return "request target"
 	}
+	if !vars.ValidToken(e.last["REQUEST_METHOD"]) {
+		// vars.Validate's rule: a method is an RFC 9110 token, as
+		// net/http's server requires; net/http/cgi takes any text.
+		return "method"
+	}
 	for _, kv := range e.pairs {
 		if err := vars.CheckVar(kv.Name, kv.Value); err != nil {
 			// vars.Validate's rule: an HTTP_* name must make a header
