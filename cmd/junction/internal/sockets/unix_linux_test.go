@@ -7,14 +7,24 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // watch reads a directory's inotify events (names created in it or
 // moved into it) until stop.
 type watch struct {
 	f      *os.File
+	dir    string
 	events chan dirEvent
+	// ended is closed when the reader has read the end marker that stop
+	// creates: inotify queues events in order, so every event before it
+	// has been read too.
+	ended chan struct{}
 }
+
+// endMarker is the file stop creates to learn that the reader has caught
+// up; it is never reported as an event.
+const endMarker = ".watch-end"
 
 type dirEvent struct {
 	name string
@@ -35,7 +45,7 @@ func watchDir(t *testing.T, dir string, react func(dirEvent)) *watch {
 	}
 	// A non-blocking descriptor goes on the runtime's poller, so Close
 	// wakes a Read blocked on it.
-	w := &watch{f: os.NewFile(uintptr(fd), "inotify"), events: make(chan dirEvent, 1024)}
+	w := &watch{f: os.NewFile(uintptr(fd), "inotify"), dir: dir, events: make(chan dirEvent, 1024), ended: make(chan struct{})}
 	go func() {
 		defer close(w.events)
 		buf := make([]byte, 64<<10)
@@ -49,19 +59,34 @@ func watchDir(t *testing.T, dir string, react func(dirEvent)) *watch {
 				binary.Read(bytes.NewReader(buf[off:off+syscall.SizeofInotifyEvent]), binary.NativeEndian, &ev)
 				name := buf[off+syscall.SizeofInotifyEvent : off+syscall.SizeofInotifyEvent+int(ev.Len)]
 				e := dirEvent{name: string(bytes.TrimRight(name, "\x00")), mask: ev.Mask}
+				off += syscall.SizeofInotifyEvent + int(ev.Len)
+				if e.name == endMarker {
+					close(w.ended)
+					continue
+				}
 				if react != nil {
 					react(e)
 				}
 				w.events <- e
-				off += syscall.SizeofInotifyEvent + int(ev.Len)
 			}
 		}
 	}()
 	return w
 }
 
-// stop ends the watch and returns every event read.
+// stop ends the watch and returns every event queued before it was
+// called. Closing at once could lose events the reader has not yet taken
+// from the descriptor, so it first waits for the reader to see a marker
+// file created after them.
 func (w *watch) stop() []dirEvent {
+	marker := filepath.Join(w.dir, endMarker)
+	if err := os.WriteFile(marker, nil, 0o600); err == nil {
+		select {
+		case <-w.ended:
+		case <-time.After(30 * time.Second):
+		}
+		os.Remove(marker)
+	}
 	w.f.Close()
 	var got []dirEvent
 	for e := range w.events {
