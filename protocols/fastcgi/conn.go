@@ -42,6 +42,24 @@ type conn struct {
 	lastRead   time.Time // when the last record arrived
 	served     int
 	gen        uint64 // bumped (under mu) before wake
+
+	// armed is the read deadline serve's loop last set, zero once it may
+	// have passed; only that loop (and recordBegun, which it calls) touch
+	// it. A deadline a little (up to slack) earlier than the wanted one is
+	// kept rather than re-armed for every record: it only makes the loop
+	// look again sooner (its timeout branch re-checks what is owed).
+	armed time.Time
+	slack time.Duration
+}
+
+// recordBegun bounds a record that began arriving in pieces from its
+// first byte, before the reader waits for the rest of it.
+func (cn *conn) recordBegun() {
+	if dl, _, _, _ := cn.deadline(time.Now(), cn.rr.began); cn.armed.IsZero() || dl.Before(cn.armed) {
+		if cn.c.SetReadDeadline(dl) == nil {
+			cn.armed = dl
+		}
+	}
 }
 
 func (s *Server) serveConn(ctx context.Context, c *connserver.Conn) error {
@@ -56,7 +74,7 @@ func (s *Server) serveConn(ctx context.Context, c *connserver.Conn) error {
 	}
 	// A failed write leaves a broken record stream: the connection ends
 	// (the reader then sees it closed, and every request is cancelled).
-	cn.w = &recordWriter{c: c, timeout: s.writeTimeout(), onFail: func() { c.Close() }}
+	cn.w = &recordWriter{c: c, timeout: s.writeTimeout(), closeOnFail: true}
 	debug := s.logger().Enabled(ctx, slog.LevelDebug)
 	if debug {
 		cn.log().Debug("connection accepted")
@@ -116,28 +134,18 @@ func (cn *conn) serve() error {
 	if !cn.c.SetIdle(true) {
 		return nil
 	}
-	// armed is the read deadline this loop last set, zero once it may have
-	// passed. A deadline a little earlier than the wanted one is kept rather
-	// than re-armed for every record: it only makes the loop look again
-	// sooner (the timeout branch below re-checks what is owed).
-	var armed time.Time
-	slack := cn.srv.readTimeout() / 8
+	cn.armed = time.Time{}
+	cn.slack = cn.srv.readTimeout() / 8
 	// A record arriving in pieces is bounded from its first byte, before
 	// the reader waits for the rest of it.
-	rr.begun = func() {
-		if dl, _, _, _ := cn.deadline(time.Now(), rr.began); armed.IsZero() || dl.Before(armed) {
-			if cn.c.SetReadDeadline(dl) == nil {
-				armed = dl
-			}
-		}
-	}
+	rr.begun = cn
 	for {
 		now := time.Now()
 		dl, _, stop, gen := cn.deadline(now, rr.recordStart())
 		if stop {
 			return cn.w.failed() // a failed write (that closed the connection) is why it ends
 		}
-		if armed.IsZero() || !armed.After(now) || armed.After(dl) || dl.Sub(armed) > slack {
+		if armed := cn.armed; armed.IsZero() || !armed.After(now) || armed.After(dl) || dl.Sub(armed) > cn.slack {
 			if err := cn.c.SetReadDeadline(dl); err != nil {
 				if closedConn(err) {
 					// The peer closed the connection (a pipe refuses
@@ -146,7 +154,7 @@ func (cn *conn) serve() error {
 				}
 				return fmt.Errorf("fastcgi: setting read deadline: %w", err)
 			}
-			armed = dl
+			cn.armed = dl
 		}
 		if cn.generation() != gen {
 			continue // the state changed (and maybe woke us) meanwhile
@@ -171,7 +179,7 @@ func (cn *conn) serve() error {
 			// at again (a request finished, shutdown): decide whether
 			// what is owed is overdue. Whoever moved it (this loop or
 			// wake), it has passed.
-			armed = time.Time{}
+			cn.armed = time.Time{}
 			now := time.Now()
 			dl, owed, stop, _ := cn.deadline(now, rr.recordStart())
 			switch {

@@ -2,9 +2,10 @@ package fastcgi
 
 import (
 	"fmt"
-	"github.com/junction-gw/junction/internal/fcgiwire"
 	"strings"
 	"unsafe"
+
+	"github.com/junction-gw/junction/internal/fcgiwire"
 
 	"github.com/junction-gw/junction/vars"
 )

@@ -5,12 +5,13 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"github.com/junction-gw/junction/internal/fcgiwire"
 	"io"
 	"net"
 	"os"
 	"sync"
 	"time"
+
+	"github.com/junction-gw/junction/internal/fcgiwire"
 )
 
 // Local names for the shared wire format (protocols/fastcgi/wire), which
@@ -80,10 +81,15 @@ type recordReader struct {
 	buf   []byte
 	bn    int       // content+padding bytes read so far
 	began time.Time // when the first bytes of the current (or last) record arrived
-	// begun, if set, is called when a record's first bytes arrived but
+	// begun, if set, is told when a record's first bytes arrived but
 	// not its whole header, before next waits for the rest.
-	begun func()
+	begun recordBeginner
 }
+
+// recordBeginner learns that a record began arriving in pieces. It is an
+// interface, not a func, so that a connection can be one without a
+// closure allocated per connection.
+type recordBeginner interface{ recordBegun() }
 
 func newRecordReader(r io.Reader) *recordReader {
 	return &recordReader{r: r}
@@ -112,7 +118,7 @@ func (rr *recordReader) next() (rec record, n int, err error) {
 			if first && m > 0 && rr.hn < headerLen && rr.begun != nil {
 				// A record began in pieces: let the caller bound it
 				// before waiting for the rest.
-				rr.begun()
+				rr.begun.recordBegun()
 			}
 		}
 		rr.h = fcgiwire.ParseHeader(rr.hdr[:])
@@ -162,14 +168,16 @@ func appendRecord(dst []byte, t recType, id uint16, content []byte, pad uint8) [
 // record goes out in one Write, under a write deadline: WriteTimeout's, or
 // the request's own (http.ResponseController.SetWriteDeadline) when that
 // request is alone on the connection. A failed write ends the connection
-// (onFail): the record stream is broken.
+// (closeOnFail): the record stream is broken.
 type recordWriter struct {
 	mu      sync.Mutex
 	c       net.Conn
 	timeout time.Duration // per record; 0: none
 	buf     []byte
-	err     error  // sticky: once a write failed, the connection is done
-	onFail  func() // called once, with the first failure
+	err     error // sticky: once a write failed, the connection is done
+	// closeOnFail closes c at the first failure: the record stream is
+	// broken, so the connection ends.
+	closeOnFail bool
 
 	// dlMu orders setting the connection's write deadline: each record's,
 	// and a request's own deadline, which takes effect at once. It guards
@@ -199,8 +207,8 @@ func (w *recordWriter) failed() error {
 func (w *recordWriter) failLocked(err error) error {
 	if w.err == nil {
 		w.err = err
-		if w.onFail != nil {
-			w.onFail()
+		if w.closeOnFail {
+			w.c.Close()
 		}
 	}
 	return w.err

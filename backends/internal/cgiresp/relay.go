@@ -51,7 +51,7 @@ func (r *Response) CopyBody(w http.ResponseWriter, br *bufio.Reader, more func()
 		return werr, rerr
 	}
 	if more == nil || !more() {
-		if err := http.NewResponseController(w).Flush(); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		if err := flush(w); err != nil && !errors.Is(err, http.ErrNotSupported) {
 			return err, nil
 		}
 	}
@@ -64,7 +64,6 @@ func (r *Response) CopyBody(w http.ResponseWriter, br *bufio.Reader, more func()
 // ends). Whatever the script writes after them is left in br, for End.
 // Without a declared length it relays everything, as CopyBody does.
 func (r *Response) CopyDeclared(w http.ResponseWriter, br *bufio.Reader, more func() bool) (werr, rerr error) {
-	var rc *http.ResponseController
 	left := r.ContentLength // -1: no limit
 	for left != 0 {
 		if br.Buffered() == 0 {
@@ -92,10 +91,7 @@ func (r *Response) CopyDeclared(w http.ResponseWriter, br *bufio.Reader, more fu
 		if more != nil && more() {
 			continue
 		}
-		if rc == nil {
-			rc = http.NewResponseController(w)
-		}
-		if err := rc.Flush(); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		if err := flush(w); err != nil && !errors.Is(err, http.ErrNotSupported) {
 			return err, nil
 		}
 	}
@@ -113,4 +109,23 @@ func (r *Response) End(br *bufio.Reader) error {
 		return err
 	}
 	return ErrOverrun
+}
+
+// flush is http.ResponseController's Flush without allocating one per
+// response: FlushError, else Flush, through Unwrap, else
+// http.ErrNotSupported.
+func flush(w http.ResponseWriter) error {
+	for {
+		switch t := w.(type) {
+		case interface{ FlushError() error }:
+			return t.FlushError()
+		case http.Flusher:
+			t.Flush()
+			return nil
+		case interface{ Unwrap() http.ResponseWriter }:
+			w = t.Unwrap()
+		default:
+			return http.ErrNotSupported
+		}
+	}
 }
