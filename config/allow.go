@@ -29,7 +29,8 @@ func (l *Listener) validateAllow(v *validator, key string, unix bool) {
 // (every interface, or a non-loopback address) without an allow list.
 // Those protocols carry no authentication: whoever connects may have any
 // script run with any request variables. Listeners whose address is not
-// known before they start (fd:N, systemd) are not checked.
+// known before they start (fd:N, systemd) are not checked. And a route
+// shadowing methods other than GET and HEAD: those requests run twice.
 func (c *Config) Warnings() []string {
 	var out []string
 	for i, l := range c.Listeners {
@@ -41,7 +42,7 @@ func (c *Config) Warnings() []string {
 		}
 		out = append(out, fmt.Sprintf("listeners[%d].allow: %s listener on %s accepts any client; set allow", i, l.Protocol, l.Address))
 	}
-	return out
+	return append(out, c.shadowWarnings()...)
 }
 
 // tcpAddress reports whether addr is a host:port address (not a unix

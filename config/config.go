@@ -222,6 +222,9 @@ type Route struct {
 	Prefix string `mapstructure:"prefix"`
 	// Backend names the backend that serves matching requests. Required.
 	Backend string `mapstructure:"backend"`
+	// Shadow, if set, copies the route's requests to a second backend
+	// and compares the answers; clients get Backend's alone.
+	Shadow *Shadow `mapstructure:"shadow"`
 }
 
 // Backend types accepted in Backend.Type.

@@ -52,6 +52,9 @@ func (c *Config) Validate() error {
 			v.add(key+".prefix", "%q must start with /", r.Prefix)
 		}
 		c.checkBackendRef(v, key+".backend", r.Backend, true)
+		if r.Shadow != nil {
+			r.Shadow.validate(v, key+".shadow", c, r)
+		}
 	}
 	for _, name := range sortedKeys(c.Backends) {
 		key := "backends." + name

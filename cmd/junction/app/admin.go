@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/junction-gw/junction/balancer/shadow"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/junction-gw/junction/cmd/junction/internal/metrics"
@@ -134,8 +136,13 @@ func (a *App) Status() status.Snapshot {
 		}
 		s.Listeners = append(s.Listeners, l)
 	}
-	for _, r := range g.cfg.Routes {
-		s.Routes = append(s.Routes, status.Route{Pattern: r.Prefix + "*", Backend: r.Backend})
+	for i, r := range g.cfg.Routes {
+		sr := status.Route{Pattern: r.Prefix + "*", Backend: r.Backend}
+		if sb, ok := g.routes[i].Backend.(*shadow.Backend); ok {
+			st := sb.Stats()
+			sr.Shadow = &status.Shadow{Stats: st, MatchRate: st.MatchRate()}
+		}
+		s.Routes = append(s.Routes, sr)
 	}
 	for _, lc := range g.cfg.Listeners {
 		if lc.Backend != "" {

@@ -9,6 +9,7 @@ import (
 	"github.com/junction-gw/junction/backends"
 	"github.com/junction-gw/junction/backends/cgi"
 	"github.com/junction-gw/junction/balancer"
+	"github.com/junction-gw/junction/balancer/shadow"
 	"github.com/junction-gw/junction/cmd/junction/internal/privdrop"
 	"github.com/junction-gw/junction/config"
 )
@@ -24,6 +25,9 @@ type generation struct {
 	cgis     map[string]*cgiUnit
 	pools    map[string]*poolUnit
 	routes   []balancer.Route
+	// shadows are the shadowed routes' backends, never shared with
+	// another generation: closed when it is retired.
+	shadows []*shadow.Backend
 }
 
 // cgiUnit is a cgi backend with the configuration it was built from.
@@ -95,7 +99,18 @@ func buildGeneration(cfg *config.Config, prev *generation, log *slog.Logger, o *
 	}
 	g.routes = make([]balancer.Route, len(cfg.Routes))
 	for i, r := range cfg.Routes {
-		g.routes[i] = balancer.Route{Prefix: r.Prefix, Backend: g.backends[r.Backend]}
+		b := g.backends[r.Backend]
+		if s := r.Shadow; s != nil {
+			sb := shadow.New(shadow.Config{
+				Route: r.Prefix, Primary: b, Shadow: g.backends[s.Backend], ShadowName: s.Backend,
+				Percent: s.PercentOrDefault(), Methods: s.Methods, Compare: s.Compare,
+				Queue: s.Queue, MaxBody: s.MaxBody, Timeout: s.Timeout,
+				Logger: log.With("route", r.Prefix), Observer: o.m.Shadow(r.Prefix),
+			})
+			g.shadows = append(g.shadows, sb)
+			b = sb
+		}
+		g.routes[i] = balancer.Route{Prefix: r.Prefix, Backend: b}
 	}
 	return g, roll, replace, nil
 }
@@ -121,6 +136,14 @@ func (g *generation) pool(name string) *poolUnit {
 		return nil
 	}
 	return g.pools[name]
+}
+
+// closeShadows stops the shadowed routes' workers; copies still queued
+// are dropped. Requests still on g's routes are served, unshadowed.
+func (g *generation) closeShadows() {
+	for _, s := range g.shadows {
+		s.Close()
+	}
 }
 
 // stopNew stops g's pool units that prev does not have.

@@ -60,6 +60,7 @@ func (a *App) Reload(cfg *config.Config) error {
 		for _, u := range added {
 			u.Stop()
 		}
+		go next.closeShadows()
 		return err
 	}
 	for _, u := range added {
@@ -86,6 +87,7 @@ func (a *App) Reload(cfg *config.Config) error {
 	}
 	a.gen.Store(next)
 	a.commitFronts(plan, next)
+	go old.closeShadows()
 	removed := old.unitsNotIn(next)
 	a.drainUnits(removed, plan.retired, cfg.ShutdownTimeout)
 	a.log.Info("reloaded", "config_version", cfg.Version, "previous_version", old.cfg.Version,

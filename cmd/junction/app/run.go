@@ -86,6 +86,7 @@ func (a *App) shutdown() {
 	}
 	wg.Wait()
 	a.draining.Wait()
+	a.gen.Load().closeShadows()
 	a.waitScripts(ctx)
 	for _, u := range a.gen.Load().unitsNotIn(nil) {
 		u.Stop()
@@ -129,6 +130,7 @@ func (a *App) ServeInetd(ctx context.Context, c net.Conn) error {
 	defer func() {
 		// A script that answered and works on must not be orphaned when
 		// this process ends; each is bounded by its backend's timeout.
+		a.gen.Load().closeShadows()
 		a.waitScripts(context.Background())
 		for _, u := range units {
 			u.Stop()

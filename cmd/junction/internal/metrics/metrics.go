@@ -40,6 +40,7 @@ type Metrics struct {
 	cgiSignals     *prometheus.CounterVec
 	cgiTimeouts    *prometheus.CounterVec
 	cgiSpawnTime   *prometheus.HistogramVec
+	shadowTotal    *prometheus.CounterVec
 
 	pools atomic.Pointer[func() []balancer.PoolStatus]
 }
@@ -123,11 +124,13 @@ func New(reg prometheus.Registerer) *Metrics {
 			Help:    "Time to start a CGI process.",
 			Buckets: spawnBuckets,
 		}, []string{"backend"}),
+		shadowTotal: newShadowTotal(),
 	}
 	reg.MustRegister(
 		m.requests, m.duration, m.inFlight, m.requestBytes, m.responseBytes,
 		m.queueWait, m.retries, m.decodeErrors, m.protocolEvents, m.connsOpen,
 		m.cgiSpawns, m.cgiExits, m.cgiSignals, m.cgiTimeouts, m.cgiSpawnTime,
+		m.shadowTotal,
 		poolCollector{m},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),

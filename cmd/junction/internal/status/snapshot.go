@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/junction-gw/junction/balancer"
+	"github.com/junction-gw/junction/balancer/shadow"
 )
 
 // Snapshot is everything the status page shows, as plain data. The
@@ -44,6 +45,17 @@ type Listener struct {
 type Route struct {
 	Pattern string `json:"pattern"`
 	Backend string `json:"backend"`
+	// Shadow is the route's shadow comparison, when it has one.
+	Shadow *Shadow `json:"shadow,omitempty"`
+}
+
+// Shadow is a shadowed route's results since its configuration was
+// loaded.
+type Shadow struct {
+	shadow.Stats
+	// MatchRate is the share of compared pairs that matched, 0 to 1, or
+	// -1 before any pair was compared.
+	MatchRate float64 `json:"match_rate"`
 }
 
 // Pool is a balanced backend and its instances.

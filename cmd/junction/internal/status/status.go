@@ -27,6 +27,9 @@ var page = template.Must(template.New("status.html").Funcs(template.FuncMap{
 	"uptime":  uptime,
 	"latency": latency,
 	"when":    when,
+	"rate":    func(r float64) string { return fmt.Sprintf("%.1f%%", r*100) },
+	"join":    func(s []string) string { return strings.Join(s, ", ") },
+	"short":   func(s string) string { return s[:min(len(s), 12)] },
 	"percent": func(n, of int) int {
 		if of <= 0 {
 			return 0
