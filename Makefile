@@ -9,7 +9,7 @@ FUZZTIME ?= 60s
 # iteration is enough.
 BENCHTIME ?= 1x
 
-.PHONY: all build run test vet gotest fuzz-smoke fuzz bench bench-e2e bench-compare soak deps clean
+.PHONY: all build run test vet gotest fuzz-smoke fuzz fuzz-report bench bench-e2e bench-compare soak deps clean
 
 all: build
 
@@ -40,6 +40,11 @@ fuzz-smoke:
 ## fuzz: every Fuzz target for FUZZTIME (default 60s) each
 fuzz:
 	./.ci/fuzz-smoke $(FUZZTIME)
+
+## fuzz-report: per target, corpus size, coverage of its package from its
+## corpus, and execs in FUZZTIME on one worker
+fuzz-report:
+	./.ci/fuzz-report $(FUZZTIME)
 
 # Where the end-to-end benchmark writes its summary table.
 BENCH_SUMMARY ?= bin/bench-summary.txt
