@@ -325,9 +325,12 @@ func TestFailures(t *testing.T) {
 		{"unknown role", reply{status: fcgiwire.StatusUnknownRole}, 502},
 		{"overloaded", reply{status: fcgiwire.StatusOverloaded}, 503},
 		{"no head", reply{stdout: "just text"}, 502},
-		{"bad status", reply{stdout: "Status: abc\r\n\r\n"}, 504},
+		{"bad status", reply{stdout: "Status: abc\r\n\r\n"}, 502},
+		{"line without colon", reply{stdout: "Status: 403\r\nnonsense\r\n\r\nbody"}, 502},
+		{"head without status or type", reply{stdout: "Variable-X: 1\r\n\r\n"}, 502},
+		{"empty head", reply{stdout: "\r\nbody"}, 502},
 		{"hangs", reply{hang: true}, 504},
-		{"header line over gofast's 1 KiB", reply{stdout: long}, 504},
+		{"header line over gofast's 1 KiB", reply{stdout: long}, 502},
 		{"denial too big", reply{stdout: "Status: 403\r\nContent-Type: text/plain\r\n\r\n" + strings.Repeat("x", 70_000)}, 502},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -481,5 +484,27 @@ func TestNewValidates(t *testing.T) {
 	}
 	if _, err := New(&guarded{}, Options{Script: "/x.php"}); err == nil || !strings.Contains(err.Error(), "instances") {
 		t.Errorf("New without instances = %v", err)
+	}
+}
+
+// TestHeadLineLimit pins junction's copy of gofast's head rules to
+// gofast's parser: a line of 1024 bytes with its CR LF passes, one more
+// byte is refused at once (502) instead of stalling gofast until the
+// timeout (504).
+func TestHeadLineLimit(t *testing.T) {
+	for _, tt := range []struct {
+		lineLen int // with CR LF
+		status  int
+	}{{1024, 403}, {1025, 502}} {
+		value := strings.Repeat("v", tt.lineLen-len("X-Long: \r\n"))
+		f := startFake(t, fixed("Status: 403\r\nX-Long: "+value+"\r\nContent-Type: text/plain\r\n\r\nno"))
+		a := newAuth(t, &guarded{}, Options{Instances: []string{f.addr()}, Timeout: 2 * time.Second})
+		w, err := serve(a, httptest.NewRequest("GET", "/x", nil))
+		if w.Code != tt.status {
+			t.Errorf("line of %d bytes: %d (%v), want %d", tt.lineLen, w.Code, err, tt.status)
+		}
+		if tt.status == 403 && w.Header().Get("X-Long") != value {
+			t.Errorf("line of %d bytes: X-Long not relayed", tt.lineLen)
+		}
 	}
 }

@@ -71,12 +71,19 @@
 // package and corrupts a denial when the application wrote to STDERR. This
 // package adds what the exchange needs around gofast's client: dial and
 // answer timeouts, a watchdog that ends the exchange (gofast's reader can
-// block for good when its response parser gives up early), a bound on the
+// block for good when its response parser gives up early, see below), a
+// bound on the
 // answer it holds, detection of an exchange that ended without
 // END_REQUEST, END_REQUEST's protocol status, connection reuse and
 // failover.
 //
-// Limits inherited from gofast: a header line of the answer longer than
-// 1 KiB is refused (502), and, since its parser may stop reading the
-// answer midway, such an answer takes until Options.Timeout to fail.
+// Limits inherited from gofast: a head line of the answer longer than
+// 1 KiB (with its CR LF) is refused, and so are a head line without a
+// colon, a Status that does not start with three digits, and a head
+// without Status, Content-Type or Location; each is a 502. gofast's
+// parser stops reading midway on such a head, which would leave its
+// reader blocked until the timeout; junction checks the head with the
+// same rules as it arrives and ends the exchange at once instead. gofast
+// takes a Status line only when spelled "Status" (a lower-case "status:"
+// is an ordinary header to it).
 package authorizer

@@ -1,6 +1,7 @@
 package authorizer
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -119,7 +120,17 @@ func (a *Authorizer) exchange(r *http.Request, in *instance, c *conn, params map
 	// gofast reads the request's context (cancelled when the client goes
 	// or the timeout passes) and nothing else of Raw.
 	req := &gofast.Request{Raw: r.WithContext(ctx), Role: gofast.RoleAuthorizer, Params: params}
-	resp, err := session(cl, req)
+	var resp *gofast.ResponsePipe
+	var aborted sync.Once
+	abort := func() {
+		aborted.Do(func() {
+			_ = c.Conn.Close() // unblocks gofast's reader
+			if resp != nil {
+				resp.Close()
+			}
+		})
+	}
+	resp, err = session(cl, req)
 	if err != nil {
 		return nil, &backends.Error{Status: http.StatusBadGateway, Err: fmt.Errorf("%s: %s: %w", a.prefix(), in.addr, err)}
 	}
@@ -127,10 +138,19 @@ func (a *Authorizer) exchange(r *http.Request, in *instance, c *conn, params map
 	// response parser stops reading early (a header line over 1 KiB, a
 	// line without a colon): closing the pipes and the connection at the
 	// deadline, or when the client goes, ends every goroutine it started.
-	stop := context.AfterFunc(ctx, func() {
-		_ = c.Conn.Close() // unblocks gofast's reader
-		resp.Close()
-	})
+	c.mu.Lock()
+	c.abort = abort
+	bad := c.head.bad != ""
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.abort = nil
+		c.mu.Unlock()
+	}()
+	if bad { // found before resp was set
+		abort()
+	}
+	stop := context.AfterFunc(ctx, abort)
 	rec := &recorder{max: a.maxAnswer}
 	stderr := &limitedBuffer{max: maxStderr}
 	werr := resp.WriteTo(rec, stderr)
@@ -144,6 +164,10 @@ func (a *Authorizer) exchange(r *http.Request, in *instance, c *conn, params map
 	// reader hands each record over before it reads the next), even when
 	// the watchdog fired just after.
 	st := c.snapshot()
+	if st.bad != "" {
+		return nil, &backends.Error{Status: http.StatusBadGateway,
+			Err: fmt.Errorf("%s: %s: malformed answer (gofast refuses %s)", a.prefix(), in.addr, st.bad)}
+	}
 	if !st.ended {
 		if r.Context().Err() != nil {
 			return nil, backends.ContextError(r.Context(), a.prefix())
@@ -218,6 +242,8 @@ type conn struct {
 	status uint8
 	got    int64
 	err    error
+	head   headCheck
+	abort  func() // ends the exchange at once; set per exchange
 }
 
 // state is what conn saw of one exchange.
@@ -226,6 +252,7 @@ type state struct {
 	status uint8
 	got    int64
 	err    error
+	bad    string // why gofast's parser will refuse the answer's head
 }
 
 func (c *conn) reset() {
@@ -233,12 +260,13 @@ func (c *conn) reset() {
 	defer c.mu.Unlock()
 	c.hn, c.left, c.pad, c.en = 0, 0, 0, 0
 	c.ended, c.status, c.got, c.err = false, 0, 0, nil
+	c.head = headCheck{}
 }
 
 func (c *conn) snapshot() state {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return state{ended: c.ended, status: c.status, got: c.got, err: c.err}
+	return state{ended: c.ended, status: c.status, got: c.got, err: c.err, bad: c.head.bad}
 }
 
 // stale reports whether a reused connection failed before a byte of the
@@ -252,11 +280,17 @@ func (c *conn) stale() bool {
 func (c *conn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	c.mu.Lock()
+	wasBad := c.head.bad != ""
 	c.scan(p[:n])
 	if err != nil && c.err == nil && !c.ended {
 		c.err = err
 	}
+	abort := c.abort
+	bad := !wasBad && c.head.bad != ""
 	c.mu.Unlock()
+	if bad && abort != nil {
+		abort()
+	}
 	return n, err
 }
 
@@ -275,8 +309,13 @@ func (c *conn) scan(p []byte) {
 			c.typ, c.left, c.pad, c.en = h.Type, int(h.ContentLength), int(h.PaddingLength), 0
 		} else if c.left > 0 {
 			k := min(len(p), c.left)
-			if c.typ == fcgiwire.TypeEndRequest && c.en < len(c.end) {
-				c.en += copy(c.end[c.en:], p[:k])
+			switch c.typ {
+			case fcgiwire.TypeEndRequest:
+				if c.en < len(c.end) {
+					c.en += copy(c.end[c.en:], p[:k])
+				}
+			case fcgiwire.TypeStdout:
+				c.head.scan(p[:k])
 			}
 			c.left -= k
 			p = p[k:]
@@ -353,3 +392,84 @@ func (l *limitedBuffer) Write(p []byte) (int, error) {
 
 func (l *limitedBuffer) Len() int       { return len(l.b) }
 func (l *limitedBuffer) String() string { return string(l.b) }
+
+// gofastLine is the buffer size of gofast's response head reader: a head
+// line (with its "\n") longer than this is refused.
+const gofastLine = 1024
+
+// headCheck applies the rules of gofast's response head parser
+// (ResponsePipe.WriteTo) to the answer's STDOUT as it arrives. When that
+// parser refuses a head it stops reading its pipe, and gofast's record
+// reader then blocks writing the next record to it: the exchange would
+// only end at the timeout. Knowing the head is refused, the exchange ends
+// at once with a 502 that says why.
+type headCheck struct {
+	done    bool   // the blank line ending the head was seen
+	line    []byte // the current line, up to gofastLine+1 bytes
+	lines   int
+	status  bool
+	typeSet bool // Content-Type or Location
+	bad     string
+}
+
+func (h *headCheck) scan(p []byte) {
+	for len(p) > 0 && !h.done && h.bad == "" {
+		i := bytes.IndexByte(p, '\n')
+		chunk := p
+		if i >= 0 {
+			chunk = p[:i+1]
+		}
+		p = p[len(chunk):]
+		if room := gofastLine + 1 - len(h.line); room > 0 {
+			h.line = append(h.line, chunk[:min(len(chunk), room)]...)
+		}
+		if len(h.line) > gofastLine {
+			h.bad = "a head line longer than gofast's 1 KiB limit"
+			return
+		}
+		if i >= 0 {
+			h.endLine()
+			h.line = h.line[:0]
+		}
+	}
+}
+
+// endLine checks one complete head line as gofast does.
+func (h *headCheck) endLine() {
+	line := bytes.TrimRight(h.line, "\r\n")
+	if len(line) == 0 {
+		h.done = true
+		switch {
+		case h.lines == 0:
+			h.bad = "an empty head"
+		case !h.status && !h.typeSet:
+			h.bad = "no Status, Content-Type or Location"
+		}
+		return
+	}
+	h.lines++
+	name, value, ok := bytes.Cut(line, []byte(":"))
+	if !ok {
+		h.bad = fmt.Sprintf("a head line without a colon: %.64q", line)
+		return
+	}
+	name, value = bytes.TrimSpace(name), bytes.TrimSpace(value)
+	switch {
+	case string(name) == "Status":
+		if len(value) < 3 || !isDigits(value[:3]) {
+			h.bad = fmt.Sprintf("a bad Status %.32q", value)
+		}
+		h.status = true
+	case http.CanonicalHeaderKey(string(name)) == "Content-Type", http.CanonicalHeaderKey(string(name)) == "Location":
+		h.typeSet = h.typeSet || len(value) > 0
+	}
+}
+
+func isDigits(b []byte) bool {
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
