@@ -222,6 +222,9 @@ type Route struct {
 	Prefix string `mapstructure:"prefix"`
 	// Backend names the backend that serves matching requests. Required.
 	Backend string `mapstructure:"backend"`
+	// Authorizer, when set, is asked before Backend whether each request
+	// may proceed (the FastCGI Authorizer role). Default: none.
+	Authorizer *Authorizer `mapstructure:"authorizer"`
 }
 
 // Backend types accepted in Backend.Type.

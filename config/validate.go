@@ -52,6 +52,9 @@ func (c *Config) Validate() error {
 			v.add(key+".prefix", "%q must start with /", r.Prefix)
 		}
 		c.checkBackendRef(v, key+".backend", r.Backend, true)
+		if r.Authorizer != nil {
+			r.Authorizer.validate(v, key+".authorizer")
+		}
 	}
 	for _, name := range sortedKeys(c.Backends) {
 		key := "backends." + name
