@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/junction-gw/junction/backends"
+	"github.com/junction-gw/junction/backends/authorizer"
 	"github.com/junction-gw/junction/backends/cgi"
 	"github.com/junction-gw/junction/balancer"
 	"github.com/junction-gw/junction/cmd/junction/internal/privdrop"
@@ -24,6 +25,9 @@ type generation struct {
 	cgis     map[string]*cgiUnit
 	pools    map[string]*poolUnit
 	routes   []balancer.Route
+	// authorizers guard routes (authorizers.go); closed with the
+	// generation.
+	authorizers []*authorizer.Authorizer
 }
 
 // cgiUnit is a cgi backend with the configuration it was built from.
@@ -95,7 +99,17 @@ func buildGeneration(cfg *config.Config, prev *generation, log *slog.Logger, o *
 	}
 	g.routes = make([]balancer.Route, len(cfg.Routes))
 	for i, r := range cfg.Routes {
-		g.routes[i] = balancer.Route{Prefix: r.Prefix, Backend: g.backends[r.Backend]}
+		b, err := g.guard(i, r, g.backends[r.Backend], log, o)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		g.routes[i] = balancer.Route{Prefix: r.Prefix, Backend: b}
+	}
+	if err := joinErrs(errs); err != nil {
+		g.closeAuthorizers()
+		g.stopNew(prev)
+		return nil, nil, nil, err
 	}
 	return g, roll, replace, nil
 }

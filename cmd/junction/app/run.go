@@ -87,6 +87,7 @@ func (a *App) shutdown() {
 	wg.Wait()
 	a.draining.Wait()
 	a.waitScripts(ctx)
+	a.gen.Load().closeAuthorizers()
 	for _, u := range a.gen.Load().unitsNotIn(nil) {
 		u.Stop()
 	}

@@ -40,6 +40,7 @@ type Metrics struct {
 	cgiSignals     *prometheus.CounterVec
 	cgiTimeouts    *prometheus.CounterVec
 	cgiSpawnTime   *prometheus.HistogramVec
+	authz          *prometheus.CounterVec
 
 	pools atomic.Pointer[func() []balancer.PoolStatus]
 }
@@ -123,11 +124,16 @@ func New(reg prometheus.Registerer) *Metrics {
 			Help:    "Time to start a CGI process.",
 			Buckets: spawnBuckets,
 		}, []string{"backend"}),
+		authz: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "junction_authorizer_requests_total",
+			Help: "Requests a route's FastCGI authorizer decided, by route prefix and outcome (allowed, denied, error).",
+		}, []string{"route", "outcome"}),
 	}
 	reg.MustRegister(
 		m.requests, m.duration, m.inFlight, m.requestBytes, m.responseBytes,
 		m.queueWait, m.retries, m.decodeErrors, m.protocolEvents, m.connsOpen,
 		m.cgiSpawns, m.cgiExits, m.cgiSignals, m.cgiTimeouts, m.cgiSpawnTime,
+		m.authz,
 		poolCollector{m},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
