@@ -66,8 +66,8 @@ func authzRequest(t *testing.T, method, url, token string, body []byte) *http.Re
 // Authorizer role in front of a CGI script and an HTTP pool, with nginx
 // (scgi_pass) in front of junction: allowed requests reach the backend
 // with the authorizer's variables and their body intact, denials and
-// redirects reach the client as check.php wrote them, and an authorizer
-// that is down is a 502.
+// redirects reach the client as check.php wrote them, an authorizer that
+// is down is a 502 and one that does not answer within its timeout a 504.
 func TestAuthorizerPHPFPM(t *testing.T) {
 	fpm, check := authzStartFPM(t)
 	appAddr, _ := startAppInstance(t, "app1")
@@ -88,6 +88,9 @@ routes:
   - prefix: /down/
     backend: scripts
     authorizer: {instances: [%[5]q], script: /srv/auth/check.php}
+  - prefix: /slow/
+    backend: scripts
+    authorizer: {instances: [%[3]q], script: %[4]q, timeout: 1s}
 backends:
   scripts: {type: cgi, root: %[6]q, url_prefix: /cgi/, allow_root: true}
   app: {type: http, instances: [%[7]q], strip_prefix: /pool}
@@ -197,6 +200,13 @@ backends:
 		}
 		if !waitFor(5*time.Second, func() bool { return strings.Contains(j.Output(), "nobody.sock") }) {
 			t.Errorf("junction did not log the unreachable authorizer:\n%s", tail(j.Output(), 20))
+		}
+	})
+
+	t.Run("authorizer too slow", func(t *testing.T) {
+		r := httpDo(t, authzRequest(t, "GET", url("/slow/env.sh"), "good", nil))
+		if r.Status != 504 {
+			t.Fatalf("GET = %d %q, want 504", r.Status, r.Body)
 		}
 	})
 

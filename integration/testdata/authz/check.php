@@ -2,8 +2,12 @@
 // A FastCGI authorizer (FCGI_ROLE=AUTHORIZER) for junction's integration
 // tests: "Authorization: Bearer good" is allowed, with variables for the
 // guarded backend; a path containing /redirect/ is sent to a login page;
-// anything else is denied with a page and a header of its own.
+// anything else is denied with a page and a header of its own; a path
+// containing /slow/ takes three seconds to decide.
 $uri = $_SERVER['REQUEST_URI'] ?? '';
+if (strpos($uri, '/slow/') !== false) {
+    sleep(3);
+}
 if (strpos($uri, '/redirect/') !== false) {
     header('Location: /login?next=' . rawurlencode($uri), true, 302);
     exit;
