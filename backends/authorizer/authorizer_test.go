@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -505,6 +506,48 @@ func TestHeadLineLimit(t *testing.T) {
 		}
 		if tt.status == 403 && w.Header().Get("X-Long") != value {
 			t.Errorf("line of %d bytes: X-Long not relayed", tt.lineLen)
+		}
+	}
+}
+
+func TestConcurrent(t *testing.T) {
+	checkGoroutines(t)
+	f := startFake(t, func(req fakeRequest) reply {
+		if req.params["HTTP_AUTHORIZATION"] == "yes" {
+			return reply{stdout: "Status: 200\r\nVariable-USER: " + req.params["QUERY_STRING"] + "\r\n\r\n"}
+		}
+		return reply{stdout: "Status: 403\r\nContent-Type: text/plain\r\n\r\n" + req.params["QUERY_STRING"]}
+	})
+	g := &guarded{}
+	a := newAuth(t, g, Options{Instances: []string{f.addr()}, KeepAlive: 4})
+	var wg sync.WaitGroup
+	for i := range 50 {
+		wg.Go(func() {
+			q := "u" + strconv.Itoa(i)
+			r := httptest.NewRequest("POST", "/x?"+q, strings.NewReader(q))
+			if i%2 == 0 {
+				r.Header.Set("Authorization", "yes")
+			}
+			w, err := serve(a, r)
+			switch {
+			case err != nil:
+				t.Errorf("request %d: %v", i, err)
+			case i%2 == 0 && (w.Code != 200 || w.Body.String() != "ok"):
+				t.Errorf("request %d: %d %q, want allowed", i, w.Code, w.Body.String())
+			case i%2 == 1 && (w.Code != 403 || w.Body.String() != q):
+				t.Errorf("request %d: %d %q, want its own denial", i, w.Code, w.Body.String())
+			}
+		})
+	}
+	wg.Wait()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if len(g.calls) != 25 {
+		t.Fatalf("guarded backend ran %d times, want 25", len(g.calls))
+	}
+	for _, c := range g.calls {
+		if c.vars.Get("USER") != c.body {
+			t.Errorf("request with body %q got USER=%q: variables crossed requests", c.body, c.vars.Get("USER"))
 		}
 	}
 }

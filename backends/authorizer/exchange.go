@@ -89,7 +89,7 @@ func (a *Authorizer) askInstance(r *http.Request, in *instance, params map[strin
 	var d net.Dialer
 	nc, err := d.DialContext(ctx, in.addr.Network, in.addr.Address)
 	if err != nil {
-		return nil, &backends.DialError{Addr: in.addr.String(), Err: fmt.Errorf("%s: %w", a.prefix(), err)}
+		return nil, &backends.DialError{Addr: in.addr.String(), Err: err}
 	}
 	return a.exchange(r, in, &conn{Conn: rawconn.Wrap(nc)}, params)
 }
