@@ -72,11 +72,12 @@ func TestAuthorizerPHPFPM(t *testing.T) {
 	fpm, check := authzStartFPM(t)
 	appAddr, _ := startAppInstance(t, "app1")
 	s := newSite(t)
-	scgi, metricsAddr := freeAddr(t), freeAddr(t)
+	scgi, fcgi, metricsAddr := freeAddr(t), freeAddr(t), freeAddr(t)
 	down := "unix:" + filepath.Join(t.TempDir(), "nobody.sock")
 	j := startJunction(t, fmt.Sprintf(`
 listeners:
   - {protocol: scgi, address: %[1]q}
+  - {protocol: fastcgi, address: %[8]q}
 metrics: {address: %[2]q}
 routes:
   - prefix: /cgi/
@@ -94,9 +95,47 @@ routes:
 backends:
   scripts: {type: cgi, root: %[6]q, url_prefix: /cgi/, allow_root: true}
   app: {type: http, instances: [%[7]q], strip_prefix: /pool}
-`, scgi, metricsAddr, fpm, check, down, s.Root, appAddr), scgi, metricsAddr)
+`, scgi, metricsAddr, fpm, check, down, s.Root, appAddr, fcgi), scgi, fcgi, metricsAddr)
 	front := nginxSCGI(t, scgi)
 	url := func(target string) string { return "http://" + front + target }
+
+	// nginx fastcgi_pass with kept connections: a denial leaves the
+	// request body unread on a connection nginx goes on using.
+	fcgiFront := freeAddr(t)
+	startNginx(t, fmt.Sprintf(`
+    upstream authz_junction { server %s; keepalive 4; }
+    server {
+        listen %s;
+        client_max_body_size 20m;
+        location / {
+            include /etc/nginx/fastcgi_params;
+            fastcgi_pass authz_junction;
+            fastcgi_keep_conn on;
+        }
+    }
+`, fcgi, fcgiFront))
+	t.Run("nginx fastcgi_pass keep-conn", func(t *testing.T) {
+		furl := func(target string) string { return "http://" + fcgiFront + target }
+		big := bytes.Repeat([]byte("unread "), 3<<20/7)
+		for i := range 3 {
+			r := httpDo(t, authzRequest(t, "POST", furl("/cgi/env.sh"), "bad", big))
+			if r.Status != 403 || r.Body != "<h1>denied by check.php</h1>\n" {
+				t.Fatalf("denied POST %d = %d %q", i, r.Status, r.Body)
+			}
+			body := make([]byte, 1<<20)
+			rand.Read(body)
+			sum := sha256.Sum256(body)
+			r = httpDo(t, authzRequest(t, "POST", furl("/cgi/post-sha256.py"), "good", body))
+			want := fmt.Sprintf("sha256=%s\nlength=%d\ncontent_length=%d\n", hex.EncodeToString(sum[:]), len(body), len(body))
+			if r.Status != 200 || r.Body != want {
+				t.Fatalf("allowed POST %d = %d %q, want %q", i, r.Status, r.Body, want)
+			}
+			r = httpDo(t, authzRequest(t, "GET", furl("/pool/headers"), "good", nil))
+			if h := headerLines(r.Body); r.Status != 200 || h["Variable-Remote_user"] != "alice" {
+				t.Fatalf("GET /pool/headers %d = %d %q", i, r.Status, r.Body)
+			}
+		}
+	})
 
 	t.Run("cgi allowed with variables", func(t *testing.T) {
 		req := authzRequest(t, "GET", url("/cgi/env.sh"), "good", nil)
@@ -131,8 +170,13 @@ backends:
 	})
 
 	t.Run("cgi denied", func(t *testing.T) {
-		for _, token := range []string{"", "bad"} {
-			r := httpDo(t, authzRequest(t, "POST", url("/cgi/env.sh"), token, []byte("a body nobody reads")))
+		big := bytes.Repeat([]byte("unread "), 3<<20/7) // a body the denial leaves unread
+		for _, tt := range []struct {
+			token string
+			body  []byte
+		}{{"", []byte("a body nobody reads")}, {"bad", big}} {
+			token := tt.token
+			r := httpDo(t, authzRequest(t, "POST", url("/cgi/env.sh"), token, tt.body))
 			if r.Status != 403 || r.Body != "<h1>denied by check.php</h1>\n" {
 				t.Errorf("token %q: %d %q, want check.php's 403 page", token, r.Status, r.Body)
 			}
