@@ -43,7 +43,7 @@ type fakeAuth struct {
 	done    chan struct{}
 }
 
-func startFake(t *testing.T, handle func(req fakeRequest) reply) *fakeAuth {
+func startFake(t testing.TB, handle func(req fakeRequest) reply) *fakeAuth {
 	t.Helper()
 	ln, err := net.Listen("unix", filepath.Join(t.TempDir(), "auth.sock"))
 	if err != nil {
