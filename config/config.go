@@ -225,6 +225,9 @@ type Route struct {
 	// Shadow, if set, copies the route's requests to a second backend
 	// and compares the answers; clients get Backend's alone.
 	Shadow *Shadow `mapstructure:"shadow"`
+	// Authorizer, when set, is asked before Backend whether each request
+	// may proceed (the FastCGI Authorizer role). Default: none.
+	Authorizer *Authorizer `mapstructure:"authorizer"`
 }
 
 // Backend types accepted in Backend.Type.

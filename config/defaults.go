@@ -62,6 +62,9 @@ func (c *Config) setDefaults() {
 	}
 	for i := range c.Routes {
 		c.Routes[i].Backend = strings.ToLower(c.Routes[i].Backend)
+		if a := c.Routes[i].Authorizer; a != nil {
+			a.setDefaults()
+		}
 	}
 	for _, b := range c.Backends {
 		if b != nil {

@@ -369,6 +369,11 @@ func (c *Config) resolvePaths(base string) {
 		}
 	}
 	c.Log.AccessFile = abs(c.Log.AccessFile)
+	for _, r := range c.Routes {
+		if r.Authorizer != nil {
+			r.Authorizer.resolvePaths(abs)
+		}
+	}
 	if p, ok := strings.CutPrefix(c.Metrics.Address, "unix:"); ok && p != "" && !strings.HasPrefix(p, "@") {
 		c.Metrics.Address = "unix:" + abs(p)
 	}

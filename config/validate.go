@@ -55,6 +55,9 @@ func (c *Config) Validate() error {
 		if r.Shadow != nil {
 			r.Shadow.validate(v, key+".shadow", c, r)
 		}
+		if r.Authorizer != nil {
+			r.Authorizer.validate(v, key+".authorizer")
+		}
 	}
 	for _, name := range sortedKeys(c.Backends) {
 		key := "backends." + name

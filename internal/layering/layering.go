@@ -5,7 +5,7 @@
 //   - a codec (protocols/scgi, protocols/fastcgi, protocols/ajp13,
 //     protocols/httpfront) imports no backend kind and no other codec;
 //   - a backend kind (backends/cgi, backends/fastcgi, backends/httpbackend,
-//     backends/spawn) imports no codec and nothing under protocols/;
+//     backends/spawn, backends/authorizer) imports no codec and nothing under protocols/;
 //   - the balancer imports no codec and no backend kind: it knows only the
 //     contract package backends.
 //
@@ -26,7 +26,7 @@ const Module = "github.com/junction-gw/junction"
 var Codecs = []string{"protocols/scgi", "protocols/fastcgi", "protocols/ajp13", "protocols/httpfront"}
 
 // BackendKinds are the backend packages, relative to Module.
-var BackendKinds = []string{"backends/cgi", "backends/fastcgi", "backends/httpbackend", "backends/spawn"}
+var BackendKinds = []string{"backends/cgi", "backends/fastcgi", "backends/httpbackend", "backends/spawn", "backends/authorizer"}
 
 // under reports whether pkg is dir or inside it.
 func under(pkg, dir string) bool {

@@ -9,8 +9,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/junction-gw/junction/balancer/shadow"
-
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/junction-gw/junction/cmd/junction/internal/metrics"
@@ -138,7 +136,7 @@ func (a *App) Status() status.Snapshot {
 	}
 	for i, r := range g.cfg.Routes {
 		sr := status.Route{Pattern: r.Prefix + "*", Backend: r.Backend}
-		if sb, ok := g.routes[i].Backend.(*shadow.Backend); ok {
+		if sb := g.shadows[i]; sb != nil {
 			st := sb.Stats()
 			sr.Shadow = &status.Shadow{Stats: st, MatchRate: st.MatchRate()}
 		}

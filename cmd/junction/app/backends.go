@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/junction-gw/junction/backends"
+	"github.com/junction-gw/junction/backends/authorizer"
 	"github.com/junction-gw/junction/backends/cgi"
 	"github.com/junction-gw/junction/balancer"
 	"github.com/junction-gw/junction/balancer/shadow"
@@ -27,7 +28,10 @@ type generation struct {
 	routes   []balancer.Route
 	// shadows are the shadowed routes' backends, never shared with
 	// another generation: closed when it is retired.
-	shadows []*shadow.Backend
+	shadows map[int]*shadow.Backend // by route index
+	// authorizers guard routes (authorizers.go); closed with the
+	// generation.
+	authorizers []*authorizer.Authorizer
 }
 
 // cgiUnit is a cgi backend with the configuration it was built from.
@@ -98,19 +102,32 @@ func buildGeneration(cfg *config.Config, prev *generation, log *slog.Logger, o *
 		return nil, nil, nil, err
 	}
 	g.routes = make([]balancer.Route, len(cfg.Routes))
+	g.shadows = map[int]*shadow.Backend{}
 	for i, r := range cfg.Routes {
 		b := g.backends[r.Backend]
 		if s := r.Shadow; s != nil {
+			// Inside the authorizer: denied requests are never copied.
 			sb := shadow.New(shadow.Config{
 				Route: r.Prefix, Primary: b, Shadow: g.backends[s.Backend], ShadowName: s.Backend,
 				Percent: s.PercentOrDefault(), Methods: s.Methods, Compare: s.Compare,
 				Queue: s.Queue, MaxBody: s.MaxBody, Timeout: s.Timeout,
 				Logger: log.With("route", r.Prefix), Observer: o.m.Shadow(r.Prefix),
 			})
-			g.shadows = append(g.shadows, sb)
+			g.shadows[i] = sb
 			b = sb
 		}
+		b, err := g.guard(i, r, b, log, o)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
 		g.routes[i] = balancer.Route{Prefix: r.Prefix, Backend: b}
+	}
+	if err := joinErrs(errs); err != nil {
+		g.closeAuthorizers()
+		g.closeShadows()
+		g.stopNew(prev)
+		return nil, nil, nil, err
 	}
 	return g, roll, replace, nil
 }

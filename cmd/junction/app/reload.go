@@ -57,6 +57,7 @@ func (a *App) Reload(cfg *config.Config) error {
 	}
 	added := next.unitsNotIn(old)
 	fail := func(err error) error {
+		next.closeAuthorizers()
 		for _, u := range added {
 			u.Stop()
 		}
@@ -88,6 +89,7 @@ func (a *App) Reload(cfg *config.Config) error {
 	a.gen.Store(next)
 	a.commitFronts(plan, next)
 	go old.closeShadows()
+	old.closeAuthorizers()
 	removed := old.unitsNotIn(next)
 	a.drainUnits(removed, plan.retired, cfg.ShutdownTimeout)
 	a.log.Info("reloaded", "config_version", cfg.Version, "previous_version", old.cfg.Version,

@@ -88,6 +88,7 @@ func (a *App) shutdown() {
 	a.draining.Wait()
 	a.gen.Load().closeShadows()
 	a.waitScripts(ctx)
+	a.gen.Load().closeAuthorizers()
 	for _, u := range a.gen.Load().unitsNotIn(nil) {
 		u.Stop()
 	}
@@ -132,6 +133,7 @@ func (a *App) ServeInetd(ctx context.Context, c net.Conn) error {
 		// this process ends; each is bounded by its backend's timeout.
 		a.gen.Load().closeShadows()
 		a.waitScripts(context.Background())
+		a.gen.Load().closeAuthorizers()
 		for _, u := range units {
 			u.Stop()
 		}

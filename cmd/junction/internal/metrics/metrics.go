@@ -41,6 +41,7 @@ type Metrics struct {
 	cgiTimeouts    *prometheus.CounterVec
 	cgiSpawnTime   *prometheus.HistogramVec
 	shadowTotal    *prometheus.CounterVec
+	authz          *prometheus.CounterVec
 
 	pools atomic.Pointer[func() []balancer.PoolStatus]
 }
@@ -125,12 +126,17 @@ func New(reg prometheus.Registerer) *Metrics {
 			Buckets: spawnBuckets,
 		}, []string{"backend"}),
 		shadowTotal: newShadowTotal(),
+		authz: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "junction_authorizer_requests_total",
+			Help: "Requests a route's FastCGI authorizer decided, by route prefix and outcome (allowed, denied, error).",
+		}, []string{"route", "outcome"}),
 	}
 	reg.MustRegister(
 		m.requests, m.duration, m.inFlight, m.requestBytes, m.responseBytes,
 		m.queueWait, m.retries, m.decodeErrors, m.protocolEvents, m.connsOpen,
 		m.cgiSpawns, m.cgiExits, m.cgiSignals, m.cgiTimeouts, m.cgiSpawnTime,
 		m.shadowTotal,
+		m.authz,
 		poolCollector{m},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
