@@ -373,3 +373,40 @@ backends:
 		t.Errorf("~root: %d", r.Status)
 	}
 }
+
+// TestRunnerCheck: junction check names run_as when junction could not
+// switch to each script's owner, or user and group compete with it, and
+// accepts run_as owner and user_dir as root without allow_root.
+func TestRunnerCheck(t *testing.T) {
+	t.Parallel()
+	root := openTempDir(t)
+	conf := func(top, backend string) string {
+		return writeFile(t, t.TempDir(), "junction.yaml", fmt.Sprintf(`%slisteners:
+  - {protocol: scgi, address: %q, backend: sites}
+backends:
+  sites: {type: cgi, root: %q, %s}
+`, top, freeAddr(t), root, backend))
+	}
+	for _, tt := range []struct {
+		name, top, backend, want string
+	}{
+		{"run_as with user", "", "run_as: owner, user: nobody", "backends.sites.run_as: excludes user and group"},
+		{"run_as with a top-level user", "user: nobody\n", "run_as: owner", `backends.sites.run_as: junction drops to user "nobody"`},
+		{"user_dir with a top-level user", "user: nobody\n", "user_dir: public_html", `backends.sites.user_dir: junction drops to user "nobody"`},
+		{"min_uid alone", "", "min_uid: 10, allow_root: true", "backends.sites.min_uid: applies with run_as or user_dir only"},
+		{"bad interpreter", "", `interpreters: {".py": "python3 -u"}, allow_root: true`, `backends.sites.interpreters..py: "python3 -u": give the command`},
+	} {
+		out, err := junctionCommand(t, "check", "-c", conf(tt.top, tt.backend)).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), tt.want) {
+			t.Errorf("%s: %v\n%s\nwant %q", tt.name, err, out, tt.want)
+		}
+	}
+	out, err := junctionCommand(t, "check", "-c", conf("", "run_as: owner, user_dir: public_html")).CombinedOutput()
+	if os.Geteuid() == 0 {
+		if err != nil || string(out) != "ok\n" {
+			t.Errorf("run_as owner as root: %v\n%s", err, out)
+		}
+	} else if err == nil || !strings.Contains(string(out), "backends.sites.run_as: needs junction to run as root") {
+		t.Errorf("run_as owner not as root: %v\n%s", err, out)
+	}
+}

@@ -11,6 +11,12 @@
 // ".." path segment (also when sent as %2e%2e) is refused with 403 and a NUL
 // with 400; paths are never cleaned silently.
 //
+// For a shared host (interp.go, owner.go, userdir.go): Interpreters run a
+// readable script by its extension as COMMAND... SCRIPT (lighttpd's
+// cgi.assign); RunAsOwner runs each script as its file's owner after
+// suEXEC's checks, and UserDir maps "~user/" paths to a directory in each
+// user's home (Apache's UserDir), run as that user with the same checks.
+//
 // Each script runs in its own process group with a clean environment
 // (backends/cgienv), its directory as working directory and only its own
 // path as argv. The whole group is killed when the script exits (so a
