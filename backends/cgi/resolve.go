@@ -227,7 +227,6 @@ func (b *Backend) resolveFilename(r *http.Request, v vars.Vars, sf string) (scri
 	}
 	real, fi, dir, ok, err := b.belowRoot(sf)
 	if !ok {
-		dir = nil
 		real, err = filepath.EvalSymlinks(sf)
 		if err != nil {
 			if !b.inside(filepath.Clean(sf)) {
@@ -268,9 +267,9 @@ func (b *Backend) resolveFilename(r *http.Request, v vars.Vars, sf string) (scri
 		Script: cgienv.Script{Filename: real, Name: sn, PathInfo: pi, DocumentRoot: b.root},
 		nph:    strings.HasPrefix(filepath.Base(sf), "nph-"),
 	}
-	// As named: a symlink below the root is resolved by the slow path,
-	// where dir is left for prepare to stat.
-	named := scriptDir{path: filepath.Dir(filepath.Clean(sf)), info: dir, linked: dir == nil}
+	// As named: a symlink below the root is resolved by the slow path
+	// (!ok), where the directory is left for prepare to stat.
+	named := scriptDir{path: filepath.Dir(filepath.Clean(sf)), info: dir, linked: !ok}
 	if err := b.prepare(&s, filepath.Base(sf), fi, named, -1); err != nil {
 		return script{}, err
 	}
@@ -348,7 +347,9 @@ func (b *Backend) resolveSingle(r *http.Request, v vars.Vars) (script, error) {
 		argv:   b.singleArgv,
 	}
 	if b.runAsOwner {
-		return s, b.prepareSingle(&s)
+		if err := b.prepareSingle(&s); err != nil {
+			return script{}, err
+		}
 	}
 	return s, nil
 }
