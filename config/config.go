@@ -307,6 +307,40 @@ type Backend struct {
 	// with it, junction warns at every start. Default false.
 	AllowRoot bool `mapstructure:"allow_root"`
 
+	// Interpreters (cgi) maps a file extension to the command that runs
+	// scripts with it, like lighttpd's cgi.assign:
+	// {".php": /usr/bin/php-cgi, ".py": [/usr/bin/python3, -u]}. The
+	// command is an absolute path, or a list of it and its arguments; the
+	// script's path is added last. Such a script needs to be readable,
+	// not executable, and its extension ends the script part of the path
+	// (/x/page.php/extra has PATH_INFO /extra). Files with other
+	// extensions still need the exec bit. Extensions match ignoring case.
+	// php-cgi runs unmodified: REDIRECT_STATUS is set for its
+	// cgi.force_redirect check.
+	Interpreters map[string]Command `mapstructure:"interpreters"`
+	// RunAs (cgi), when "owner", runs each script as the owner and group
+	// of its file, after suEXEC's checks: owner and group at or above
+	// MinUID and MinGID and never root; the script and its directory not
+	// writable by group or others; no setuid or setgid bit; inside Root
+	// after symlink resolution; the directory the request named it in
+	// owned by the same user (a link in alice's directory to bob's script
+	// is refused). A failed check is 403, its reason logged. It excludes
+	// user and group, and needs junction to run as root (without the
+	// top-level user). Default: empty (user and group decide).
+	RunAs string `mapstructure:"run_as"`
+	// MinUID and MinGID (cgi, with run_as or user_dir) are the lowest
+	// owner uid and group gid a script may have. Default 1000, the first
+	// regular account (UID_MIN); 0 means the default.
+	MinUID int `mapstructure:"min_uid"`
+	MinGID int `mapstructure:"min_gid"`
+	// UserDir (cgi) maps URLPrefix + "~alice/REST" to HOME/UserDir/REST
+	// of alice (HOME from her passwd entry), run as alice with run_as
+	// owner's checks, the file owned by alice, like Apache's UserDir with
+	// suEXEC; e.g. public_html. It may stand instead of Root (then only ~
+	// paths are served) or beside it (Root serves the rest), not with
+	// Script, and needs junction to run as root.
+	UserDir string `mapstructure:"user_dir"`
+
 	// MaxHeaderBytes bounds the response header a script may print before
 	// its body (cgi and fastcgi). Default 65536 (64 KiB).
 	MaxHeaderBytes int `mapstructure:"max_header_bytes"`

@@ -134,6 +134,7 @@ func (b *Backend) setDefaults() {
 		if b.MaxQueue == 0 {
 			b.MaxQueue = b.MaxConcurrent // absorb one burst as big as the pool
 		}
+		b.setRunnerDefaults() // cgirunner.go
 	}
 	if (b.Type == BackendCGI || b.Type == BackendFastCGI) && b.MaxHeaderBytes == 0 {
 		b.MaxHeaderBytes = defaultMaxHeaderBytes

@@ -227,6 +227,7 @@ func (b *Backend) validatePool(v *validator, key string) {
 		{"max_concurrent", b.MaxConcurrent != 0}, {"max_queue", b.MaxQueue != 0},
 		{"user", b.User != ""}, {"group", b.Group != ""}, {"allow_root", b.AllowRoot},
 	})
+	v.onlyFor(key, "type cgi", b.runnerSettings()) // cgirunner.go
 	if http {
 		v.onlyFor(key, "types cgi and fastcgi", []setting{
 			{"root", b.Root != ""}, {"pass_env", len(b.PassEnv) > 0}, {"set_env", len(b.SetEnv) > 0},

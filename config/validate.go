@@ -259,8 +259,8 @@ func (b *Backend) validate(v *validator, key string) {
 func (b *Backend) validateCGI(v *validator, key string) {
 	b.rejectPoolKeys(v, key) // pool.go
 	switch {
-	case b.Root == "" && b.Script == "":
-		v.add(key, "one of root or script is required")
+	case b.Root == "" && b.Script == "" && b.UserDir == "":
+		v.add(key, "one of root or script is required (or user_dir)")
 	case b.Root != "" && b.Script != "":
 		v.add(key+".script", "set either root or script, not both")
 	}
@@ -273,6 +273,7 @@ func (b *Backend) validateCGI(v *validator, key string) {
 	v.nonNegative(key+".max_queue", b.MaxQueue)
 	v.nonNegative(key+".max_header_bytes", b.MaxHeaderBytes)
 	b.validateEnv(v, key) // pool.go
+	b.validateRunner(v, key)
 }
 
 // envName accepts what a shell can export: letters, digits, underscore,

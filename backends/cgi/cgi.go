@@ -11,6 +11,12 @@
 // ".." path segment (also when sent as %2e%2e) is refused with 403 and a NUL
 // with 400; paths are never cleaned silently.
 //
+// For a shared host (interp.go, owner.go, userdir.go): Interpreters run a
+// readable script by its extension as COMMAND... SCRIPT (lighttpd's
+// cgi.assign); RunAsOwner runs each script as its file's owner after
+// suEXEC's checks, and UserDir maps "~user/" paths to a directory in each
+// user's home (Apache's UserDir), run as that user with the same checks.
+//
 // Each script runs in its own process group with a clean environment
 // (backends/cgienv), its directory as working directory and only its own
 // path as argv. The whole group is killed when the script exits (so a
@@ -105,6 +111,25 @@ type Options struct {
 	User, Group string
 	// MaxHeaderBytes bounds the script's response head; 0 means 64 KiB.
 	MaxHeaderBytes int
+	// Interpreters maps a file extension with its dot (".php"; matched
+	// ignoring case) to the command, an absolute path and its arguments,
+	// that runs scripts with that extension as COMMAND... SCRIPT. Such a
+	// script needs to be readable, not executable, and its extension
+	// ends the script part of the path.
+	Interpreters map[string][]string
+	// RunAsOwner runs each script as the owner and group of its file,
+	// after suEXEC's checks (see owner.go); 403 when one fails. It
+	// excludes User and Group and needs junction to run as root.
+	RunAsOwner bool
+	// MinUID and MinGID are the lowest owner uid and group gid RunAsOwner
+	// and UserDir accept; 0 means 1000. Root is never accepted.
+	MinUID, MinGID uint32
+	// UserDir, a path relative to a user's home directory (such as
+	// "public_html"), maps URLPrefix+"~user/REST" to HOME/UserDir/REST of
+	// that user, run as that user with RunAsOwner's checks. It needs
+	// junction to run as root, and may stand instead of Root or beside it
+	// (Root then serves the paths not under "~"), not with Script.
+	UserDir string
 	// Logger receives script stderr lines and failures; nil means
 	// slog.Default().
 	Logger *slog.Logger
@@ -145,6 +170,7 @@ type Backend struct {
 	timeouts   atomic.Int64
 	sem        *semaphore.Weighted
 	cred       *syscall.Credential
+	runner     // interpreters, run_as owner, user_dir (owner.go)
 	env        *cgienv.Builder
 	limits     cgiresp.Limits
 	log        *slog.Logger
@@ -202,17 +228,24 @@ func New(o Options) (*Backend, error) {
 	if !strings.HasPrefix(prefix, "/") {
 		errs = append(errs, fmt.Errorf("cgi: %s: url prefix %q must start with /", o.Name, o.URLPrefix))
 	}
-	if o.Script != "" {
+	errs = append(errs, b.initRunner(o)...)
+	switch {
+	case o.Script != "":
 		if err := b.initScript(o.Script, prefix); err != nil {
 			errs = append(errs, err)
 		}
-	} else if err := b.initRoot(o.Root, prefix); err != nil {
-		errs = append(errs, err)
+	case o.Root == "" && o.UserDir != "":
+		b.prefix = withSlash(prefix)
+	default:
+		if err := b.initRoot(o.Root, prefix); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	var err error
 	if b.cred, err = credential(o.User, o.Group); err != nil {
 		errs = append(errs, fmt.Errorf("cgi: %s: %w", o.Name, err))
 	}
+	b.initAccess()
 	if b.env, err = cgienv.New(cgienv.Options{PassEnv: o.PassEnv, SetEnv: o.SetEnv}); err != nil {
 		errs = append(errs, fmt.Errorf("cgi: %s: %w", o.Name, err))
 	}
@@ -237,10 +270,17 @@ func (b *Backend) initScript(script, prefix string) error {
 	if err != nil {
 		return fmt.Errorf("cgi: %s: script: %w", b.name, err)
 	}
-	if !fi.Mode().IsRegular() || fi.Mode()&0o111 == 0 {
+	cmd := b.interp.lookup(filepath.Base(abs))
+	switch {
+	case !fi.Mode().IsRegular():
+		return fmt.Errorf("cgi: %s: script %s is not a regular file", b.name, abs)
+	case cmd == nil && fi.Mode()&0o111 == 0:
 		return fmt.Errorf("cgi: %s: script %s is not an executable regular file", b.name, abs)
 	}
 	b.script = abs
+	if cmd != nil {
+		b.singleArgv = commandLine(cmd, abs)
+	}
 	b.scriptName = strings.TrimSuffix(prefix, "/")
 	return nil
 }
@@ -262,11 +302,16 @@ func (b *Backend) initRoot(root, prefix string) error {
 	}
 	b.root = abs
 	b.rootInfo = fi
+	b.prefix = withSlash(prefix)
+	return nil
+}
+
+// withSlash returns prefix ending in "/".
+func withSlash(prefix string) string {
 	if !strings.HasSuffix(prefix, "/") {
 		prefix += "/"
 	}
-	b.prefix = prefix
-	return nil
+	return prefix
 }
 
 // credential resolves the user and group scripts run as. It returns nil

@@ -142,19 +142,21 @@ var devNull = sync.OnceValues(func() (int, error) {
 	return syscall.Open(os.DevNull, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
 })
 
-// spawn starts argv0 in its own process group with the given pipes;
-// errLog receives its stderr and onExit is called once it is reaped. The
-// watchers start after watchDelay unless settle comes first.
-func spawn(argv0, dir string, env []string, cred *syscall.Credential, fds *pipes, grace time.Duration, errLog stderrLog, onExit func()) (*proc, error) {
+// spawn starts argv (argv[0] is the program's path) in its own process
+// group with the given pipes; errLog receives its stderr and onExit is
+// called once it is reaped. The watchers start after watchDelay unless
+// settle comes first.
+func spawn(argv []string, dir string, env []string, cred *syscall.Credential, fds *pipes, grace time.Duration, errLog stderrLog, onExit func()) (*proc, error) {
 	attr := &syscall.ProcAttr{
 		Dir:   dir,
 		Env:   env,
 		Files: []uintptr{uintptr(fds.childIn), uintptr(fds.childOut), uintptr(fds.childErr)},
 		Sys:   &syscall.SysProcAttr{Setpgid: true, Credential: cred},
 	}
-	// argv is the script alone, never words from QUERY_STRING (RFC 3875
-	// 4.4's ISINDEX command line is a shell-injection hazard).
-	pid, err := syscall.ForkExec(argv0, []string{argv0}, attr)
+	// argv is the script alone (or its interpreter's command and the
+	// script), never words from QUERY_STRING (RFC 3875 4.4's ISINDEX
+	// command line is a shell-injection hazard).
+	pid, err := syscall.ForkExec(argv[0], argv, attr)
 	if err != nil {
 		return nil, err
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/junction-gw/junction/backends"
 	"github.com/junction-gw/junction/backends/internal/cgienv"
@@ -18,13 +19,40 @@ import (
 type script struct {
 	cgienv.Script
 	nph bool
+	// argv is the command line when an interpreter runs the script; nil
+	// runs Filename alone.
+	argv []string
+	// cred is who runs the script under run_as owner and user_dir; nil
+	// means the backend's user (or junction's own).
+	cred *syscall.Credential
 }
+
+// tree is a directory of scripts and the URL prefix mapped onto it: the
+// backend's root, or a user_dir.
+type tree struct {
+	root   string // absolute, symlinks resolved
+	prefix string // ends in "/"
+	owner  int64  // user_dir: the uid scripts must belong to; -1: any
+}
+
+// inside reports whether the resolved path p is within the tree's root.
+func (t *tree) inside(p string) bool {
+	return p == t.root || t.root == "/" || strings.HasPrefix(p, t.root+"/")
+}
+
+// mainTree is the backend's root.
+func (b *Backend) mainTree() tree { return tree{root: b.root, prefix: b.prefix, owner: -1} }
 
 // resolve decides which file r runs, refusing anything outside the root.
 func (b *Backend) resolve(r *http.Request) (script, error) {
 	v := vars.FromContext(r.Context())
 	if b.script != "" {
 		return b.resolveSingle(r, v)
+	}
+	if b.userDir != "" {
+		if s, ok, err := b.resolveUserDir(r, v); ok {
+			return s, err
+		}
 	}
 	if sf := v.Get("SCRIPT_FILENAME"); sf != "" {
 		return b.resolveFilename(r, v, sf)
@@ -36,7 +64,7 @@ func (b *Backend) resolve(r *http.Request) (script, error) {
 	if !strings.HasPrefix(p, b.prefix) {
 		return script{}, backends.Errorf(http.StatusNotFound, "cgi: %s: %q is not under %q", b.name, p, b.prefix)
 	}
-	return b.walk(p)
+	return b.walk(b.mainTree(), p)
 }
 
 // urlPath returns the decoded URL path that names the script: what the
@@ -117,7 +145,8 @@ func checkPath(p string) error {
 
 // inside reports whether the resolved path p is within the root.
 func (b *Backend) inside(p string) bool {
-	return p == b.root || b.root == "/" || strings.HasPrefix(p, b.root+"/")
+	t := b.mainTree()
+	return t.inside(p)
 }
 
 // statError maps a file-system error to the status the client sees.
@@ -130,11 +159,13 @@ func statError(err error, what string) error {
 
 var errNotDir = errors.New("not a directory") // matched via syscall.ENOTDIR below
 
-// walk finds the first executable regular file along p under the root.
+// walk finds the first script along p under t's root: an executable
+// regular file, or a readable one whose extension names an interpreter.
 // The walked part becomes SCRIPT_NAME, the rest PATH_INFO.
-func (b *Backend) walk(p string) (script, error) {
-	rest := p[len(b.prefix):]
-	cur := b.root
+func (b *Backend) walk(t tree, p string) (script, error) {
+	rest := p[len(t.prefix):]
+	cur := t.root
+	var curInfo fs.FileInfo // cur's stat once the walk went below the root
 	for i := 0; i <= len(rest); {
 		end := strings.IndexByte(rest[i:], '/')
 		if end < 0 {
@@ -152,12 +183,13 @@ func (b *Backend) walk(p string) (script, error) {
 		if err != nil {
 			return script{}, statError(notDir(err), p)
 		}
-		if fi.Mode()&fs.ModeSymlink != 0 {
+		linked := fi.Mode()&fs.ModeSymlink != 0
+		if linked {
 			real, err := filepath.EvalSymlinks(cand)
 			if err != nil {
 				return script{}, statError(notDir(err), p)
 			}
-			if !b.inside(real) {
+			if !t.inside(real) {
 				return script{}, backends.Errorf(http.StatusForbidden, "cgi: %s: %q leaves the root via a symlink", b.name, p)
 			}
 			if fi, err = os.Stat(real); err != nil {
@@ -165,19 +197,22 @@ func (b *Backend) walk(p string) (script, error) {
 			}
 			cand = real
 		}
-		switch {
-		case fi.IsDir():
-			cur = cand
+		if fi.IsDir() {
+			cur, curInfo = cand, fi
 			i = end + 1
 			continue
-		case fi.Mode().IsRegular() && fi.Mode()&0o111 != 0:
-			return script{
-				Script: cgienv.Script{Filename: cand, Name: b.prefix + rest[:end], PathInfo: rest[end:], DocumentRoot: b.root},
-				nph:    strings.HasPrefix(seg, "nph-"),
-			}, nil
-		default:
-			return script{}, backends.Errorf(http.StatusForbidden, "cgi: %s: %s is not an executable file", b.name, cand)
 		}
+		// The first file ends the script part of the path, also one
+		// that an interpreter runs: /x/page.php/extra has PATH_INFO
+		// /extra.
+		s := script{
+			Script: cgienv.Script{Filename: cand, Name: t.prefix + rest[:end], PathInfo: rest[end:], DocumentRoot: t.root},
+			nph:    strings.HasPrefix(seg, "nph-"),
+		}
+		if err := b.prepare(&s, seg, fi, scriptDir{path: cur, info: curInfo, linked: linked}, t.owner); err != nil {
+			return script{}, err
+		}
+		return s, nil
 	}
 	return script{}, backends.Errorf(http.StatusNotFound, "cgi: %s: no script in %q", b.name, p)
 }
@@ -190,7 +225,7 @@ func (b *Backend) resolveFilename(r *http.Request, v vars.Vars, sf string) (scri
 	if !filepath.IsAbs(sf) {
 		return script{}, backends.Errorf(http.StatusForbidden, "cgi: %s: relative SCRIPT_FILENAME %q", b.name, sf)
 	}
-	real, fi, ok, err := b.belowRoot(sf)
+	real, fi, dir, ok, err := b.belowRoot(sf)
 	if !ok {
 		real, err = filepath.EvalSymlinks(sf)
 		if err != nil {
@@ -208,7 +243,7 @@ func (b *Backend) resolveFilename(r *http.Request, v vars.Vars, sf string) (scri
 	if err != nil {
 		return script{}, statError(notDir(err), sf)
 	}
-	if !fi.Mode().IsRegular() || fi.Mode()&0o111 == 0 {
+	if !fi.Mode().IsRegular() {
 		return script{}, backends.Errorf(http.StatusForbidden, "cgi: %s: %s is not an executable file", b.name, real)
 	}
 	sn, hasSN := v.Lookup("SCRIPT_NAME")
@@ -228,10 +263,17 @@ func (b *Backend) resolveFilename(r *http.Request, v vars.Vars, sf string) (scri
 	if err := checkPath(sn + pi); err != nil {
 		return script{}, err
 	}
-	return script{
+	s := script{
 		Script: cgienv.Script{Filename: real, Name: sn, PathInfo: pi, DocumentRoot: b.root},
 		nph:    strings.HasPrefix(filepath.Base(sf), "nph-"),
-	}, nil
+	}
+	// As named: a symlink below the root is resolved by the slow path
+	// (!ok), where the directory is left for prepare to stat.
+	named := scriptDir{path: filepath.Dir(filepath.Clean(sf)), info: dir, linked: !ok}
+	if err := b.prepare(&s, filepath.Base(sf), fi, named, -1); err != nil {
+		return script{}, err
+	}
+	return s, nil
 }
 
 // belowRoot resolves a SCRIPT_FILENAME that names a path below the
@@ -239,20 +281,21 @@ func (b *Backend) resolveFilename(r *http.Request, v vars.Vars, sf string) (scri
 // below the root where EvalSymlinks would take one per component from /.
 // ok is false, and the caller resolves sf fully, when sf is not such a
 // path or a component below the root is a symlink. With ok, err is the
-// Lstat failure of the first missing component.
-func (b *Backend) belowRoot(sf string) (real string, fi fs.FileInfo, ok bool, err error) {
+// Lstat failure of the first missing component, and dir is the Lstat of
+// the file's directory when that is below the root (nil: the root itself).
+func (b *Backend) belowRoot(sf string) (real string, fi, dir fs.FileInfo, ok bool, err error) {
 	base := b.root + "/"
 	if b.root == "/" {
 		base = "/"
 	}
 	if len(sf) <= len(base) || !strings.HasPrefix(sf, base) || filepath.Clean(sf) != sf {
-		return "", nil, false, nil
+		return "", nil, nil, false, nil
 	}
 	// The root's path was resolved at start; it must still name the same
 	// directory (not one that a directory above it, since replaced by a
 	// symlink, now leads to).
 	if rfi, err := os.Lstat(b.root); err != nil || !rfi.IsDir() || !os.SameFile(rfi, b.rootInfo) {
-		return "", nil, false, nil
+		return "", nil, nil, false, nil
 	}
 	for i := len(base); ; {
 		end := strings.IndexByte(sf[i:], '/')
@@ -262,14 +305,15 @@ func (b *Backend) belowRoot(sf string) (real string, fi fs.FileInfo, ok bool, er
 			end += i
 		}
 		if fi, err = os.Lstat(sf[:end]); err != nil {
-			return "", nil, true, err
+			return "", nil, nil, true, err
 		}
 		if fi.Mode()&fs.ModeSymlink != 0 {
-			return "", nil, false, nil
+			return "", nil, nil, false, nil
 		}
 		if end == len(sf) {
-			return sf, fi, true, nil
+			return sf, fi, dir, true, nil
 		}
+		dir = fi
 		i = end + 1
 	}
 }
@@ -297,8 +341,37 @@ func (b *Backend) resolveSingle(r *http.Request, v vars.Vars) (script, error) {
 	if err := checkPath(sn + pi); err != nil {
 		return script{}, err
 	}
-	return script{
+	s := script{
 		Script: cgienv.Script{Filename: b.script, Name: sn, PathInfo: pi, DocumentRoot: filepath.Dir(b.script)},
 		nph:    strings.HasPrefix(filepath.Base(b.script), "nph-"),
-	}, nil
+		argv:   b.singleArgv,
+	}
+	if b.runAsOwner {
+		if err := b.prepareSingle(&s); err != nil {
+			return script{}, err
+		}
+	}
+	return s, nil
+}
+
+// prepareSingle makes run_as owner's checks of the single script, per
+// request (its owner or mode may change): an lstat of it and a stat of its
+// directory, and where it is a symlink, a stat of the file it resolves to
+// and of that file's directory.
+func (b *Backend) prepareSingle(s *script) error {
+	fi, err := os.Lstat(b.script)
+	if err != nil {
+		return statError(notDir(err), b.script)
+	}
+	dir := scriptDir{path: filepath.Dir(b.script)}
+	if fi.Mode()&fs.ModeSymlink != 0 {
+		if s.Filename, err = filepath.EvalSymlinks(b.script); err == nil {
+			fi, err = os.Stat(s.Filename)
+		}
+		if err != nil {
+			return statError(notDir(err), b.script)
+		}
+		dir.linked = true
+	}
+	return b.prepare(s, filepath.Base(b.script), fi, dir, -1)
 }

@@ -235,14 +235,21 @@ func (b *Backend) start(r *http.Request, s script) (*proc, *os.File, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	argv, cred := s.argv, b.cred
+	if argv == nil {
+		argv = []string{s.Filename}
+	}
+	if s.cred != nil {
+		cred = s.cred
+	}
 	t0 := time.Now()
-	p, err := spawn(s.Filename, filepath.Dir(s.Filename), b.env.Env(r, s.Script), b.cred, fds, b.grace,
+	p, err := spawn(argv, filepath.Dir(s.Filename), b.env.Env(r, s.Script), cred, fds, b.grace,
 		stderrLog{log: b.log, script: s.Name}, b.release)
 	fds.closeChild()
 	if err != nil {
 		b.release()
 		fds.closeParent()
-		return nil, nil, fmt.Errorf("cgi: %s: starting %s: %w", b.name, s.Filename, &os.PathError{Op: "fork/exec", Path: s.Filename, Err: err})
+		return nil, nil, fmt.Errorf("cgi: %s: starting %s: %w", b.name, s.Filename, &os.PathError{Op: "fork/exec", Path: argv[0], Err: err})
 	}
 	if b.obs != nil {
 		b.obs.Spawned(time.Since(t0))

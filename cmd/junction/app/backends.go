@@ -213,7 +213,25 @@ func newCGI(name string, b *config.Backend, log *slog.Logger, o *ops) (*cgi.Back
 		MaxHeaderBytes: b.MaxHeaderBytes,
 		Logger:         log.With("backend", name),
 		Observer:       o.m.CGIObserver(name),
+		// interpreters, run_as owner, user_dir (config/cgirunner.go)
+		Interpreters: interpreters(b.Interpreters),
+		RunAsOwner:   b.RunAs == config.RunAsOwner,
+		MinUID:       uint32(b.MinUID),
+		MinGID:       uint32(b.MinGID),
+		UserDir:      b.UserDir,
 	})
+}
+
+// interpreters maps the configuration's commands to the cgi backend's.
+func interpreters(m map[string]config.Command) map[string][]string {
+	if len(m) == 0 {
+		return nil
+	}
+	out := make(map[string][]string, len(m))
+	for ext, cmd := range m {
+		out[ext] = cmd
+	}
+	return out
 }
 
 // scriptUser returns the user and group the cgi backend b runs scripts
@@ -221,6 +239,10 @@ func newCGI(name string, b *config.Backend, log *slog.Logger, o *ops) (*cgi.Back
 // itself: a backend asking for that identity runs scripts as junction
 // (no switch needed), any other is refused with the reason.
 func scriptUser(b *config.Backend, cred *privdrop.Credential) (userName, groupName string, err error) {
+	if cred != nil && (b.RunAs != "" || b.UserDir != "") {
+		return "", "", fmt.Errorf("run_as owner and user_dir: junction drops to %s after binding and could then not switch to each script's owner; "+
+			"remove the top-level user", cred)
+	}
 	if cred == nil || (b.User == "" && b.Group == "") {
 		return b.User, b.Group, nil
 	}
