@@ -40,6 +40,7 @@ type Metrics struct {
 	cgiSignals     *prometheus.CounterVec
 	cgiTimeouts    *prometheus.CounterVec
 	cgiSpawnTime   *prometheus.HistogramVec
+	discovery      *prometheus.CounterVec // discovery.go
 
 	pools atomic.Pointer[func() []balancer.PoolStatus]
 }
@@ -132,6 +133,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
+	m.discovery = newDiscoveryErrors(reg)
 	return m
 }
 
