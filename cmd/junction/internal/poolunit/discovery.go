@@ -195,6 +195,18 @@ func (d *discoverer) log(oldMembers, members, oldPending, pending map[string]str
 	}
 }
 
+// closePending closes the backends of pending instances, which the pool
+// never had (Stop).
+func (d *discoverer) closePending() {
+	d.mu.Lock()
+	held := d.held
+	d.held = map[string]bool{}
+	d.mu.Unlock()
+	for addr := range held {
+		d.u.closeCached(addr)
+	}
+}
+
 // closeCached closes and forgets the backend built for addr.
 func (u *Unit) closeCached(addr string) {
 	u.mu.Lock()

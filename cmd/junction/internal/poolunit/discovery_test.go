@@ -194,9 +194,24 @@ func TestDiscoveredMembers(t *testing.T) {
 		if st := u.Source().Discovery; !st.Failing || st.LastError == "" {
 			t.Errorf("status %+v", st)
 		}
+		// A pending instance's backend (never the pool's) is closed by Stop.
+		mu.Lock()
+		failing["10.0.0.9:80"] = errors.New("refused")
+		mu.Unlock()
+		dns.set("app", "10.0.0.2", "10.0.0.9")
+		tick()
+		if p := u.Source().Pending; p["10.0.0.9:80"] == "" {
+			t.Fatalf("pending %v", p)
+		}
 		u.Stop()
 		if err := g.Wait(); err != nil {
 			t.Fatal(err)
+		}
+		nine := backend("10.0.0.9:80")
+		nine.fakeBackend.mu.Lock()
+		defer nine.fakeBackend.mu.Unlock()
+		if nine.closed != 1 {
+			t.Errorf("pending backend closed %d times by Stop, want once", nine.closed)
 		}
 	})
 }

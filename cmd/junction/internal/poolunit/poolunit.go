@@ -325,5 +325,8 @@ func (u *Unit) Stop() {
 		if err := u.pool.Close(); err != nil {
 			u.log.Warn("closing pool", "err", err)
 		}
+		if u.disc != nil {
+			u.disc.closePending()
+		}
 	})
 }
