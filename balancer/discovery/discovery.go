@@ -127,11 +127,13 @@ type Watcher struct {
 	ready     chan struct{} // closed after the first lookup, good or not
 	readyOnce sync.Once
 
-	mu       sync.Mutex
-	st       Status
-	applied  []Instance // last set passed to Apply
-	complete bool       // Apply took all of it
-	byTarget map[string]netip.Addr
+	mu         sync.Mutex
+	st         Status
+	failKind   string     // errorKind of the failed lookup logged last
+	targetKind string     // SRV targets that did not resolve, as logged last
+	applied    []Instance // last set passed to Apply
+	complete   bool       // Apply took all of it
+	byTarget   map[string]netip.Addr
 }
 
 // New checks o and returns a Watcher; nothing runs until Run.
@@ -307,9 +309,10 @@ func (w *Watcher) refresh(ctx context.Context) {
 	now := time.Now()
 	w.mu.Lock()
 	if err != nil {
-		msg := err.Error()
-		changed := !w.st.Failing || w.st.LastError != msg
-		w.st.Failing, w.st.LastError, w.st.LastErrorAt = true, msg, now
+		kind := errorKind(err)
+		changed := !w.st.Failing || w.failKind != kind
+		w.st.Failing, w.st.LastError, w.st.LastErrorAt = true, err.Error(), now
+		w.failKind = kind
 		w.mu.Unlock()
 		if w.o.OnError != nil {
 			w.o.OnError(err)
@@ -399,6 +402,7 @@ func (w *Watcher) lookupSRV(ctx context.Context) ([]Instance, error) {
 	w.mu.Unlock()
 	next := map[string]netip.Addr{}
 	var errs []error
+	var failed []string // targets that did not resolve, for the log's state
 	byName := map[string]int{}
 	var set []Instance
 	for _, r := range recs {
@@ -410,6 +414,7 @@ func (w *Watcher) lookupSRV(ctx context.Context) ([]Instance, error) {
 		if !ok {
 			ip, err = w.resolveTarget(ctx, target)
 			if err != nil {
+				failed = append(failed, target+" "+errorKind(err))
 				if ip, ok = prev[target]; !ok {
 					errs = append(errs, err)
 					continue
@@ -436,14 +441,39 @@ func (w *Watcher) lookupSRV(ctx context.Context) ([]Instance, error) {
 	}
 	w.mu.Lock()
 	w.byTarget = next
+	if len(errs) == 0 {
+		w.targetKind = ""
+	}
 	w.mu.Unlock()
 	if len(errs) > 0 {
 		if len(set) == 0 {
 			return nil, fmt.Errorf("discovery: srv %s: %w", w.o.SRV, errors.Join(errs...))
 		}
-		w.targetErrors(errors.Join(errs...))
+		w.targetErrors(errors.Join(errs...), strings.Join(failed, ", "))
 	}
 	return set, nil
+}
+
+// errorKind is what makes two failed lookups the same failure for the
+// log: the resolver's messages carry the query's ephemeral source port
+// ("read udp 127.0.0.1:39103->127.0.0.1:53: ... connection refused"),
+// which changes with every lookup.
+func errorKind(err error) string {
+	var de *net.DNSError
+	if !errors.As(err, &de) {
+		return err.Error()
+	}
+	switch {
+	case de.IsNotFound:
+		return "not found"
+	case de.IsTimeout:
+		return "timeout"
+	}
+	msg := de.Err
+	if i := strings.LastIndex(msg, ": "); i >= 0 {
+		msg = msg[i+2:]
+	}
+	return msg
 }
 
 // serverErr names the configured DNS server in a *net.DNSError: Go's
@@ -480,10 +510,10 @@ func (w *Watcher) resolveTarget(ctx context.Context, target string) (netip.Addr,
 // targetErrors records SRV targets that did not resolve in an answer that
 // is otherwise used: shown as the last error and counted, but not a
 // failed lookup.
-func (w *Watcher) targetErrors(err error) {
+func (w *Watcher) targetErrors(err error, kind string) {
 	w.mu.Lock()
-	changed := w.st.LastError != err.Error()
-	w.st.LastError, w.st.LastErrorAt = err.Error(), time.Now()
+	changed := w.targetKind != kind
+	w.st.LastError, w.st.LastErrorAt, w.targetKind = err.Error(), time.Now(), kind
 	w.mu.Unlock()
 	if w.o.OnError != nil {
 		w.o.OnError(err)

@@ -21,7 +21,15 @@ type fakeDNS struct {
 	hosts map[string][]netip.Addr
 	srv   map[string][]*net.SRV
 	fail  error // every lookup fails with it when set
+	failf func(call int) error
 	calls int
+}
+
+func (f *fakeDNS) failure() error {
+	if f.failf != nil {
+		return f.failf(f.calls)
+	}
+	return f.fail
 }
 
 func newFakeDNS() *fakeDNS {
@@ -32,8 +40,8 @@ func (f *fakeDNS) LookupNetIP(ctx context.Context, network, host string) ([]neti
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls++
-	if f.fail != nil {
-		return nil, f.fail
+	if err := f.failure(); err != nil {
+		return nil, err
 	}
 	a, ok := f.hosts[host]
 	if !ok {
@@ -46,8 +54,8 @@ func (f *fakeDNS) LookupSRV(ctx context.Context, service, proto, name string) (s
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls++
-	if f.fail != nil {
-		return "", nil, f.fail
+	if err := f.failure(); err != nil {
+		return "", nil, err
 	}
 	r, ok := f.srv[name]
 	if !ok {
@@ -282,12 +290,21 @@ func TestRunFollowsRecords(t *testing.T) {
 		if !st.Failing || st.LastError == "" || !st.LastRefresh.Equal(before) || st.Instances != 2 {
 			t.Errorf("status while failing: %+v", st)
 		}
-		f.set(func(f *fakeDNS) { f.fail = errors.New("connection refused") })
+		// The resolver's message names the query's ephemeral port: the
+		// same failure reads differently each time.
+		f.set(func(f *fakeDNS) {
+			f.failf = func(n int) error {
+				return &net.DNSError{Name: "app", Server: "127.0.0.1:53",
+					Err: fmt.Sprintf("read udp 127.0.0.1:%d->127.0.0.1:53: read: connection refused", 40000+n)}
+			}
+		})
+		tick()
+		tick()
 		tick()
 		if n := logs.count("discovery lookup failed"); n != 2 {
-			t.Errorf("a different failure logged %d times in all, want 2", n)
+			t.Errorf("a different failure, three times, logged %d times in all, want 2", n)
 		}
-		f.set(func(f *fakeDNS) { f.fail = nil })
+		f.set(func(f *fakeDNS) { f.fail, f.failf = nil, nil })
 		tick()
 		if n := logs.count("discovery lookup works again"); n != 1 {
 			t.Errorf("recovery logged %d times", n)
