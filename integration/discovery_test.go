@@ -250,7 +250,7 @@ func TestDiscoveryDNSFollowsRecords(t *testing.T) {
 	}
 	dns := discoveryStartDNS(t, hosts("127.0.0.2", "127.0.0.3"))
 	front, admin := freeAddr(t), freeAddr(t)
-	startJunction(t, fmt.Sprintf(`
+	j := startJunction(t, fmt.Sprintf(`
 metrics: {address: %q}
 listeners:
   - {protocol: http, address: %q, backend: app}
@@ -323,12 +323,18 @@ backends:
 		}
 		return true
 	})
-	if n := scrape(t, admin).sum("junction_discovery_errors_total", `backend="app"`); n < 1 {
-		t.Errorf("junction_discovery_errors_total = %v, want the failed lookups counted", n)
+	discoveryWait(t, "three failed lookups are counted", func() bool {
+		return scrape(t, admin).sum("junction_discovery_errors_total", `backend="app"`) >= 3
+	})
+	if n := strings.Count(j.Output(), "discovery lookup failed"); n != 1 {
+		t.Errorf("failed lookups logged %d times, want once", n)
 	}
 	dns.setHostsFile(hosts("127.0.0.3"))
 	dns.restart()
 	discoveryFollows(t, url+"/", name("127.0.0.3"))
+	if n := strings.Count(j.Output(), "discovery lookup works again"); n != 1 {
+		t.Errorf("recovery logged %d times, want once", n)
+	}
 	st := discoveryGetStatus(t, admin).Pools[0].Discovery
 	if st.Failing || st.LastRefresh.IsZero() || st.Name != fmt.Sprintf("app.test:%d", port) {
 		t.Errorf("status after recovery: %+v", st)
