@@ -1,0 +1,71 @@
+package balancer
+
+import (
+	"context"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+)
+
+// connBackend models an instance backend with kept connections: a Check
+// leaves one open, Close closes the open ones.
+type connBackend struct {
+	mu      sync.Mutex
+	open    int
+	started chan struct{} // a Check began
+	release chan struct{} // lets the Check finish
+}
+
+func (b *connBackend) Serve(w http.ResponseWriter, r *http.Request) error {
+	w.WriteHeader(http.StatusOK)
+	return nil
+}
+
+func (b *connBackend) Check(ctx context.Context) error {
+	b.started <- struct{}{}
+	<-b.release
+	b.mu.Lock()
+	b.open++ // the check's connection is kept for the next one
+	b.mu.Unlock()
+	return nil
+}
+
+func (b *connBackend) Close() error {
+	b.mu.Lock()
+	b.open = 0
+	b.mu.Unlock()
+	return nil
+}
+
+func (b *connBackend) kept() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.open
+}
+
+// TestReplaceDuringCheckClosesAfterIt: an instance removed while its
+// active check runs is closed when it is removed (no request in flight)
+// and again once the check ended, so the check's kept connection does
+// not stay open to an instance the pool no longer has.
+func TestReplaceDuringCheckClosesAfterIt(t *testing.T) {
+	noLeaks(t)
+	gone := &connBackend{started: make(chan struct{}, 1), release: make(chan struct{})}
+	_, stay := fakes("stay")
+	p := newPool(t, []Instance{{Name: "gone", Backend: gone}, stay[0]},
+		Options{Health: HealthOptions{Interval: time.Hour, Timeout: time.Hour}})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		p.checkAll(context.Background())
+	}()
+	<-gone.started
+	if err := p.Replace(stay); err != nil {
+		t.Fatal(err)
+	}
+	close(gone.release)
+	<-done
+	if n := gone.kept(); n != 0 {
+		t.Errorf("%d connections left open to the removed instance after its check", n)
+	}
+}
