@@ -516,6 +516,7 @@ backends:
 		})
 	}
 	spread := map[string]int{}
+	owner := map[string]string{} // key → instance
 	client := newHTTPClient(5 * time.Second)
 	for i := range 30 {
 		key := scgiVar{"HTTP_X_USER", fmt.Sprint("user-", i)}
@@ -537,10 +538,12 @@ backends:
 			}
 		}
 		spread[a]++
+		owner[key.Value] = a
 	}
 	if len(spread) < 2 {
 		t.Errorf("30 keys all on %v", spread)
 	}
+
 	for range 6 {
 		r := via(scgiA, "/sticky/")
 		cookie := ""
@@ -557,6 +560,36 @@ backends:
 				t.Errorf("cookie %s from %s went to %s through junction B", cookie, who(r), got)
 			}
 		}
+	}
+
+	// One of the three instances leaves DNS: through either junction,
+	// only the keys it had move.
+	gone := net.JoinHostPort(ips[2], strconv.Itoa(port))
+	dns.setHosts(fmt.Sprintf("%s app.test\n%s app.test\n", ips[0], ips[1]))
+	for _, a := range []string{scgiA, scgiB} {
+		discoveryWait(t, "a junction spreads over two instances", func() bool {
+			seen := map[string]bool{}
+			for range 8 {
+				seen[who(via(a, "/sticky/x"))] = true
+			}
+			return len(seen) == 2 && !seen[gone]
+		})
+	}
+	moved := 0
+	for key, was := range owner {
+		v := scgiVar{"HTTP_X_USER", key}
+		a, b := who(via(scgiA, "/k", v)), who(via(scgiB, "/k", v))
+		switch {
+		case a != b:
+			t.Errorf("key %s after the removal: %s through A, %s through B", key, a, b)
+		case was == gone && a == gone:
+			t.Errorf("key %s still on the removed instance", key)
+		case was != gone && a != was:
+			moved++
+		}
+	}
+	if moved != 0 {
+		t.Errorf("%d keys not on the removed instance %s moved", moved, gone)
 	}
 
 	load := startLoad(t, url+"/load", 6)
