@@ -2,7 +2,10 @@ package balancer
 
 import (
 	"context"
+	"fmt"
+	"hash/fnv"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -67,5 +70,36 @@ func TestReplaceDuringCheckClosesAfterIt(t *testing.T) {
 	<-done
 	if n := gone.kept(); n != 0 {
 		t.Errorf("%d connections left open to the removed instance after its check", n)
+	}
+}
+
+// TestRendezvousHashUnchanged pins the hash policy's mapping to its
+// definition, mix64(FNV-1a(key, 0, name)) as hash/fnv computes it: junctions
+// of different versions behind one front server must keep agreeing.
+func TestRendezvousHashUnchanged(t *testing.T) {
+	ref := func(key, name string) uint64 {
+		h := fnv.New64a()
+		h.Write([]byte(key))
+		h.Write([]byte{0})
+		h.Write([]byte(name))
+		return mix64(h.Sum64())
+	}
+	var ups []*upstream
+	for i := range 7 {
+		ups = append(ups, &upstream{Instance: Instance{Name: fmt.Sprintf("10.0.%d.%d:8080", i, i*37)}})
+	}
+	ups = append(ups, &upstream{Instance: Instance{Name: "node1.node.dc1.consul:21000"}}, &upstream{Instance: Instance{Name: ""}})
+	for i := range 5000 {
+		key := fmt.Sprint("user-", i, strings.Repeat("é", i%5))
+		var want *upstream
+		var top uint64
+		for _, u := range ups {
+			if s := ref(key, u.Name); want == nil || s > top {
+				want, top = u, s
+			}
+		}
+		if got := rendezvous(ups, key); got != want {
+			t.Fatalf("key %q: %q, want %q", key, got.Name, want.Name)
+		}
 	}
 }
