@@ -298,6 +298,21 @@ backends:
 		d := discoveryGetStatus(t, admin).Pools[0].Discovery
 		return d != nil && d.Instances == 3 && d.Pending[name("127.0.0.5")] != ""
 	})
+	t.Run("status page in a browser", func(t *testing.T) {
+		needBin(t, chromium, "chromium")
+		text := visibleText(runChromium(t, "--dump-dom", "http://"+admin+"/status"))
+		for _, want := range []string{
+			"source dns", fmt.Sprintf("app.test:%d via %s every 0.2s · 3 found", port, dns.Addr), "last refresh 20",
+			"pending " + name("127.0.0.5") + ": ", name("127.0.0.3") + " up ", name("127.0.0.4") + " up ",
+		} {
+			if !strings.Contains(text, want) {
+				t.Errorf("rendered page lacks %q", want)
+			}
+		}
+		if t.Failed() {
+			t.Logf("page text:\n%s", text)
+		}
+	})
 	time.Sleep(time.Second) // five refreshes
 	if n := inst[name("127.0.0.5")].served.Load(); n != 0 {
 		t.Errorf("pending instance served %d requests", n)
