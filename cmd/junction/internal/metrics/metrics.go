@@ -40,9 +40,10 @@ type Metrics struct {
 	cgiSignals     *prometheus.CounterVec
 	cgiTimeouts    *prometheus.CounterVec
 	cgiSpawnTime   *prometheus.HistogramVec
-	discovery      *prometheus.CounterVec // discovery.go
 
 	pools atomic.Pointer[func() []balancer.PoolStatus]
+
+	discovery *prometheus.CounterVec // discovery.go
 }
 
 // Latency buckets: a gateway in front of CGI scripts and app pools sees
