@@ -69,7 +69,8 @@ func startDNSMasq(t *testing.T, hosts string, srv ...string) string {
 // Dial: the A records of a name, SRV records with their targets' A
 // records, and NXDOMAIN naming the configured server.
 func TestResolverDialsServer(t *testing.T) {
-	server := startDNSMasq(t, "127.0.0.3 app.test\n127.0.0.2 app.test\n127.0.0.4 n1.test\n127.0.0.5 n2.test\n",
+	server := startDNSMasq(t, "127.0.0.3 app.test\n127.0.0.2 app.test\n127.0.0.4 n1.test\n127.0.0.5 n2.test\n"+
+		"::1 dual.test\n127.0.0.6 dual.test\n",
 		"_app._tcp.svc.test,n1.test,8081,0,20", "_app._tcp.svc.test,n2.test,8082,0,10",
 		"_app._tcp.svc.test,n2.test,9000,3,1")
 	w, err := New(Options{DNS: "app.test:8080", Server: server, Apply: nop})
@@ -82,6 +83,17 @@ func TestResolverDialsServer(t *testing.T) {
 	}
 	if got, want := names(set), "127.0.0.2:8080=127.0.0.2:8080/w1 127.0.0.3:8080=127.0.0.3:8080/w1"; got != want {
 		t.Errorf("dns: got %s, want %s", got, want)
+	}
+	w, err = New(Options{DNS: "dual.test:8080", Server: server, Apply: nop})
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err = w.Lookup(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := names(set), "127.0.0.6:8080=127.0.0.6:8080/w1 [::1]:8080=[::1]:8080/w1"; got != want {
+		t.Errorf("dns with A and AAAA: got %s, want %s", got, want)
 	}
 	w, err = New(Options{SRV: "_app._tcp.svc.test", Server: server, Apply: nop})
 	if err != nil {
