@@ -2,7 +2,8 @@
 // composition root: a balancer.Pool, the instance backends in it (built
 // once per address and kept while the address stays), the pool's health
 // checks and, for a spawned pool, the spawn.Supervisor whose ready
-// instances become the pool's members.
+// instances become the pool's members, or, for a discovered pool, the
+// discovery.Watcher whose answers do (discovery.go).
 //
 // A Unit outlives configuration reloads that leave its pool in place: the
 // root replaces a static instance list (Replace) or a spawned pool's
