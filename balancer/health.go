@@ -2,6 +2,7 @@ package balancer
 
 import (
 	"context"
+	"io"
 	"sync"
 )
 
@@ -52,7 +53,7 @@ func (p *Pool) checkAll(ctx context.Context) {
 		return // shutting down: cancelled checks say nothing
 	}
 	p.mu.Lock()
-	defer p.mu.Unlock()
+	closers := p.checkedRemovedLocked(ups)
 	now := p.clock.Now()
 	for i, u := range ups {
 		if err := errs[i]; err != nil {
@@ -73,4 +74,22 @@ func (p *Pool) checkAll(ctx context.Context) {
 		}
 	}
 	p.dispatchLocked()
+	p.mu.Unlock()
+	p.closeAll(closers)
+}
+
+// checkedRemovedLocked returns the backends to close again of instances
+// removed while their check ran: Replace (or their last request) closed
+// them before the check finished, and the check may have left a kept
+// connection behind.
+func (p *Pool) checkedRemovedLocked(ups []*upstream) []io.Closer {
+	var cs []io.Closer
+	for _, u := range ups {
+		if u.removed && u.inflight == 0 {
+			if c := closerOfUps(u, p.ups); c != nil {
+				cs = append(cs, c)
+			}
+		}
+	}
+	return cs
 }

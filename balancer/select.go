@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"net"
 	"net/http"
 	"slices"
@@ -160,21 +159,36 @@ func (p *Pool) nextRR(cands []*upstream, better func(u, best *upstream) bool) *u
 }
 
 // rendezvous returns the candidate with the highest hash of (key, name):
-// removing an instance moves only the keys it had.
+// removing an instance moves only the keys it had. The hash is
+// mix64(FNV-1a(key, 0, name)); every junction computes the same, so they
+// agree on where a key goes. FNV-1a runs byte by byte, so the state after
+// key and 0 is computed once and carried on through each name.
 func rendezvous(cands []*upstream, key string) *upstream {
+	prefix := fnv1a(fnv1a(fnvOffset64, key), "\x00")
 	var best *upstream
 	var top uint64
 	for _, u := range cands {
-		h := fnv.New64a()
-		h.Write([]byte(key))
-		h.Write([]byte{0})
-		h.Write([]byte(u.Name))
-		s := mix64(h.Sum64())
+		s := mix64(fnv1a(prefix, u.Name))
 		if best == nil || s > top {
 			best, top = u, s
 		}
 	}
 	return best
+}
+
+// FNV-1a's 64-bit parameters (hash/fnv's New64a).
+const (
+	fnvOffset64 = 14695981039346656037
+	fnvPrime64  = 1099511628211
+)
+
+// fnv1a continues a 64-bit FNV-1a hash in state h over s.
+func fnv1a(h uint64, s string) uint64 {
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
+		h *= fnvPrime64
+	}
+	return h
 }
 
 // mix64 is a 64-bit finalizer (splitmix64) so similar names spread well.
@@ -200,7 +214,14 @@ func hashKeyFunc(spec string) func(*http.Request) string {
 			return host
 		}
 	case kind == "header" && name != "":
-		return func(r *http.Request) string { return r.Header.Get(name) }
+		// Header.Get, with the name canonicalized once rather than per request.
+		canon := http.CanonicalHeaderKey(name)
+		return func(r *http.Request) string {
+			if v := r.Header[canon]; len(v) > 0 {
+				return v[0]
+			}
+			return ""
+		}
 	case kind == "cookie" && name != "":
 		return func(r *http.Request) string {
 			if c, err := r.Cookie(name); err == nil {

@@ -358,6 +358,11 @@ type Backend struct {
 	// pool then follows the running processes. Exactly one of Instances
 	// and Spawn is required.
 	Spawn *Spawn `mapstructure:"spawn"`
+	// Discovery finds the instances in DNS (A/AAAA or SRV records, as
+	// Consul's DNS interface and Kubernetes headless Services publish
+	// them) instead of a fixed list, and follows their changes. Exactly
+	// one of Instances, Spawn and Discovery is required.
+	Discovery *Discovery `mapstructure:"discovery"`
 	// Balance is the policy choosing an instance per request:
 	// round_robin, weighted_round_robin (smooth, by weight), least_conn
 	// (fewest requests in flight per weight), random_two (the less busy of

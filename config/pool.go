@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/junction-gw/junction/balancer/discovery"
 	"github.com/junction-gw/junction/internal/sockaddr"
 )
 
@@ -65,6 +66,27 @@ type Health struct {
 	EjectBase time.Duration `mapstructure:"eject_base"`
 	// EjectMax caps an ejection. Default 1m.
 	EjectMax time.Duration `mapstructure:"eject_max"`
+}
+
+// Discovery looks a pool's instances up in DNS every Refresh. Set one
+// of DNS and SRV.
+type Discovery struct {
+	// DNS is "host:port": every A and AAAA address of host is an instance
+	// on port, named "IP:port" (for hashing and sticky cookies).
+	DNS string `mapstructure:"dns"`
+	// SRV is a name whose SRV records list the instances (target, port,
+	// weight), such as "_app._tcp.service.consul": the records of the
+	// lowest priority are the primary instances, every other priority's
+	// are backups; weights become instance weights. An instance is named
+	// "target:port".
+	SRV string `mapstructure:"srv"`
+	// Resolver is the DNS server to ask, "host:port" (Consul's DNS
+	// interface: "127.0.0.1:8600"). Default: the system's resolver
+	// (/etc/resolv.conf).
+	Resolver string `mapstructure:"resolver"`
+	// Refresh is the pause between lookups. Go's resolver reports no TTLs,
+	// so this decides how soon a change is followed. Default 5s.
+	Refresh time.Duration `mapstructure:"refresh"`
 }
 
 // Spawn modes accepted in Spawn.Mode.
@@ -134,6 +156,10 @@ const (
 	// command; capped so a fixed instance comes back within half a minute.
 	defaultRestartBase = 100 * time.Millisecond
 	defaultRestartMax  = 30 * time.Second
+	// Registries (Consul, Kubernetes endpoints) publish a change within
+	// seconds; a lookup every 5s follows them and costs the DNS server
+	// nothing.
+	defaultDiscoveryRefresh = 5 * time.Second
 	// JVM and PHP applications can take many seconds to warm up.
 	defaultStartTimeout = 30 * time.Second
 	// Lets an instance finish its requests after SIGTERM, as systemd's
@@ -180,6 +206,9 @@ func (b *Backend) setPoolDefaults() {
 	}
 	if h.EjectMax == 0 {
 		h.EjectMax = defaultEjectMax
+	}
+	if d := b.Discovery; d != nil && d.Refresh == 0 {
+		d.Refresh = defaultDiscoveryRefresh
 	}
 	if s := b.Spawn; s != nil {
 		s.Mode = strings.ToLower(s.Mode)
@@ -264,10 +293,19 @@ func (b *Backend) validatePool(v *validator, key string) {
 		v.add(key+".strip_prefix", "%q must start with /", b.StripPrefix)
 	}
 	switch {
-	case len(b.Instances) == 0 && b.Spawn == nil:
-		v.add(key+".instances", "one of instances or spawn is required")
+	case len(b.Instances) == 0 && b.Spawn == nil && b.Discovery == nil:
+		v.add(key+".instances", "one of instances, spawn or discovery is required")
 	case len(b.Instances) > 0 && b.Spawn != nil:
 		v.add(key+".spawn", "set either instances or spawn, not both")
+	}
+	if b.Discovery != nil {
+		if len(b.Instances) > 0 {
+			v.add(key+".discovery", "set either instances or discovery, not both")
+		}
+		if b.Spawn != nil {
+			v.add(key+".discovery", "set either spawn or discovery, not both")
+		}
+		b.Discovery.validate(v, key+".discovery")
 	}
 	seen := map[string]bool{}
 	for i, in := range b.Instances {
@@ -326,7 +364,7 @@ func (b *Backend) validateKeepAlive(v *validator, key string) {
 			return
 		}
 	}
-	if b.Spawn != nil && b.MaxConns == 0 {
+	if (b.Spawn != nil || b.Discovery != nil) && b.MaxConns == 0 {
 		v.add(key+".max_conns", "required with keepalive: set it to at most an instance's worker count (php-fpm: pm.max_children)")
 	}
 	if b.MaxConns > 0 && b.KeepAlive > b.MaxConns {
@@ -370,6 +408,30 @@ func checkInstanceAddress(addr string) error {
 		return errors.New(strings.TrimPrefix(err.Error(), "sockaddr: "))
 	}
 	return nil
+}
+
+func (d *Discovery) validate(v *validator, key string) {
+	clean := func(err error) string { return strings.TrimPrefix(err.Error(), "discovery: ") }
+	switch {
+	case d.DNS == "" && d.SRV == "":
+		v.add(key, "set dns (\"host:port\") or srv (a name with SRV records)")
+	case d.DNS != "" && d.SRV != "":
+		v.add(key+".srv", "set either dns or srv, not both")
+	case d.DNS != "":
+		if _, _, err := discovery.SplitDNS(d.DNS); err != nil {
+			v.add(key+".dns", "%s", clean(err))
+		}
+	default:
+		if err := discovery.CheckSRV(d.SRV); err != nil {
+			v.add(key+".srv", "%s", clean(err))
+		}
+	}
+	if d.Resolver != "" {
+		if err := discovery.CheckServer(d.Resolver); err != nil {
+			v.add(key+".resolver", "%s", clean(err))
+		}
+	}
+	v.positive(key+".refresh", d.Refresh)
 }
 
 func (s *Spawn) validate(v *validator, key string) {
@@ -432,7 +494,8 @@ func (b *Backend) validateEnv(v *validator, key string) {
 // rejectPoolKeys reports pool keys set on a cgi backend.
 func (b *Backend) rejectPoolKeys(v *validator, key string) {
 	v.onlyFor(key, "types http and fastcgi", []setting{
-		{"instances", len(b.Instances) > 0}, {"spawn", b.Spawn != nil}, {"balance", b.Balance != ""},
+		{"instances", len(b.Instances) > 0}, {"spawn", b.Spawn != nil}, {"discovery", b.Discovery != nil},
+		{"balance", b.Balance != ""},
 		{"hash_key", b.HashKey != ""}, {"sticky_cookie", b.StickyCookie != ""},
 		{"max_attempts", b.MaxAttempts != 0}, {"queue_size", b.QueueSize != 0},
 		{"max_conns", b.MaxConns != 0}, {"health", b.Health != Health{}},

@@ -154,7 +154,7 @@ func TestPoolErrorsNameTheirKey(t *testing.T) {
   app: {type: http}
   b: {type: http, instances: ["localhost", "127.0.0.1:1", "127.0.0.1:1", ":80", {address: "unix:", weight: -1}]}
   c: {type: http, instances: ["127.0.0.1:1"], spawn: {command: [x, "{port}"]}}`,
-			[]string{"backends.app.instances: one of instances or spawn is required",
+			[]string{"backends.app.instances: one of instances, spawn or discovery is required",
 				"backends.b.instances[0].address:", `backends.b.instances[2].address: "127.0.0.1:1" is listed twice`,
 				"backends.b.instances[3].address:", "backends.b.instances[4].address:", "backends.b.instances[4].weight:",
 				"backends.c.spawn: set either instances or spawn, not both"}},
@@ -186,10 +186,28 @@ func TestPoolErrorsNameTheirKey(t *testing.T) {
 			[]string{"backends.app.keepalive: applies to type fastcgi", "backends.a.instances[0].max_conns: required with keepalive",
 				"backends.b.keepalive: 8 is more than max_conns 4", "backends.b.keepalive_timeout:",
 				"backends.c.max_conns: required with keepalive", "backends.d.keepalive:"}},
+		{"discovery", `
+  app: {type: http, instances: ["127.0.0.1:1"], discovery: {dns: "app:80"}}
+  b: {type: http, spawn: {command: [x, "{port}"]}, discovery: {srv: _b._tcp.x}}
+  c: {type: http, discovery: {refresh: 1s}}
+  d: {type: http, discovery: {dns: "d:80", srv: _d._tcp.x}}
+  e: {type: http, discovery: {dns: "e"}}
+  f: {type: http, discovery: {dns: "f:http"}}
+  g: {type: http, discovery: {srv: "_g._tcp.x:80", resolver: "127.0.0.1", refresh: -1s}}
+  h: {type: fastcgi, root: /srv, discovery: {dns: "h:9000"}, keepalive: 2}
+  cgi: {type: cgi, root: /srv, discovery: {dns: "x:80"}}`,
+			[]string{"backends.app.discovery: set either instances or discovery, not both",
+				"backends.b.discovery: set either spawn or discovery, not both",
+				"backends.c.discovery: set dns", "backends.d.discovery.srv: set either dns or srv, not both",
+				"backends.e.discovery.dns:", "want host:port", `backends.f.discovery.dns: dns "f:http": port "http" is not a number`,
+				"backends.g.discovery.srv:", "without a port", "backends.g.discovery.resolver:", "backends.g.discovery.refresh:",
+				"backends.h.max_conns: required with keepalive",
+				"backends.cgi.discovery: applies to types http and fastcgi"}},
 		{"unknown keys", `
-  app: {type: http, instances: [{address: "127.0.0.1:1", wieght: 2}], health: {pth: /}, spawn: {comand: [x]}}`,
+  app: {type: http, instances: [{address: "127.0.0.1:1", wieght: 2}], health: {pth: /}, spawn: {comand: [x]}}
+  b: {type: http, discovery: {dns: "i:80", resolv: "127.0.0.1:53"}}`,
 			[]string{"backends.app.instances[0].wieght: unknown key", "backends.app.health.pth: unknown key",
-				"backends.app.spawn.comand: unknown key"}},
+				"backends.app.spawn.comand: unknown key", "backends.b.discovery.resolv: unknown key"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -210,5 +228,22 @@ func TestVersionFollowsContent(t *testing.T) {
 	a := version([]byte("a"))
 	if a == version([]byte("b")) || a != version([]byte("a")) || len(a) != 12 {
 		t.Errorf("version(a) = %q", a)
+	}
+}
+
+func TestDiscoveryConfig(t *testing.T) {
+	cfg, err := Parse([]byte(poolListener+`
+backends:
+  app: {type: http, discovery: {srv: _app._tcp.service.consul, resolver: "127.0.0.1:8600"}, balance: hash, hash_key: "cookie:sid"}
+  php: {type: fastcgi, root: /srv, discovery: {dns: "php.default.svc.cluster.local:9000", refresh: 500ms}, keepalive: 2, max_conns: 4}
+`), "yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cfg.Backends["app"].Discovery; d == nil || *d != (Discovery{SRV: "_app._tcp.service.consul", Resolver: "127.0.0.1:8600", Refresh: defaultDiscoveryRefresh}) {
+		t.Errorf("app discovery = %+v", d)
+	}
+	if d := cfg.Backends["php"].Discovery; d == nil || *d != (Discovery{DNS: "php.default.svc.cluster.local:9000", Refresh: 500 * time.Millisecond}) {
+		t.Errorf("php discovery = %+v", d)
 	}
 }

@@ -148,7 +148,11 @@ func (a *App) Status() status.Snapshot {
 		}
 	}
 	for _, ps := range a.PoolStatuses() {
-		s.Pools = append(s.Pools, status.FromPool(ps))
+		sp := status.FromPool(ps)
+		if u := g.pools[ps.Name]; u != nil {
+			sp.Source, sp.Discovery = sourceStatus(u.Source())
+		}
+		s.Pools = append(s.Pools, sp)
 	}
 	for _, name := range sortedNames(g.cgis) {
 		st := g.cgis[name].backend.Stats()

@@ -81,7 +81,7 @@ func buildGeneration(cfg *config.Config, prev *generation, log *slog.Logger, o *
 				}
 				break
 			}
-			u, err := newPoolUnit(name, bc, log, o.m.Pool(name))
+			u, err := newPoolUnit(name, bc, log, o.m.Pool(name), o.m.DiscoveryError(name))
 			if err != nil {
 				errs = append(errs, fmt.Errorf("app: backends.%s: %w", name, err))
 				continue

@@ -11,6 +11,7 @@ import (
 	httpbackend "github.com/junction-gw/junction/backends/httpbackend"
 	"github.com/junction-gw/junction/backends/spawn"
 	"github.com/junction-gw/junction/balancer"
+	"github.com/junction-gw/junction/balancer/discovery"
 	"github.com/junction-gw/junction/cmd/junction/internal/poolunit"
 	"github.com/junction-gw/junction/config"
 )
@@ -27,7 +28,7 @@ type poolUnit struct {
 
 // newPoolUnit maps an http or fastcgi backend's configuration to its
 // pool unit. Nothing runs until start.
-func newPoolUnit(name string, bc *config.Backend, log *slog.Logger, obs balancer.Observer) (*poolUnit, error) {
+func newPoolUnit(name string, bc *config.Backend, log *slog.Logger, obs balancer.Observer, discErr func(error)) (*poolUnit, error) {
 	log = log.With("backend", name)
 	cfg := *bc
 	po := poolOptions(bc, log)
@@ -49,6 +50,14 @@ func newPoolUnit(name string, bc *config.Backend, log *slog.Logger, obs balancer
 	if bc.Spawn != nil {
 		so := spawnOptions(bc.Spawn)
 		o.Spawn = &so
+	}
+	if d := bc.Discovery; d != nil {
+		o.Discovery = &discovery.Options{DNS: d.DNS, SRV: d.SRV, Server: d.Resolver, Refresh: d.Refresh,
+			OnError: discErr, Logger: log}
+		// A discovered instance joins once it passes the pool's active
+		// check, when the pool has active checks.
+		o.CheckNew = bc.Health.Interval > 0
+		o.CheckTimeout = bc.Health.Timeout
 	}
 	u, err := poolunit.New(o)
 	if err != nil {

@@ -44,6 +44,8 @@ type Metrics struct {
 	authz          *prometheus.CounterVec
 
 	pools atomic.Pointer[func() []balancer.PoolStatus]
+
+	discovery *prometheus.CounterVec // discovery.go
 }
 
 // Latency buckets: a gateway in front of CGI scripts and app pools sees
@@ -141,6 +143,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
+	m.discovery = newDiscoveryErrors(reg)
 	return m
 }
 

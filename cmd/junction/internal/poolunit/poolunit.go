@@ -2,7 +2,8 @@
 // composition root: a balancer.Pool, the instance backends in it (built
 // once per address and kept while the address stays), the pool's health
 // checks and, for a spawned pool, the spawn.Supervisor whose ready
-// instances become the pool's members.
+// instances become the pool's members, or, for a discovered pool, the
+// discovery.Watcher whose answers do (discovery.go).
 //
 // A Unit outlives configuration reloads that leave its pool in place: the
 // root replaces a static instance list (Replace) or a spawned pool's
@@ -22,6 +23,7 @@ import (
 	"github.com/junction-gw/junction/backends"
 	"github.com/junction-gw/junction/backends/spawn"
 	"github.com/junction-gw/junction/balancer"
+	"github.com/junction-gw/junction/balancer/discovery"
 )
 
 // Options describe a unit.
@@ -46,6 +48,15 @@ type Options struct {
 	// CheckReady makes a spawned instance ready once its backend's Check
 	// (balancer.Checker) passes; otherwise once it accepts a connection.
 	CheckReady bool
+	// Discovery, if set, finds the pool's members in DNS (discovery.go).
+	// The unit sets its Apply; a discovered instance gets MaxConns.
+	Discovery *discovery.Options
+	// CheckNew makes a discovered instance join the pool only once its
+	// backend's Check passes (set it when the pool's active checks are
+	// on); until then it is listed as pending.
+	CheckNew bool
+	// CheckTimeout bounds that first check (the pool's health timeout).
+	CheckTimeout time.Duration
 	// Logger receives the unit's log lines; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -62,6 +73,8 @@ type Unit struct {
 	mu    sync.Mutex
 	cache map[string]backends.Backend // instance backends by address
 	spawn spawn.Options               // as last applied; Count decides readiness
+
+	disc *discoverer // nil unless the members come from DNS
 
 	ready     chan struct{} // closed at the first publish of every instance
 	readyOnce sync.Once
@@ -86,6 +99,11 @@ func New(o Options) (*Unit, error) {
 	}
 	if u.pool, err = balancer.NewPool(o.Name, members, o.Pool); err != nil {
 		return nil, err
+	}
+	if o.Discovery != nil {
+		if u.disc, err = u.newDiscoverer(o); err != nil {
+			return nil, err
+		}
 	}
 	if o.Spawn == nil {
 		u.readyOnce.Do(func() { close(u.ready) })
@@ -251,12 +269,23 @@ func (u *Unit) Start(goFn func(func() error)) {
 				return u.sup.Run(ctx)
 			})
 		}
+		if u.disc != nil {
+			u.wg.Add(1)
+			goFn(func() error {
+				defer u.wg.Done()
+				return u.disc.w.Run(ctx)
+			})
+		}
 	})
 }
 
 // WaitReady waits until a spawned pool published all its instances, at
-// most its start timeout and a second.
+// most its start timeout and a second, or until a discovered pool's first
+// lookup ended (and its instances passed their first check).
 func (u *Unit) WaitReady(ctx context.Context) error {
+	if u.disc != nil {
+		return u.disc.waitFirst(ctx)
+	}
 	if u.sup == nil {
 		return nil
 	}
@@ -296,6 +325,9 @@ func (u *Unit) Stop() {
 		u.wg.Wait()
 		if err := u.pool.Close(); err != nil {
 			u.log.Warn("closing pool", "err", err)
+		}
+		if u.disc != nil {
+			u.disc.closePending()
 		}
 	})
 }

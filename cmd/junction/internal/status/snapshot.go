@@ -64,6 +64,26 @@ type Pool struct {
 	Policy    string     `json:"policy,omitempty"`
 	Queue     int        `json:"queue"` // requests waiting for a free instance
 	Instances []Instance `json:"instances"`
+	// Source is where the instances come from: static, spawn, dns or srv.
+	Source string `json:"source,omitempty"`
+	// Discovery is the DNS lookup's state for dns and srv pools.
+	Discovery *Discovery `json:"discovery,omitempty"`
+}
+
+// Discovery is a discovered pool's lookup: what is looked up where, when
+// it last worked and how it last failed.
+type Discovery struct {
+	Name           string    `json:"name"`               // the looked-up name (host:port for dns)
+	Resolver       string    `json:"resolver,omitempty"` // the DNS server; empty for the system's
+	RefreshSeconds float64   `json:"refresh_seconds"`
+	LastRefresh    time.Time `json:"last_refresh,omitzero"` // the last successful lookup
+	Instances      int       `json:"instances"`             // in that answer
+	Failing        bool      `json:"failing"`               // the latest lookup failed; the pool keeps the last good set
+	LastError      string    `json:"last_error,omitempty"`
+	LastErrorTime  time.Time `json:"last_error_time,omitzero"`
+	// Pending are discovered instances not in the pool yet because their
+	// first health check fails, with its error.
+	Pending map[string]string `json:"pending,omitempty"`
 }
 
 // Instance states, from best to worst.
