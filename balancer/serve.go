@@ -29,8 +29,17 @@ var _ backends.Backend = (*Pool)(nil)
 //
 // Each attempt reports its instance and upstream time to the request's
 // backends.Upstream (the last attempt wins); retries and queue waits go
-// to Options.Observer.
+// to Options.Observer. The request and each attempt are counted for the
+// status page's sparklines (Snapshot's History).
 func (p *Pool) Serve(w http.ResponseWriter, r *http.Request) error {
+	start := p.clock.Now()
+	err := p.serve(w, r)
+	p.recordRequest(r, start, err)
+	return err
+}
+
+// serve is Serve without the pool's own bookkeeping.
+func (p *Pool) serve(w http.ResponseWriter, r *http.Request) error {
 	pk := &pick{}
 	if p.o.StickyCookie != "" {
 		if c, err := r.Cookie(p.o.StickyCookie); err == nil {
@@ -85,7 +94,9 @@ func (p *Pool) Serve(w http.ResponseWriter, r *http.Request) error {
 		took := p.clock.Now().Sub(start)
 		up.SetInstance(u.Name)
 		up.SetUpstreamTime(took)
-		p.release(u, err, took, classify(r, err))
+		oc := classify(r, err)
+		p.release(u, err, took, oc)
+		u.recordAttempt(start.Add(took), took, oc)
 		if err == nil {
 			return nil
 		}
