@@ -135,6 +135,7 @@ func decode(data []byte, format string) (*Config, error) {
 		fileModeHook,
 		durationHook,
 		instanceHook,
+		connsHook,
 	))
 	if err := v.UnmarshalExact(&cfg, hooks); err != nil {
 		return nil, errors.Join(keyedErrors(err)...)

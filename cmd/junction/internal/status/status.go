@@ -27,6 +27,7 @@ var page = template.Must(template.New("status.html").Funcs(template.FuncMap{
 	"uptime":  uptime,
 	"latency": latency,
 	"when":    when,
+	"spark":   sparkline,
 	"percent": func(n, of int) int {
 		if of <= 0 {
 			return 0
