@@ -14,18 +14,24 @@ import (
 	"github.com/junction-gw/junction/internal/fcgiwire"
 )
 
-// maxStatusBytes bounds php-fpm's status page answer: its JSON is a few
-// hundred bytes (without ?full).
-const maxStatusBytes = 64 << 10
+// maxStatusBytes bounds php-fpm's status page answer: with ?full its
+// JSON is about 350 bytes per worker, so this is room for some 3000.
+const maxStatusBytes = 1 << 20
 
 // Capacity asks the instance how many requests it serves at once: with
-// StatusPath, php-fpm's status page ("?json"); without, FCGI_GET_VALUES.
+// StatusPath, php-fpm's status page ("?json&full"); without,
+// FCGI_GET_VALUES.
 //
-// php-fpm's status page reports "total processes", the workers running,
-// which is the capacity only with pm = static (its "process manager"
-// field); with pm = dynamic or ondemand workers come and go, and Max is 0
-// with Why saying so. A "max children" field, where a php-fpm reports it,
-// is taken as it is. php-fpm answers FCGI_GET_VALUES with FCGI_MPXS_CONNS
+// php-fpm's status page lists its workers, which are the capacity only
+// with pm = static (its "process manager" field); with pm = dynamic or
+// ondemand workers come and go, and Max is 0 with Why saying so. A "max
+// children" field, where a php-fpm reports it, is taken as it is. The
+// workers are counted in the full list rather than read from "total
+// processes": php-fpm 8.2 adds one to "active processes" for every
+// request served on a kept connection (FCGI_KEEP_CONN) and puts the count
+// right only once a second, so under keep-alive load its total climbs far
+// past pm.max_children between corrections. Idle is the count of workers
+// in state "Idle" for the same reason. php-fpm answers FCGI_GET_VALUES with FCGI_MPXS_CONNS
 // only; servers built on libfcgi's or PHP's FastCGI code (php-cgi -b with
 // PHP_FCGI_CHILDREN) answer FCGI_MAX_CONNS and FCGI_MAX_REQS, and Max is
 // the smaller of them.
@@ -82,17 +88,24 @@ func (b *Backend) valuesCapacity(ctx context.Context) (backends.Capacity, error)
 	return c, nil
 }
 
-// fpmStatus is the part of php-fpm's status page ("?json") Capacity reads.
+// fpmStatus is the part of php-fpm's status page ("?json&full")
+// Capacity reads.
 type fpmStatus struct {
 	ProcessManager string `json:"process manager"`
 	TotalProcesses *int   `json:"total processes"`
 	IdleProcesses  *int   `json:"idle processes"`
 	MaxChildren    *int   `json:"max children"`
+	// Processes is the full list, one entry per worker; nil without
+	// "full".
+	Processes []struct {
+		PID   int    `json:"pid"`
+		State string `json:"state"`
+	} `json:"processes"`
 }
 
 // statusCapacity asks php-fpm's status page.
 func (b *Backend) statusCapacity(ctx context.Context) (backends.Capacity, error) {
-	target := b.status + "?json"
+	target := b.status + "?json&full"
 	r, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://localhost"+target, nil)
 	if err != nil {
 		return backends.Capacity{}, fmt.Errorf("fastcgi: %s: status page: %w", b.addr, err)
@@ -131,14 +144,27 @@ func parseFPMStatus(body []byte) (backends.Capacity, error) {
 		return backends.Capacity{}, errors.New(`fastcgi: status page: no "process manager" field: not php-fpm's status page`)
 	}
 	c := backends.Capacity{Idle: -1, Source: "status page"}
-	if st.IdleProcesses != nil && *st.IdleProcesses >= 0 {
-		c.Idle = *st.IdleProcesses
+	workers := -1
+	if st.Processes != nil {
+		workers, c.Idle = len(st.Processes), 0
+		for _, p := range st.Processes {
+			if p.State == "Idle" {
+				c.Idle++
+			}
+		}
+	} else {
+		if st.TotalProcesses != nil {
+			workers = *st.TotalProcesses
+		}
+		if st.IdleProcesses != nil && *st.IdleProcesses >= 0 {
+			c.Idle = *st.IdleProcesses
+		}
 	}
 	switch {
 	case st.MaxChildren != nil && *st.MaxChildren > 0:
 		c.Max = *st.MaxChildren
-	case st.ProcessManager == "static" && st.TotalProcesses != nil && *st.TotalProcesses > 0:
-		c.Max = *st.TotalProcesses
+	case st.ProcessManager == "static" && workers > 0:
+		c.Max = workers
 	case st.ProcessManager == "static":
 		c.Why = "pm = static without total processes"
 	default:

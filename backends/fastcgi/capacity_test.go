@@ -17,8 +17,13 @@ import (
 )
 
 // The status pages of php-fpm 8.2 (Debian's php8.2-fpm) with pm = static
-// and pm = dynamic, as it answered "?json".
+// and pm = dynamic, as it answered "?json" and "?json&full".
 const (
+	fpmStaticFullJSON = `{"pool":"cap","process manager":"static","start time":1796579309,"start since":0,"accepted conn":2,"listen queue":0,"max listen queue":0,"listen queue len":0,"idle processes":1,"active processes":1,"total processes":2,"max active processes":1,"max children reached":0,"slow requests":0, "processes":[{"pid":3052,"state":"Idle","start time":1796579309,"start since":0,"requests":1,"request duration":0,"request method":"-","request uri":"-","content length":0,"user":"-","script":"-","last request cpu":0.00,"last request memory":0},{"pid":3053,"state":"Running","start time":1796579309,"start since":0,"requests":1,"request duration":362,"request method":"GET","request uri":"\/fpm-status?json&full","content length":0,"user":"-","script":"-","last request cpu":0.00,"last request memory":0}]}`
+	// Under keep-alive load: "active processes" far beyond the 3 workers
+	// listed (php-fpm corrects it once a second).
+	fpmStaticDriftJSON = `{"pool":"cap","process manager":"static","start time":1796579309,"start since":3,"accepted conn":81,"listen queue":0,"max listen queue":0,"listen queue len":0,"idle processes":0,"active processes":71,"total processes":71,"max active processes":71,"max children reached":0,"slow requests":0, "processes":[{"pid":1,"state":"Running"},{"pid":2,"state":"Running"},{"pid":3,"state":"Idle"}]}`
+	fpmDynamicFullJSON = `{"pool":"cap","process manager":"dynamic","start time":1796579309,"start since":1,"accepted conn":2,"listen queue":0,"max listen queue":0,"listen queue len":0,"idle processes":0,"active processes":1,"total processes":1,"max active processes":1,"max children reached":0,"slow requests":0, "processes":[{"pid":3077,"state":"Running","start time":1796579309,"start since":1,"requests":2,"request duration":449,"request method":"GET","request uri":"\/fpm-status?json&full","content length":0,"user":"-","script":"-","last request cpu":0.00,"last request memory":0}]}`
 	fpmStaticJSON  = `{"pool":"cap","process manager":"static","start time":1796578883,"start since":0,"accepted conn":3,"listen queue":0,"max listen queue":0,"listen queue len":0,"idle processes":2,"active processes":1,"total processes":3,"max active processes":2,"max children reached":0,"slow requests":0}`
 	fpmDynamicJSON = `{"pool":"cap","process manager":"dynamic","start time":1796578883,"start since":0,"accepted conn":3,"listen queue":0,"max listen queue":0,"listen queue len":0,"idle processes":0,"active processes":1,"total processes":1,"max active processes":1,"max children reached":0,"slow requests":0}`
 )
@@ -30,6 +35,10 @@ func TestParseFPMStatus(t *testing.T) {
 		err        string
 	}{
 		{"static", fpmStaticJSON, backends.Capacity{Max: 3, Idle: 2, Source: "status page"}, ""},
+		{"static full", fpmStaticFullJSON, backends.Capacity{Max: 2, Idle: 1, Source: "status page"}, ""},
+		{"static full, counters adrift", fpmStaticDriftJSON, backends.Capacity{Max: 3, Idle: 1, Source: "status page"}, ""},
+		{"dynamic full", fpmDynamicFullJSON, backends.Capacity{Idle: 0, Source: "status page",
+			Why: "pm = dynamic: php-fpm reports the workers running, not pm.max_children"}, ""},
 		{"dynamic", fpmDynamicJSON, backends.Capacity{Idle: 0, Source: "status page",
 			Why: "pm = dynamic: php-fpm reports the workers running, not pm.max_children"}, ""},
 		{"ondemand", `{"process manager":"ondemand","idle processes":0,"total processes":0}`, backends.Capacity{Idle: 0, Source: "status page",
