@@ -1,6 +1,7 @@
 package config
 
 import (
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -124,5 +125,17 @@ func TestMaxConnsAutoErrors(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// The example file shows max_conns: auto with its companions.
+func TestExampleMaxConnsAuto(t *testing.T) {
+	cfg, err := Load(filepath.Join("..", "examples", "junction.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	php := cfg.Backends["php"]
+	if php == nil || !php.MaxConns.Auto() || php.MaxConnsFallback == 0 || !php.KeepAlive.Auto() || php.Health.StatusPath == "" {
+		t.Errorf("examples/junction.yaml php = %+v", php)
 	}
 }
