@@ -289,7 +289,7 @@ backends:
 func TestCapacityPHPCGI(t *testing.T) {
 	t.Parallel()
 	const phpCGI = "/usr/bin/php-cgi"
-	needBin(t, phpCGI, "php8.2-cgi")
+	needBin(t, phpCGI, "php-cgi")
 	root := t.TempDir()
 	for name, src := range capacityScripts {
 		writeFile(t, root, name, src)

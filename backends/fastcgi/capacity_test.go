@@ -215,7 +215,7 @@ func TestCapacityPHPFPM(t *testing.T) {
 func TestCapacityPHPCGI(t *testing.T) {
 	const phpCGI = "/usr/bin/php-cgi"
 	if _, err := os.Stat(phpCGI); err != nil {
-		t.Skipf("%s not installed (Debian package php8.2-cgi): %v", phpCGI, err)
+		t.Skipf("%s not installed (Debian package php-cgi): %v", phpCGI, err)
 	}
 	sock := filepath.Join(t.TempDir(), "cgi.sock")
 	cmd := exec.Command(phpCGI, "-b", sock)
