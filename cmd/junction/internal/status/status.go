@@ -27,13 +27,13 @@ var page = template.Must(template.New("status.html").Funcs(template.FuncMap{
 	"uptime":  uptime,
 	"latency": latency,
 	"when":    when,
-	"spark":   sparkline,
 	"percent": func(n, of int) int {
 		if of <= 0 {
 			return 0
 		}
 		return min(100, n*100/of)
 	},
+	"spark": sparkline,
 }).ParseFS(files, "status.html"))
 
 // Handler serves the snapshot returned by snap: as JSON for paths ending
