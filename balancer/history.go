@@ -22,9 +22,12 @@ func (u *upstream) recordAttempt(end time.Time, took time.Duration, oc outcome) 
 // overloaded, the last attempt failed); a local redirect, a 4xx and the
 // client's own failures are not. A response the application wrote,
 // whatever its status, is a success here.
-func (p *Pool) recordRequest(r *http.Request, start time.Time, err error) {
-	end := p.clock.Now()
-	p.spark.Record(end, end.Sub(start), err != nil && serverError(r, err))
+// end is when the last attempt ended, zero without an attempt.
+func (p *Pool) recordRequest(r *http.Request, begun, end time.Time, err error) {
+	if end.IsZero() {
+		end = p.clock.Now()
+	}
+	p.spark.Record(end, end.Sub(begun), err != nil && serverError(r, err))
 }
 
 func serverError(r *http.Request, err error) bool {
