@@ -31,13 +31,16 @@ func (p *Pool) Run(ctx context.Context) error {
 func (p *Pool) checkAll(ctx context.Context) {
 	p.mu.Lock()
 	var ups []*upstream
+	var auto []bool // ask the capacity too
 	for _, u := range p.ups {
 		if _, ok := u.Backend.(Checker); ok {
 			ups = append(ups, u)
+			auto = append(auto, u.AutoMaxConns)
 		}
 	}
 	p.mu.Unlock()
 	errs := make([]error, len(ups))
+	caps := make([]capacityResult, len(ups))
 	var wg sync.WaitGroup
 	for i, u := range ups {
 		wg.Go(func() {
@@ -46,6 +49,9 @@ func (p *Pool) checkAll(ctx context.Context) {
 			errs[i] = u.Backend.(Checker).Check(cctx)
 			t.Stop()
 			cancel()
+			if errs[i] == nil && auto[i] {
+				caps[i] = p.probeCapacity(ctx, u.Backend)
+			}
 		})
 	}
 	wg.Wait()
@@ -56,6 +62,7 @@ func (p *Pool) checkAll(ctx context.Context) {
 	closers := p.checkedRemovedLocked(ups)
 	now := p.clock.Now()
 	for i, u := range ups {
+		p.applyCapacityLocked(u, caps[i], now)
 		if err := errs[i]; err != nil {
 			u.okRun = 0
 			u.failRun++

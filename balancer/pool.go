@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/junction-gw/junction/backends"
+	"github.com/junction-gw/junction/internal/spark"
 )
 
 // Instance is one member of a Pool.
@@ -37,6 +38,14 @@ type Instance struct {
 	// Backup instances get requests only while no other instance is
 	// available.
 	Backup bool
+	// AutoMaxConns bounds the instance's concurrent requests by the
+	// capacity its Backend reports (a CapacityProber, asked after each
+	// passing health check); MaxConns is the fallback while the capacity
+	// is unknown.
+	AutoMaxConns bool
+	// Source says where the instance came from, for the status page:
+	// "static" (the default when empty), "dns", "srv".
+	Source string
 }
 
 // Checker is implemented by backends that can probe their instance in its
@@ -150,6 +159,8 @@ type Pool struct {
 	rr       int         // round-robin cursor (index into ups)
 	queue    []*waiter
 	routes   bool // some instance has a Route
+
+	spark *spark.Series // the pool's requests, for the status page
 }
 
 // upstream is an instance and its state; fields below the line are
@@ -175,13 +186,17 @@ type upstream struct {
 	cw             int // smooth weighted round robin current weight
 	lat            latencyRing
 	idle           chan struct{} // closed when inflight drops to 0
+	capacity       capacityState
+	// spark records the attempts for the status page's sparklines; set
+	// once when the upstream is made, recorded into without the lock.
+	spark *spark.Series
 }
 
 func (u *upstream) available(now time.Time) bool {
 	return !u.down && !now.Before(u.ejectedUntil)
 }
 
-func (u *upstream) hasRoom() bool { return u.MaxConns <= 0 || u.inflight < u.MaxConns }
+func (u *upstream) hasRoom() bool { l := u.limit(); return l <= 0 || u.inflight < l }
 
 // NewPool checks the instances and options and returns a pool named name
 // (for logs and status).
@@ -190,7 +205,7 @@ func NewPool(name string, insts []Instance, o Options) (*Pool, error) {
 		return nil, fmt.Errorf("balancer: pool %q: %w", name, err)
 	}
 	o.setDefaults()
-	p := &Pool{name: name, o: o, clock: o.Clock, rand: o.Rand, log: o.Logger}
+	p := &Pool{name: name, o: o, clock: o.Clock, rand: o.Rand, log: o.Logger, spark: new(spark.Series)}
 	if p.clock == nil {
 		p.clock = realClock{}
 	}
@@ -302,9 +317,10 @@ func (p *Pool) Replace(insts []Instance) error {
 			delete(old, in.Name)
 			// Name and Backend stay (Serve reads them without the lock).
 			u.Route, u.Weight, u.MaxConns, u.Backup = in.Route, in.Weight, in.MaxConns, in.Backup
+			u.AutoMaxConns, u.Source = in.AutoMaxConns, in.Source
 		} else {
 			sum := sha256.Sum256([]byte(in.Name))
-			u = &upstream{Instance: in, cookie: hex.EncodeToString(sum[:8])}
+			u = &upstream{Instance: in, cookie: hex.EncodeToString(sum[:8]), spark: new(spark.Series)}
 		}
 		u.idx = i
 		p.routes = p.routes || in.Route != ""

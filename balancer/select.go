@@ -19,6 +19,7 @@ type pick struct {
 	route        string      // session route from the request
 	key          string      // hash key; "" falls back to round robin
 	fallbackUsed bool        // the everything-is-down attempt was made
+	queued       bool        // waited in the queue for a slot
 }
 
 var (
@@ -285,6 +286,7 @@ func (p *Pool) acquire(ctx context.Context, pk *pick) (*upstream, error) {
 	}
 	w := &waiter{pk: pk, got: make(chan grant, 1)}
 	p.queue = append(p.queue, w)
+	pk.queued = true
 	p.mu.Unlock()
 
 	queued := p.clock.Now()

@@ -3,6 +3,9 @@ package balancer
 import (
 	"slices"
 	"time"
+
+	"github.com/junction-gw/junction/backends"
+	"github.com/junction-gw/junction/internal/spark"
 )
 
 // PoolStatus is a point-in-time view of a pool for the status page.
@@ -11,6 +14,9 @@ type PoolStatus struct {
 	Policy    string
 	QueueLen  int // requests waiting for a slot
 	Instances []InstanceStatus
+	// History is the pool's requests over the last 15 minutes, in
+	// 10-second buckets, oldest first (package spark).
+	History []spark.Point
 }
 
 // InstanceStatus describes one instance. Removed instances that still
@@ -37,10 +43,41 @@ type InstanceStatus struct {
 	LastFailure  time.Time
 	// Latency percentiles of the last latencyWindow attempts.
 	P50, P90, P99 time.Duration
+	// Source is where the instance came from: "static", "dns", "srv".
+	Source string
+	// Limit is the bound on requests in flight in force: the learned
+	// capacity with AutoMaxConns, else MaxConns; 0 is none.
+	Limit int
+	// AutoMaxConns says Limit follows the instance's capacity.
+	AutoMaxConns bool
+	// Capacity is the instance's latest answer (with AutoMaxConns), its
+	// Max 0 when it did not tell; CapacityKnown says an answer came.
+	Capacity      backends.Capacity
+	CapacityKnown bool
+	// CapacityError is the latest probe's failure ("" after an answer),
+	// CapacityTime when the latest probe ended.
+	CapacityError string
+	CapacityTime  time.Time
+	// History is the instance's attempts over the last 15 minutes, in
+	// 10-second buckets, oldest first.
+	History []spark.Point
 }
 
 // Snapshot returns the pool's current state.
 func (p *Pool) Snapshot() PoolStatus {
+	st, series := p.snapshot()
+	// The histories are read outside the pool's lock: their counters are
+	// atomic, and reading 90 buckets is not for every request to wait on.
+	now := p.clock.Now()
+	st.History = p.spark.Points(now)
+	for i, s := range series {
+		st.Instances[i].History = s.Points(now)
+	}
+	return st
+}
+
+func (p *Pool) snapshot() (PoolStatus, []*spark.Series) {
+	var series []*spark.Series
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	now := p.clock.Now()
@@ -58,9 +95,16 @@ func (p *Pool) Snapshot() PoolStatus {
 			is.EjectedUntil = u.ejectedUntil
 		}
 		is.P50, is.P90, is.P99 = u.lat.percentiles()
+		is.Source, is.Limit, is.AutoMaxConns = u.Source, u.limit(), u.AutoMaxConns
+		if is.Source == "" {
+			is.Source = "static"
+		}
+		cs := u.capacity
+		is.Capacity, is.CapacityKnown, is.CapacityError, is.CapacityTime = cs.last, cs.known, cs.err, cs.at
 		st.Instances = append(st.Instances, is)
+		series = append(series, u.spark)
 	}
-	return st
+	return st, series
 }
 
 // latencyWindow is how many recent attempts the percentiles cover: enough

@@ -386,7 +386,18 @@ type Backend struct {
 	QueueSize int `mapstructure:"queue_size"`
 	// MaxConns bounds the requests in flight per instance (an instance's
 	// own max_conns overrides it). Default 0: no bound.
-	MaxConns int `mapstructure:"max_conns"`
+	//
+	// On a fastcgi pool it may be "auto": each instance is asked how many
+	// requests it serves at once after every passing health check
+	// (php-fpm's status page with health.status_path, else
+	// FCGI_GET_VALUES), and that bounds it; while an instance cannot tell
+	// (php-fpm with pm = dynamic or ondemand, or before its first answer),
+	// MaxConnsFallback does. auto turns active checks on.
+	MaxConns Conns `mapstructure:"max_conns"`
+	// MaxConnsFallback bounds an instance's requests in flight while its
+	// capacity is unknown. Required with max_conns: auto, and only allowed
+	// then. fastcgi only.
+	MaxConnsFallback int `mapstructure:"max_conns_fallback"`
 	// Health configures active health checks and passive ejection.
 	Health Health `mapstructure:"health"`
 	// DialTimeout bounds connecting to an instance. Default 5s.
@@ -409,8 +420,11 @@ type Backend struct {
 	// keepalive with fastcgi_keep_conn on. Default 0: a connection per
 	// request. php-fpm gives each open connection a worker of its own, so
 	// it needs max_conns, set to at most the instance's worker count
-	// (pm.max_children). fastcgi only.
-	KeepAlive int `mapstructure:"keepalive"`
+	// (pm.max_children), or max_conns: auto, which learns it. "auto" keeps
+	// every connection whose request ended: at most as many as the
+	// instance had requests in flight, which max_conns bounds. fastcgi
+	// only.
+	KeepAlive Conns `mapstructure:"keepalive"`
 	// KeepAliveTimeout closes a kept connection idle that long. Default
 	// 60s (nginx's keepalive_timeout). fastcgi only.
 	KeepAliveTimeout time.Duration `mapstructure:"keepalive_timeout"`

@@ -136,6 +136,7 @@ func decode(data []byte, format string) (*Config, error) {
 		durationHook,
 		instanceHook,
 		commandHook,
+		connsHook,
 	))
 	if err := v.UnmarshalExact(&cfg, hooks); err != nil {
 		return nil, errors.Join(keyedErrors(err)...)

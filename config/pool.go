@@ -22,9 +22,10 @@ type Instance struct {
 	// Weight is the instance's share for weighted_round_robin and
 	// least_conn. Default 1.
 	Weight int `mapstructure:"weight"`
-	// MaxConns bounds this instance's requests in flight. Default: the
-	// backend's max_conns.
-	MaxConns int `mapstructure:"max_conns"`
+	// MaxConns bounds this instance's requests in flight, or is "auto"
+	// (fastcgi: see the backend's max_conns). Default: the backend's
+	// max_conns.
+	MaxConns Conns `mapstructure:"max_conns"`
 	// Backup instances get requests only while no other instance is
 	// available.
 	Backup bool `mapstructure:"backup"`
@@ -66,6 +67,13 @@ type Health struct {
 	EjectBase time.Duration `mapstructure:"eject_base"`
 	// EjectMax caps an ejection. Default 1m.
 	EjectMax time.Duration `mapstructure:"eject_max"`
+	// StatusPath is php-fpm's pm.status_path (e.g. "/status"): with
+	// max_conns: auto, each instance's capacity is asked there (with
+	// "?json") after every passing check, instead of with FCGI_GET_VALUES,
+	// which php-fpm does not answer. Sent as SCRIPT_NAME as it is
+	// (strip_prefix does not apply). Setting it turns active checks on.
+	// fastcgi only, with max_conns: auto.
+	StatusPath string `mapstructure:"status_path"`
 }
 
 // Discovery looks a pool's instances up in DNS every Refresh. Set one
@@ -186,7 +194,7 @@ func (b *Backend) setPoolDefaults() {
 		b.QueueSize = defaultQueueSize
 	}
 	h := &b.Health
-	if h.Interval == 0 && (h.Path != "" || h.Script != "") {
+	if h.Interval == 0 && (h.Path != "" || h.Script != "" || h.StatusPath != "" || b.autoConns()) {
 		h.Interval = defaultHealthInterval
 	}
 	if h.Timeout == 0 && h.Interval > 0 {
@@ -317,7 +325,6 @@ func (b *Backend) validatePool(v *validator, key string) {
 		}
 		seen[in.Address] = true
 		v.nonNegative(ik+".weight", in.Weight)
-		v.nonNegative(ik+".max_conns", in.MaxConns)
 	}
 	if b.Spawn != nil {
 		b.Spawn.validate(v, key+".spawn")
@@ -329,7 +336,7 @@ func (b *Backend) validatePool(v *validator, key string) {
 	v.positive(key+".response_header_timeout", b.ResponseHeaderTimeout)
 	v.nonNegative(key+".max_attempts", b.MaxAttempts)
 	v.nonNegative(key+".queue_size", b.QueueSize)
-	v.nonNegative(key+".max_conns", b.MaxConns)
+	b.validateCapacity(v, key)
 	h, hk := b.Health, key+".health"
 	v.positive(hk+".interval", h.Interval)
 	v.positive(hk+".timeout", h.Timeout)
@@ -352,21 +359,23 @@ func (b *Backend) validatePool(v *validator, key string) {
 // for a request in flight (at most max_conns) and reuses kept ones first,
 // which keeps in-flight plus idle connections within max_conns.
 func (b *Backend) validateKeepAlive(v *validator, key string) {
-	v.nonNegative(key+".keepalive", b.KeepAlive)
+	v.conns(key+".keepalive", b.KeepAlive)
 	v.positive(key+".keepalive_timeout", b.KeepAliveTimeout)
-	if b.KeepAlive <= 0 {
+	if b.KeepAlive == 0 || b.KeepAlive < 0 && !b.KeepAlive.Auto() {
 		return
 	}
 	for i, in := range b.Instances {
 		if in.MaxConns == 0 && b.MaxConns == 0 {
 			v.add(fmt.Sprintf("%s.instances[%d].max_conns", key, i),
-				"required with keepalive: set it (or the backend's max_conns) to at most the instance's worker count (php-fpm: pm.max_children)")
+				"required with keepalive: set it (or the backend's max_conns) to at most the instance's worker count (php-fpm: pm.max_children), or to auto")
 			return
 		}
 	}
 	if (b.Spawn != nil || b.Discovery != nil) && b.MaxConns == 0 {
-		v.add(key+".max_conns", "required with keepalive: set it to at most an instance's worker count (php-fpm: pm.max_children)")
+		v.add(key+".max_conns", "required with keepalive: set it to at most an instance's worker count (php-fpm: pm.max_children), or to auto")
 	}
+	// With auto on either side, the bound on requests in flight bounds
+	// the kept connections: there is nothing to compare here.
 	if b.MaxConns > 0 && b.KeepAlive > b.MaxConns {
 		v.add(key+".keepalive", "%d is more than max_conns %d: idle connections beyond the requests in flight are never used", b.KeepAlive, b.MaxConns)
 	}
@@ -498,7 +507,7 @@ func (b *Backend) rejectPoolKeys(v *validator, key string) {
 		{"balance", b.Balance != ""},
 		{"hash_key", b.HashKey != ""}, {"sticky_cookie", b.StickyCookie != ""},
 		{"max_attempts", b.MaxAttempts != 0}, {"queue_size", b.QueueSize != 0},
-		{"max_conns", b.MaxConns != 0}, {"health", b.Health != Health{}},
+		{"max_conns", b.MaxConns != 0}, {"max_conns_fallback", b.MaxConnsFallback != 0}, {"health", b.Health != Health{}},
 		{"dial_timeout", b.DialTimeout != 0}, {"strip_prefix", b.StripPrefix != ""},
 	})
 	v.onlyFor(key, "type http", []setting{{"response_header_timeout", b.ResponseHeaderTimeout != 0}})

@@ -33,16 +33,25 @@ func (b *Backend) Check(ctx context.Context) error {
 	if b.health != "" {
 		return b.checkScript(ctx)
 	}
+	_, err := b.getValues(ctx)
+	return err
+}
+
+// getValues asks the instance FCGI_GET_VALUES, on a kept connection when
+// one is idle, and returns the GET_VALUES_RESULT pairs (none when the
+// instance answered UNKNOWN_TYPE). The caller raised b.probing when
+// keep-alive is on.
+func (b *Backend) getValues(ctx context.Context) (map[string]string, error) {
 	if conn, ok := b.idle.Get(); ok {
-		if err := b.probe(ctx, conn); err == nil || ctx.Err() != nil {
-			return err
+		if vals, err := b.probe(ctx, conn); err == nil || ctx.Err() != nil {
+			return vals, err
 		}
 		// The kept connection may have been closing (a php-fpm worker at
 		// pm.max_requests): ask again on a new one.
 	}
 	conn, err := b.dial(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	// A connection kept just before probing was raised holds a worker the
 	// new connection may need.
@@ -52,8 +61,9 @@ func (b *Backend) Check(ctx context.Context) error {
 	return b.probe(ctx, conn)
 }
 
-// probe asks FCGI_GET_VALUES on conn, which it closes.
-func (b *Backend) probe(ctx context.Context, conn net.Conn) error {
+// probe asks FCGI_GET_VALUES on conn, which it closes, and returns the
+// answer's pairs.
+func (b *Backend) probe(ctx context.Context, conn net.Conn) (map[string]string, error) {
 	defer conn.Close()
 	stop := context.AfterFunc(ctx, func() {
 		_ = conn.Close() // wakes the read below
@@ -64,28 +74,31 @@ func (b *Backend) probe(ctx context.Context, conn net.Conn) error {
 		timeout = min(timeout, time.Until(d))
 	}
 	if err := conn.SetWriteDeadline(time.Now().Add(timeout)); err != nil {
-		return fmt.Errorf("fastcgi: %s: health check: %w", b.addr, err)
+		return nil, fmt.Errorf("fastcgi: %s: health check: %w", b.addr, err)
 	}
 	if _, err := conn.Write(getValuesRecord()); err != nil {
-		return fmt.Errorf("fastcgi: %s: health check: sending GET_VALUES: %w", b.addr, err)
+		return nil, fmt.Errorf("fastcgi: %s: health check: sending GET_VALUES: %w", b.addr, err)
 	}
 	rr := newResponseReader(conn, timeout, nil)
 	defer rr.release()
 	for {
-		typ, id, _, err := readRecord(conn, rr.br, *rr.buf, timeout)
+		typ, id, content, err := readRecord(conn, rr.br, *rr.buf, timeout)
 		if err != nil {
 			if ctx.Err() != nil {
-				return fmt.Errorf("fastcgi: %s: health check: %w", b.addr, context.Cause(ctx))
+				return nil, fmt.Errorf("fastcgi: %s: health check: %w", b.addr, context.Cause(ctx))
 			}
-			return fmt.Errorf("fastcgi: %s: health check: waiting for GET_VALUES_RESULT: %w", b.addr, err)
+			return nil, fmt.Errorf("fastcgi: %s: health check: waiting for GET_VALUES_RESULT: %w", b.addr, err)
 		}
 		switch {
 		case id == 0 && typ == typeGetValuesResult:
-			return nil
+			// A malformed answer is an answer all the same (alive); its
+			// values are unknown.
+			vals, _ := parsePairs(content)
+			return vals, nil
 		case id == 0 && typ == typeUnknownType:
 			// The instance speaks FastCGI but not this management record:
 			// alive all the same.
-			return nil
+			return nil, nil
 		}
 	}
 }

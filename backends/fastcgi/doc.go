@@ -56,6 +56,16 @@
 // connection when there is one; while it waits for a connection of its
 // own, finished connections are closed rather than kept.
 //
+// # Capacity
+//
+// Capacity asks the instance how many requests it serves at once, for the
+// balancer's max_conns: auto: php-fpm's status page (StatusPath, requested
+// with "?json&full"; the workers it lists are the capacity with pm =
+// static only) or FCGI_GET_VALUES (FCGI_MAX_CONNS and FCGI_MAX_REQS, which
+// php-cgi -b answers and php-fpm does not). With KeepAlive, that bound is
+// what keeps the connections within the workers; a change of capacity
+// closes the kept connections.
+//
 // # The exchange
 //
 // Junction writes every request itself, framed by internal/fcgiwire (the

@@ -58,6 +58,11 @@ type Options struct {
 	// status. Empty makes Check ask the instance FCGI_GET_VALUES, which
 	// php-fpm answers without running PHP.
 	HealthScript string
+	// StatusPath is php-fpm's pm.status_path ("/status"). When set,
+	// Capacity asks it, with "?json", how many workers the instance has;
+	// otherwise Capacity asks FCGI_GET_VALUES. It is sent as SCRIPT_NAME
+	// as it is, without StripPrefix: php-fpm compares it whole.
+	StatusPath string
 	// MaxHeaderBytes bounds the script's response head; 0 means 64 KiB.
 	MaxHeaderBytes int
 	// KeepAlive is how many idle connections are kept open for reuse
@@ -103,6 +108,7 @@ type Backend struct {
 	env         *cgienv.Builder
 	limits      cgiresp.Limits
 	health      string
+	status      string // StatusPath
 	log         *slog.Logger
 
 	// idle holds kept connections; nil without KeepAlive.
@@ -111,6 +117,8 @@ type Backend struct {
 	// while one does, finished connections are closed, not kept, so that
 	// a worker becomes free to accept it.
 	probing atomic.Int32
+	// capacity is the Max Capacity learned last (0: none yet).
+	capacity atomic.Int64
 }
 
 var _ backends.Backend = (*Backend)(nil)
@@ -126,6 +134,7 @@ func New(o Options) (*Backend, error) {
 		timeout:     o.Timeout,
 		limits:      cgiresp.Limits{MaxBytes: o.MaxHeaderBytes},
 		health:      o.HealthScript,
+		status:      o.StatusPath,
 		log:         o.Logger,
 	}
 	var errs []error
@@ -151,6 +160,9 @@ func New(o Options) (*Backend, error) {
 	b.ext = path.Ext(b.index)
 	if o.HealthScript != "" && !strings.HasPrefix(o.HealthScript, "/") {
 		errs = append(errs, fmt.Errorf("fastcgi: health script %q must start with /", o.HealthScript))
+	}
+	if o.StatusPath != "" && (!strings.HasPrefix(o.StatusPath, "/") || strings.ContainsAny(o.StatusPath, "?#\x00")) {
+		errs = append(errs, fmt.Errorf("fastcgi: status path %q must start with / and hold no query", o.StatusPath))
 	}
 	if o.DialTimeout < 0 || o.Timeout < 0 || o.MaxConns < 0 || o.MaxHeaderBytes < 0 {
 		errs = append(errs, errors.New("fastcgi: negative timeout or limit"))
@@ -210,6 +222,11 @@ func (b *Backend) Serve(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	return b.serveScript(w, r, s)
+}
+
+// serveScript is Serve once the script is known.
+func (b *Backend) serveScript(w http.ResponseWriter, r *http.Request, s cgienv.Script) error {
 	if r.ContentLength < 0 {
 		return backends.Errorf(http.StatusLengthRequired, "fastcgi: %s: request body of unknown length", s.Name)
 	}

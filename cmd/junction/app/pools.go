@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"reflect"
 
 	"github.com/junction-gw/junction/backends"
@@ -34,10 +35,11 @@ func newPoolUnit(name string, bc *config.Backend, log *slog.Logger, obs balancer
 	po := poolOptions(bc, log)
 	po.Observer = obs
 	o := poolunit.Options{
-		Name:      name,
-		Pool:      po,
-		Instances: members(bc.Instances, bc.MaxConns),
-		MaxConns:  bc.MaxConns,
+		Name:         name,
+		Pool:         po,
+		Instances:    members(bc.Instances, bc.MaxConns, bc.MaxConnsFallback),
+		MaxConns:     instanceMaxConns(bc.MaxConns, bc.MaxConnsFallback),
+		AutoMaxConns: bc.MaxConns.Auto(),
 		NewBackend: func(addr string) (backends.Backend, error) {
 			return newInstance(&cfg, addr, log)
 		},
@@ -100,17 +102,39 @@ func spawnOptions(sc *config.Spawn) spawn.Options {
 
 // members maps a configured instance list to pool members (their
 // backends are the unit's to build); an instance without max_conns gets
-// the backend's.
-func members(list []config.Instance, maxConns int) []balancer.Instance {
+// the backend's. max_conns: auto makes the fallback the bound until the
+// instance tells its capacity.
+func members(list []config.Instance, maxConns config.Conns, fallback int) []balancer.Instance {
 	out := make([]balancer.Instance, len(list))
 	for i, in := range list {
 		mc := in.MaxConns
 		if mc == 0 {
 			mc = maxConns
 		}
-		out[i] = balancer.Instance{Name: in.Address, Route: in.Route, Weight: in.Weight, MaxConns: mc, Backup: in.Backup}
+		out[i] = balancer.Instance{Name: in.Address, Route: in.Route, Weight: in.Weight,
+			MaxConns: instanceMaxConns(mc, fallback), AutoMaxConns: mc.Auto(), Backup: in.Backup}
 	}
 	return out
+}
+
+// instanceMaxConns is the balancer's MaxConns for a configured max_conns:
+// the fallback for auto.
+func instanceMaxConns(mc config.Conns, fallback int) int {
+	if mc.Auto() {
+		return fallback
+	}
+	return int(mc)
+}
+
+// keepAliveConns is the FastCGI backend's KeepAlive for a configured
+// keepalive: auto keeps every connection whose request ended, and the
+// pool's bound on requests in flight (max_conns) bounds how many those
+// are.
+func keepAliveConns(k config.Conns) int {
+	if k.Auto() {
+		return math.MaxInt32
+	}
+	return int(k)
 }
 
 // start runs the unit in the group goFn belongs to; an error ending it
@@ -170,8 +194,9 @@ func newInstance(bc *config.Backend, addr string, log *slog.Logger) (backends.Ba
 			PassEnv:          bc.PassEnv,
 			SetEnv:           bc.SetEnv,
 			HealthScript:     bc.Health.Script,
+			StatusPath:       bc.Health.StatusPath,
 			MaxHeaderBytes:   bc.MaxHeaderBytes,
-			KeepAlive:        bc.KeepAlive,
+			KeepAlive:        keepAliveConns(bc.KeepAlive),
 			KeepAliveTimeout: bc.KeepAliveTimeout,
 			Logger:           log,
 		})

@@ -112,7 +112,7 @@ func (a *App) roll(r rolling) error {
 }
 
 func (a *App) replaceInstances(u *poolUnit, list []config.Instance) {
-	if err := u.Replace(members(list, u.cfg.MaxConns)); err != nil {
+	if err := u.Replace(members(list, u.cfg.MaxConns, u.cfg.MaxConnsFallback)); err != nil {
 		// The list passed Validate; a backend that still fails to build
 		// leaves the old list serving.
 		a.log.Error("reload: keeping the old instances", "backend", u.name, "err", err)

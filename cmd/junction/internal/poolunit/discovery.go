@@ -132,7 +132,7 @@ func (d *discoverer) apply(ctx context.Context, set []discovery.Instance) bool {
 		}
 		members[c.in.Name] = c.in.Addr
 		insts = append(insts, balancer.Instance{Name: c.in.Name, Backend: c.b, Weight: c.in.Weight,
-			MaxConns: d.maxConns, Backup: c.in.Backup})
+			MaxConns: d.maxConns, AutoMaxConns: d.u.autoMax, Backup: c.in.Backup, Source: d.w.Status().Kind})
 	}
 	if err := d.u.pool.Replace(insts); err != nil {
 		d.u.log.Error("discovery: updating pool", "err", err)

@@ -39,6 +39,9 @@ type Options struct {
 	// MaxConns bounds the concurrent requests on each spawned instance;
 	// 0 is unlimited.
 	MaxConns int
+	// AutoMaxConns makes each spawned instance's capacity its bound, and
+	// MaxConns the fallback (balancer.Instance.AutoMaxConns).
+	AutoMaxConns bool
 	// NewBackend builds the backend for the instance at addr.
 	NewBackend func(addr string) (backends.Backend, error)
 	// Spawn, if set, starts the instances: the pool's members are the
@@ -67,6 +70,7 @@ type Unit struct {
 	sup      *spawn.Supervisor // nil for a static instance list
 	log      *slog.Logger
 	maxConns int
+	autoMax  bool
 	build    func(addr string) (backends.Backend, error)
 	check    bool
 
@@ -88,7 +92,7 @@ type Unit struct {
 // New builds the pool (and supervisor) that o describes. Nothing runs
 // until Start.
 func New(o Options) (*Unit, error) {
-	u := &Unit{log: o.Logger, maxConns: o.MaxConns, build: o.NewBackend, check: o.CheckReady,
+	u := &Unit{log: o.Logger, maxConns: o.MaxConns, autoMax: o.AutoMaxConns, build: o.NewBackend, check: o.CheckReady,
 		cache: map[string]backends.Backend{}, ready: make(chan struct{})}
 	if u.log == nil {
 		u.log = slog.Default()
@@ -181,7 +185,7 @@ func (u *Unit) members(list []balancer.Instance) ([]balancer.Instance, error) {
 func (u *Unit) onChange(addrs []string) {
 	list := make([]balancer.Instance, len(addrs))
 	for i, a := range addrs {
-		list[i] = balancer.Instance{Name: a, MaxConns: u.maxConns}
+		list[i] = balancer.Instance{Name: a, MaxConns: u.maxConns, AutoMaxConns: u.autoMax}
 	}
 	insts, err := u.members(list)
 	if err != nil {

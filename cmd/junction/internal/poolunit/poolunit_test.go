@@ -154,3 +154,25 @@ func TestLifecycle(t *testing.T) {
 		t.Errorf("instance backend closed %d times, want once", b.closed)
 	}
 }
+
+// TestSpawnedAutoMaxConns: a spawned pool's instances, as the supervisor
+// publishes them, learn their capacity with max_conns: auto and are bound
+// by the fallback until they tell.
+func TestSpawnedAutoMaxConns(t *testing.T) {
+	bu := &builder{built: map[string][]*fakeBackend{}}
+	u, err := New(Options{Name: "app", NewBackend: bu.build, MaxConns: 3, AutoMaxConns: true,
+		Pool: balancer.Options{Logger: slog.New(slog.DiscardHandler)}, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.onChange([]string{"127.0.0.1:9001", "127.0.0.1:9002"})
+	ins := u.Pool().Snapshot().Instances
+	if len(ins) != 2 {
+		t.Fatalf("%d instances, want 2", len(ins))
+	}
+	for _, in := range ins {
+		if !in.AutoMaxConns || in.MaxConns != 3 || in.Limit != 3 {
+			t.Errorf("%s: auto %v, max_conns %d, limit %d; want auto with fallback 3", in.Name, in.AutoMaxConns, in.MaxConns, in.Limit)
+		}
+	}
+}

@@ -64,6 +64,8 @@ type Pool struct {
 	Policy    string     `json:"policy,omitempty"`
 	Queue     int        `json:"queue"` // requests waiting for a free instance
 	Instances []Instance `json:"instances"`
+	// History is the pool's requests of the last 15 minutes.
+	History *History `json:"history,omitempty"`
 	// Source is where the instances come from: static, spawn, dns or srv.
 	Source string `json:"source,omitempty"`
 	// Discovery is the DNS lookup's state for dns and srv pools.
@@ -111,6 +113,26 @@ type Instance struct {
 	// LastError is the most recent failure, and when it happened.
 	LastError     string    `json:"last_error,omitempty"`
 	LastErrorTime time.Time `json:"last_error_time,omitzero"`
+	// Source is where the instance came from: static, dns or srv.
+	Source string `json:"source,omitempty"`
+	// MaxConns is the bound on its requests in flight in force (0:
+	// none): the learned capacity with max_conns: auto, else the
+	// configured max_conns or max_conns_fallback.
+	MaxConns int `json:"max_conns"`
+	// Capacity is what the instance said it serves at once (max_conns:
+	// auto); 0 when it did not tell or was not asked. CapacitySource says
+	// what answered, CapacityStatus says it in words (why unknown, which
+	// fallback is used), CapacityError is the latest probe's failure.
+	Capacity       int       `json:"capacity,omitempty"`
+	CapacitySource string    `json:"capacity_source,omitempty"`
+	CapacityStatus string    `json:"capacity_status,omitempty"`
+	CapacityError  string    `json:"capacity_error,omitempty"`
+	CapacityTime   time.Time `json:"capacity_time,omitzero"`
+	// IdleWorkers is the idle worker count the instance reported (php-fpm's
+	// status page), when it did.
+	IdleWorkers *int `json:"idle_workers,omitempty"`
+	// History is the instance's attempts of the last 15 minutes.
+	History *History `json:"history,omitempty"`
 }
 
 // CGI is a CGI backend: a bounded number of concurrent scripts.
@@ -126,7 +148,8 @@ type CGI struct {
 // were removed by a reload and still finish requests are listed as
 // draining.
 func FromPool(p balancer.PoolStatus) Pool {
-	out := Pool{Name: p.Name, Policy: p.Policy, Queue: p.QueueLen, Instances: make([]Instance, 0, len(p.Instances))}
+	out := Pool{Name: p.Name, Policy: p.Policy, Queue: p.QueueLen, Instances: make([]Instance, 0, len(p.Instances)),
+		History: historyOf(p.History)}
 	for _, in := range p.Instances {
 		st := StateUp
 		switch {
@@ -144,7 +167,14 @@ func FromPool(p balancer.PoolStatus) Pool {
 			Ejections: in.Ejections, Requests: in.Requests, Failures: in.Failures,
 			P50: in.P50.Seconds(), P90: in.P90.Seconds(), P99: in.P99.Seconds(),
 			LastError: in.LastError, LastErrorTime: in.LastFailure,
+			Source: in.Source, MaxConns: in.Limit, CapacityStatus: capacityText(in),
+			CapacityError: in.CapacityError, CapacityTime: in.CapacityTime, IdleWorkers: idleWorkers(in),
+			History: historyOf(in.History),
 		})
+		if in.AutoMaxConns {
+			out.Instances[len(out.Instances)-1].Capacity = in.Capacity.Max
+			out.Instances[len(out.Instances)-1].CapacitySource = in.Capacity.Source
+		}
 	}
 	return out
 }

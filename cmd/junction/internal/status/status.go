@@ -36,6 +36,7 @@ var page = template.Must(template.New("status.html").Funcs(template.FuncMap{
 		}
 		return min(100, n*100/of)
 	},
+	"spark": sparkline,
 }).ParseFS(files, "status.html"))
 
 // Handler serves the snapshot returned by snap: as JSON for paths ending
