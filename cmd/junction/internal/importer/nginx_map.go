@@ -283,8 +283,11 @@ func (m *nginxMapper) mapPass(b *builder, d *directive, proto string, s nginxSco
 		m.mapFPM(b, d, s, prefix, sf, addrs, weights, block)
 		return
 	}
-	if proto == "scgi" && sfAt == nil && s.root == "" && s.alias == "" {
-		b.note(d.File, d.Line, d.Name, "an SCGI application, not scripts (no SCRIPT_FILENAME or root): junction pools speak HTTP and FastCGI")
+	if proto == "scgi" && sfAt == nil {
+		// nginx sends no SCRIPT_FILENAME over SCGI unless told to: without
+		// one, the server finds its scripts itself (uWSGI) or is an
+		// application.
+		b.note(d.File, d.Line, d.Name, "no scgi_param SCRIPT_FILENAME: an SCGI application (junction pools speak HTTP and FastCGI) or a runner that finds its scripts itself (uWSGI: import its ini file)")
 		return
 	}
 	dir, ok := scriptDir(sf, s, prefix)
