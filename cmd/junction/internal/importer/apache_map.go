@@ -440,6 +440,13 @@ func (m *apacheMapper) mapScripts(b *builder) {
 		}
 		b.pointFront(prefix, b.scgi())
 	}
+	if m.docRoot != "" {
+		// Server-wide Action handlers apply to the document root.
+		dr := strings.TrimSuffix(path.Clean(m.docRoot), "/")
+		if x := m.dir(dr); len(m.interpreters(b, &apacheDir{})) > 0 && !x.execCGI {
+			b.hint("the document root runs Action handlers: send only their extensions to junction (nginx: location ~ \\.php$), let the front server serve the other files")
+		}
+	}
 	for _, dir := range m.dirOrder {
 		x := m.dirs[dir]
 		if covered[dir] {

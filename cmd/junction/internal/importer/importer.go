@@ -199,7 +199,10 @@ type builder struct {
 
 // note records a directive that was not mapped.
 func (b *builder) note(file string, line int, directive, why string) {
-	b.res.Notes = append(b.res.Notes, Note{File: file, Line: line, Directive: directive, Why: why})
+	n := Note{File: file, Line: line, Directive: directive, Why: why}
+	if !slices.Contains(b.res.Notes, n) {
+		b.res.Notes = append(b.res.Notes, n)
+	}
 }
 
 // hint records a free line for standard error.
