@@ -283,7 +283,11 @@ func (p *lighttpdParser) stmt(depth int) (*lstmt, error) {
 		if err != nil {
 			return nil, err
 		}
-		// Later values may name any key set before (var.x, server.port).
+		// Later values may name any key set before (var.x, server.port);
+		// a conditional's own settings are not the global ones.
+		if depth > 0 && !strings.HasPrefix(t.text, "var.") {
+			return &lstmt{kind: lAssign, key: t.text, op: op.text, val: v, file: p.file, line: t.line}, nil
+		}
 		if old, ok := p.vars[t.text]; ok && op.text == "+=" {
 			p.vars[t.text] = lconcat(old, v)
 		} else {
