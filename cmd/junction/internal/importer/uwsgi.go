@@ -52,7 +52,8 @@ func parseINI(file, src, section string, prior []uopt) ([]uopt, error) {
 		if k == "" {
 			return nil, fmt.Errorf("%s:%d: option without a name", file, n)
 		}
-		v = expandUWSGI(v, file, append(prior, out...))
+		// Trimmed again: an expansion at either end may be empty.
+		v = strings.TrimSpace(expandUWSGI(v, file, append(prior, out...)))
 		out = append(out, uopt{key: k, value: v, file: file, line: n})
 	}
 	if err := sc.Err(); err != nil {
