@@ -221,7 +221,7 @@ func (m *lighttpdMapper) mapCGI(b *builder, s lscope) {
 	}
 	be = b.addBackend(be)
 	b.route(cleanPrefix(s.prefix, true), be)
-	b.pointFront(cleanPrefix(s.prefix, true), b.scgi())
+	b.pointFront(cleanPrefix(s.prefix, true), b.scgi(), be.Root)
 }
 
 func (m *lighttpdMapper) mapFastCGI(b *builder, s lscope) {

@@ -11,16 +11,25 @@ type front struct {
 	prefix  string
 	address string // the listener's address
 	proto   string
+	// root is the directory of a cgi backend's scripts: lighttpd builds
+	// SCRIPT_FILENAME from its own mapping of the URL, which must land
+	// inside it.
+	root string
 }
 
-// pointFront records that requests under prefix reach junction at l.
-func (b *builder) pointFront(prefix string, l *Listener) {
+// pointFront records that requests under prefix reach junction at l;
+// root, when given, is where the scripts are.
+func (b *builder) pointFront(prefix string, l *Listener, root ...string) {
 	for _, f := range b.fronts {
 		if f.prefix == prefix {
 			return
 		}
 	}
-	b.fronts = append(b.fronts, front{prefix: prefix, address: l.Address, proto: l.Protocol})
+	f := front{prefix: prefix, address: l.Address, proto: l.Protocol}
+	if len(root) > 0 {
+		f.root = root[0]
+	}
+	b.fronts = append(b.fronts, f)
 }
 
 // snippets renders the front-server configuration for each server named.
@@ -76,11 +85,22 @@ func lighttpdSnippet(fs []front) string {
 	keys := map[string]string{"scgi": "scgi.server", "fastcgi": "fastcgi.server", "http": "proxy.server"}
 	var w strings.Builder
 	seen := map[string]bool{}
+	var aliases []string
 	for _, f := range fs {
 		if !seen[f.proto] {
 			seen[f.proto] = true
 			fmt.Fprintf(&w, "server.modules += ( %q )\n", mods[f.proto])
 		}
+		if f.root != "" && strings.HasSuffix(f.prefix, "/") {
+			aliases = append(aliases, fmt.Sprintf("%q => %q", f.prefix, f.root+"/"))
+		}
+	}
+	if len(aliases) > 0 {
+		// lighttpd sends SCRIPT_FILENAME from its own URL mapping; junction
+		// honours it only inside the backend's root (keep an alias.url you
+		// already have for these prefixes instead).
+		w.WriteString("server.modules += ( \"mod_alias\" )\n")
+		fmt.Fprintf(&w, "alias.url += ( %s )\n", strings.Join(aliases, ", "))
 	}
 	for _, proto := range []string{"scgi", "fastcgi", "http"} {
 		var entries []string

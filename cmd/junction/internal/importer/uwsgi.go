@@ -162,12 +162,13 @@ var uwsgiIgnored = map[string]string{
 	"master": "junction supervises its scripts itself", "vacuum": "junction removes its sockets itself",
 	"die-on-term": "junction stops on SIGTERM", "enable-threads": "not needed",
 	"plugin": "not needed: CGI is built in", "plugins": "not needed: CGI is built in",
-	"modifier1":         "not needed: a junction listener serves its backend directly",
-	"scgi-modifier1":    "not needed: a junction listener serves its backend directly",
-	"fastcgi-modifier1": "not needed: a junction listener serves its backend directly",
-	"cgi-allowed-ext":   "not needed: junction runs any executable file under root",
-	"disable-logging":   "junction logs no requests by default (log.access)",
-	"listen":            "junction uses the system's listen backlog",
+	"modifier1":              "not needed: a junction listener serves its backend directly",
+	"scgi-modifier1":         "not needed: a junction listener serves its backend directly",
+	"fastcgi-modifier1":      "not needed: a junction listener serves its backend directly",
+	"cgi-allowed-ext":        "not needed: junction runs any executable file under root",
+	"cgi-close-stdin-on-eof": "not needed: a script's stdin always ends after the request body",
+	"disable-logging":        "junction logs no requests by default (log.access)",
+	"listen":                 "junction uses the system's listen backlog",
 }
 
 func (m *uwsgiMapper) mapTo(b *builder) {

@@ -27,7 +27,7 @@ func (r *Result) YAML(header string) string {
 	for _, l := range c.Listeners {
 		fmt.Fprintf(&w, "  - protocol: %s\n    address: %s\n", l.Protocol, yq(l.Address))
 		if l.Backend != "" {
-			fmt.Fprintf(&w, "    backend: %s\n", yq(l.Backend))
+			fmt.Fprintf(&w, "    backend: %s\n", yk(l.Backend))
 		}
 		if l.SocketMode != "" {
 			fmt.Fprintf(&w, "    socket_mode: %s\n", yq(l.SocketMode))
@@ -42,7 +42,7 @@ func (r *Result) YAML(header string) string {
 	if len(c.Routes) > 0 {
 		w.WriteString("\nroutes:\n")
 		for _, rt := range c.Routes {
-			fmt.Fprintf(&w, "  - {prefix: %s, backend: %s}\n", yq(rt.Prefix), yq(rt.Backend))
+			fmt.Fprintf(&w, "  - {prefix: %s, backend: %s}\n", yq(rt.Prefix), yk(rt.Backend))
 		}
 	}
 	w.WriteString("\nbackends:\n")
@@ -53,7 +53,7 @@ func (r *Result) YAML(header string) string {
 }
 
 func writeBackend(w *strings.Builder, b *Backend) {
-	fmt.Fprintf(w, "  %s:\n    type: %s\n", yq(b.Name), b.Type)
+	fmt.Fprintf(w, "  %s:\n    type: %s\n", yk(b.Name), b.Type)
 	kv := func(k, v string) {
 		if v != "" {
 			fmt.Fprintf(w, "    %s: %s\n", k, yq(v))
@@ -84,7 +84,7 @@ func writeBackend(w *strings.Builder, b *Backend) {
 	if len(b.SetEnv) > 0 {
 		w.WriteString("    set_env:\n")
 		for _, e := range b.SetEnv {
-			fmt.Fprintf(w, "      %s: %s\n", yq(e.Name), yq(e.Value))
+			fmt.Fprintf(w, "      %s: %s\n", yk(e.Name), yq(e.Value))
 		}
 	}
 	kv("balance", b.Balance)
@@ -111,6 +111,23 @@ func yList(vs []string) string {
 		q[i] = yq(v)
 	}
 	return "[" + strings.Join(q, ", ") + "]"
+}
+
+// yk writes a key or name plainly when YAML reads it back as the same
+// string (letters, digits, "_" and "-", not starting with a digit or "-"),
+// quoted otherwise.
+func yk(s string) string {
+	for i, r := range s {
+		ok := r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || i > 0 && (r == '-' || r >= '0' && r <= '9')
+		if !ok {
+			return yq(s)
+		}
+	}
+	if s == "" || strings.EqualFold(s, "true") || strings.EqualFold(s, "false") || strings.EqualFold(s, "null") ||
+		strings.EqualFold(s, "yes") || strings.EqualFold(s, "no") || strings.EqualFold(s, "on") || strings.EqualFold(s, "off") || s == "y" || s == "n" || s == "Y" || s == "N" {
+		return yq(s)
+	}
+	return s
 }
 
 // yq quotes s as a YAML double-quoted scalar. junction expands ${NAME} and
