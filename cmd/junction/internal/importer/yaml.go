@@ -163,15 +163,16 @@ func yq(s string) string {
 	return b.String()
 }
 
-// Report is what goes to standard error: one line per note, the hints,
-// then each snippet under a "# ---- SERVER: WHERE ----" line.
+// Report is what goes to standard error: one line per note
+// ("file:line: directive: why"), the hints as "# " comment lines, then
+// each snippet under a "# ---- SERVER: WHERE ----" line.
 func (r *Result) Report() string {
 	var w strings.Builder
 	for _, n := range r.Notes {
 		w.WriteString(n.String() + "\n")
 	}
 	for _, h := range r.Hints {
-		w.WriteString(h + "\n")
+		w.WriteString("# " + h + "\n")
 	}
 	for _, s := range r.Snippets {
 		fmt.Fprintf(&w, "# ---- %s: %s ----\n%s", s.Server, s.Where, s.Text)
