@@ -3,6 +3,7 @@ package importer
 import (
 	"bufio"
 	"fmt"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -194,7 +195,18 @@ func (m *uwsgiMapper) mapTo(b *builder) {
 				b.note(o.file, o.line, o.key+" = "+o.value, "want .EXT=COMMAND")
 				continue
 			}
-			helpers = append(helpers, Interpreter{Ext: ext, Command: strings.Fields(cmd)})
+			argv := strings.Fields(cmd)
+			if !filepath.IsAbs(argv[0]) {
+				// uWSGI finds a bare name on its PATH; junction wants the
+				// absolute path, found here on this machine's PATH.
+				abs, err := exec.LookPath(argv[0])
+				if err != nil || !filepath.IsAbs(abs) {
+					b.note(o.file, o.line, o.key+" = "+o.value, fmt.Sprintf("%q is not on PATH here: write its absolute path", argv[0]))
+					continue
+				}
+				argv[0] = abs
+			}
+			helpers = append(helpers, Interpreter{Ext: ext, Command: argv})
 		case "cgi-timeout":
 			n, err := strconv.Atoi(o.value)
 			if err != nil || n <= 0 {

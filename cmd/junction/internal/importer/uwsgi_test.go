@@ -1,6 +1,7 @@
 package importer
 
 import (
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -128,16 +129,25 @@ func TestUWSGIHelpers(t *testing.T) {
 	dir := writeTree(t, map[string]string{"a.ini": `[uwsgi]
 cgi = /cgi-bin=/srv/cgi
 cgi-helper = .py=/usr/bin/python3 -u
-cgi-helper = .php=php-cgi
+cgi-helper = .sh=sh
+cgi-helper = .rb=no-such-interpreter-here
 cgi-helper = bad
 `})
 	res, err := Import("uwsgi", []string{filepath.Join(dir, "a.ini")}, Options{User: "nobody"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []Interpreter{{".py", []string{"/usr/bin/python3", "-u"}}, {".php", []string{"php-cgi"}}}
+	// A bare command name is looked up on PATH, as uWSGI does.
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		t.Skip("no sh on PATH")
+	}
+	want := []Interpreter{{".py", []string{"/usr/bin/python3", "-u"}}, {".sh", []string{sh}}}
 	if got := res.Config.Backends[0].Interpreters; !reflect.DeepEqual(got, want) {
 		t.Errorf("interpreters = %+v", got)
+	}
+	if !hasNote(res, "no-such-interpreter-here", "not on PATH") {
+		t.Errorf("report:\n%s", res.Report())
 	}
 	if !strings.Contains(res.YAML(""), `".py": ["/usr/bin/python3", "-u"]`) || !hasNote(res, "cgi-helper = bad", ".EXT=COMMAND") {
 		t.Errorf("yaml:\n%s\nreport:\n%s", res.YAML(""), res.Report())
