@@ -41,6 +41,7 @@ type apacheAlias struct {
 }
 
 type apacheDir struct {
+	at       *directive // the first <Directory> section for it
 	execCGI  bool
 	cgiExts  []string
 	handlers map[string]string // ext → handler
@@ -172,6 +173,9 @@ func (m *apacheMapper) section(b *builder, d *directive, name string, args []str
 		m.walk(b, d.Block, dir, loc)
 	case "directory":
 		if len(args) == 1 && !strings.HasPrefix(args[0], "~") {
+			if x := m.dir(args[0]); x.at == nil {
+				x.at = d
+			}
 			m.walk(b, d.Block, args[0], loc)
 			return
 		}
@@ -458,7 +462,9 @@ func (m *apacheMapper) mapScripts(b *builder) {
 		}
 		prefix, ok := m.urlOf(dir)
 		if !ok {
-			b.note(b.fileOf(x), 0, "<Directory "+dir+">", "scripts here but no Alias or DocumentRoot serves the directory")
+			if x.at != nil {
+				b.note(x.at.File, x.at.Line, "<Directory "+dir+">", "scripts here but no Alias or DocumentRoot serves the directory")
+			}
 			continue
 		}
 		be := &Backend{Name: nameFor(prefix, "scripts"), Type: "cgi", Root: dir, URLPrefix: prefix, Timeout: m.timeout}
@@ -467,13 +473,6 @@ func (m *apacheMapper) mapScripts(b *builder) {
 		b.route(prefix, be)
 		b.pointFront(prefix, b.scgi())
 	}
-}
-
-func (b *builder) fileOf(x *apacheDir) string {
-	if len(x.notNeed) > 0 {
-		return x.notNeed[0].File
-	}
-	return "-"
 }
 
 func (m *apacheMapper) hasCGIHandler(x *apacheDir) bool {
@@ -675,7 +674,8 @@ func (m *apacheMapper) mapFCGI(b *builder, p apacheProxy, addr, tpath, prefix st
 
 func (m *apacheMapper) mapBalancer(b *builder, p apacheProxy, name, tpath, prefix string) {
 	d := p.d
-	bal, ok := m.balancers["balancer://"+strings.ToLower(name[:strings.LastIndexByte(name, ':')])]
+	host, _, _ := strings.Cut(name, ":")
+	bal, ok := m.balancers["balancer://"+strings.ToLower(host)]
 	if !ok || len(bal.members) == 0 {
 		b.note(d.File, d.Line, d.Name+" "+strings.Join(d.Args, " "), "no <Proxy balancer://...> with BalancerMember lines for it")
 		return

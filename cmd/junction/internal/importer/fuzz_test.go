@@ -2,9 +2,12 @@ package importer
 
 import (
 	"os"
+
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/junction-gw/junction/config"
 )
 
 // addSeedFiles adds the configuration files Debian ships (where installed)
@@ -190,6 +193,44 @@ func FuzzParseProperties(f *testing.F) {
 			if again[i].key != ps[i].key {
 				t.Fatalf("property %d: key %q became %q", i, ps[i].key, again[i].key)
 			}
+		}
+	})
+}
+
+// FuzzImport: no input file makes a mapper panic, and whatever maps
+// renders as YAML junction's loader can read (values never break out of
+// their quotes).
+func FuzzImport(f *testing.F) {
+	f.Add(uint8(0), "location /cgi-bin/ { root /srv; fastcgi_pass unix:/run/fcgiwrap.socket; }")
+	f.Add(uint8(1), "ScriptAlias /cgi-bin/ /srv/cgi/\nProxyPass /b/ balancer://x/\n<Proxy balancer://x>\nBalancerMember http://h:1 route=a\n</Proxy>\n")
+	f.Add(uint8(2), `$HTTP["url"] =~ "^/c/" { alias.url += ( "/c/" => "/srv/" ) cgi.assign = ( ".py" => "/usr/bin/python3" ) }`)
+	f.Add(uint8(3), "[uwsgi]\ncgi = /c=/srv\nsocket = /run/u.sock\nuid = nobody\n")
+	f.Add(uint8(4), "worker.w.type=ajp13\n/app/*=w\n")
+	f.Fuzz(func(t *testing.T, k uint8, src string) {
+		kind := Kinds[int(k)%len(Kinds)]
+		name := "in.conf"
+		switch kind {
+		case "uwsgi":
+			name = "in.ini"
+		case "modjk":
+			name = "uriworkermap.properties"
+		}
+		if strings.Contains(src, "include") || strings.Contains(src, "Include") || strings.Contains(src, "ini") || strings.Contains(src, "JkWorkersFile") {
+			return // no reading of other files from fuzz input
+		}
+		p := t.TempDir() + "/" + name
+		if err := os.WriteFile(p, []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		res, err := Import(kind, []string{p}, Options{User: "nobody"})
+		if err != nil {
+			return
+		}
+		// Values may be invalid for junction (an address nginx accepted and
+		// junction does not): check names them. The file itself must
+		// decode, with every key one junction knows.
+		if _, err := config.Parse([]byte(res.YAML("fuzz")), "yaml"); err != nil && (strings.Contains(err.Error(), "yaml: ") || strings.Contains(err.Error(), "unknown key") && !strings.Contains(err.Error(), "interpreters")) {
+			t.Fatalf("%s: the YAML does not decode: %v\n%s", kind, err, res.YAML("fuzz"))
 		}
 	})
 }
