@@ -106,6 +106,8 @@ type Listener struct {
 	Protocol, Address, Backend string
 	SocketMode                 string
 	SocketOwner, SocketGroup   string
+	// takeover marks the old gateway's own socket (not the new SCGI one).
+	takeover bool
 }
 
 // Route sends a URL prefix to a backend.
@@ -270,12 +272,16 @@ func (b *builder) listener(proto, addr string) *Listener {
 			return l
 		}
 	}
-	b.res.Config.Listeners = append(b.res.Config.Listeners, Listener{Protocol: proto, Address: addr})
+	b.res.Config.Listeners = append(b.res.Config.Listeners, Listener{Protocol: proto, Address: addr, takeover: true})
 	return &b.res.Config.Listeners[len(b.res.Config.Listeners)-1]
 }
 
 // scgi returns the new SCGI listener (Options.Listen).
-func (b *builder) scgi() *Listener { return b.listener("scgi", b.opt.Listen) }
+func (b *builder) scgi() *Listener {
+	l := b.listener("scgi", b.opt.Listen)
+	l.takeover = false
+	return l
+}
 
 // finish settles defaults: every listener gets a default backend, routes
 // that only repeat it go, the identity is filled in, and notes are sorted.
@@ -310,6 +316,17 @@ func (b *builder) finish() *Result {
 		if c.User == "" {
 			b.hint("identity: the input does not say which user ran the scripts; pass --user NAME (started as root, junction refuses to run scripts as root)")
 		}
+		for i := range c.Listeners {
+			l := &c.Listeners[i]
+			if !l.takeover || !strings.HasPrefix(l.Address, "unix:") || l.SocketMode != "" || l.SocketOwner != "" {
+				continue
+			}
+			// junction binds as root: without these the socket would be
+			// root's and the web server's workers could not connect.
+			// Debian's fcgiwrap.socket is www-data's with mode 0660.
+			l.SocketMode, l.SocketOwner = "0660", c.User
+			b.hint("%s: owned by %s with mode 0660 (as Debian's fcgiwrap.socket is www-data's, 0660): add socket_group: GROUP if the web server runs as another user", l.Address, ownerName(c.User))
+		}
 	}
 	slices.SortStableFunc(b.res.Notes, func(x, y Note) int {
 		if x.File != y.File {
@@ -318,6 +335,13 @@ func (b *builder) finish() *Result {
 		return x.Line - y.Line
 	})
 	return &b.res
+}
+
+func ownerName(u string) string {
+	if u == "" {
+		return "junction's user"
+	}
+	return u
 }
 
 // sanitizeName turns s into a backend name: lower case letters, digits,

@@ -52,7 +52,12 @@ func TestNginxFcgiwrapDebian(t *testing.T) {
 	f := needFile(t, "/usr/share/doc/fcgiwrap/examples/nginx.conf", "fcgiwrap")
 	res, cfg := importOK(t, "nginx", []string{f}, Options{User: "www-data"})
 	if len(cfg.Listeners) != 1 || cfg.Listeners[0].Protocol != "fastcgi" || cfg.Listeners[0].Address != "unix:/run/fcgiwrap.socket" {
-		t.Errorf("listeners = %+v, want fastcgi on fcgiwrap's socket", cfg.Listeners)
+		t.Fatalf("listeners = %+v, want fastcgi on fcgiwrap's socket", cfg.Listeners)
+	}
+	// junction binds as root: the socket must be the scripts' user's, as
+	// fcgiwrap.socket is, or nginx's workers could not connect.
+	if l := cfg.Listeners[0]; l.SocketOwner != "www-data" || l.SocketMode.String() != "0660" {
+		t.Errorf("socket owner/mode = %q/%s", l.SocketOwner, l.SocketMode)
 	}
 	be := cfg.Backends["cgi-bin"]
 	if be == nil || be.Root != "/usr/lib/cgi-bin" || be.URLPrefix != "/cgi-bin/" {
