@@ -295,6 +295,30 @@ func TestImportApache(t *testing.T) {
 	startNginx(t, fmt.Sprintf("    server {\n        listen %s;\n%s    }\n", migrated, importSnippet(t, r.Stderr, "nginx")))
 	probes := append(importProbes, importProbe{"GET", "/cgi-bin/greeting.sh", ""})
 	importCompare(t, probes, importAsk(t, "http://"+old, probes), importAsk(t, "http://"+migrated, probes))
+
+	// Action + AddHandler import into the CGI runner's interpreters (issue
+	// 15): php-cgi runs .php files that have no exec bit.
+	t.Run("interpreters", func(t *testing.T) {
+		needBin(t, "/usr/bin/php-cgi", "php-cgi")
+		php := filepath.Join(s.Dir, "php")
+		copyDir(t, filepath.Join("testdata", "import", "php"), php)
+		if err := os.Symlink("/usr/bin/php-cgi", filepath.Join(s.Root, "php-cgi")); err != nil {
+			t.Fatal(err)
+		}
+		conf := writeFile(t, confDir, "action.conf", importTemplate(t, "apache-action.conf", "ROOT", s.Root, "PHP", php))
+		old := freeAddr(t)
+		startApache(t, []string{"alias", "cgi", "mime", "actions"}, fmt.Sprintf("Listen %s\nInclude %s\n", old, conf))
+		listen := freeAddr(t)
+		r := importOK(t, "apache", "--listen", listen, conf)
+		if !strings.Contains(r.YAML, `".php": "`+filepath.Join(s.Root, "php-cgi")+`"`) {
+			t.Errorf("no .php interpreter in:\n%s", r.YAML)
+		}
+		startJunction(t, r.YAML, listen)
+		migrated := freeAddr(t)
+		startNginx(t, fmt.Sprintf("    server {\n        listen %s;\n%s    }\n", migrated, importSnippet(t, r.Stderr, "nginx")))
+		probes := []importProbe{{"GET", "/php/hello.php?a=b", ""}, {"POST", "/php/hello.php", "x=1"}, {"GET", "/cgi-bin/hello.sh", ""}}
+		importCompare(t, probes, importAsk(t, "http://"+old, probes), importAsk(t, "http://"+migrated, probes))
+	})
 }
 
 // TestImportLighttpd imports Debian's 10-cgi.conf (with setenv) and serves
