@@ -275,7 +275,13 @@ func (m *lighttpdMapper) mapFastCGI(b *builder, s lscope) {
 			}
 			be = b.addBackend(be)
 			b.route(cleanPrefix(prefix, false), be)
-			b.pointFront(cleanPrefix(prefix, false), b.scgi())
+			// An extension key (".php") stays one in the snippet: lighttpd
+			// keeps serving the other files itself.
+			front := cleanPrefix(prefix, false)
+			if strings.HasPrefix(e.key, ".") {
+				front = e.key
+			}
+			b.pointFront(front, b.scgi())
 			continue
 		}
 		if binPath != "" {

@@ -91,12 +91,17 @@ func TestLighttpdCGIDebian(t *testing.T) {
 // fastcgi.server snippets: php-fpm becomes a pool behind junction.
 func TestLighttpdFastCGIDebian(t *testing.T) {
 	f := needFile(t, "/etc/lighttpd/conf-available/15-fastcgi-php-fpm.conf", "lighttpd")
+	mod := needFile(t, "/etc/lighttpd/conf-available/10-fastcgi.conf", "lighttpd")
 	dir := writeTree(t, map[string]string{"main.conf": `server.document-root = "/var/www/html"
 server.username = "www-data"
 server.groupname = "www-data"
+include "` + mod + `"
 include "` + f + `"
 `})
-	_, cfg := importOK(t, "lighttpd", []string{filepath.Join(dir, "main.conf")}, Options{})
+	res, cfg := importOK(t, "lighttpd", []string{filepath.Join(dir, "main.conf")}, Options{})
+	if !strings.Contains(res.Snippets[0].Text, `".php" => (( "host" => "127.0.0.1", "port" => 4000`) {
+		t.Errorf("snippet (an extension key stays one):\n%s", res.Snippets[0].Text)
+	}
 	be := cfg.Backends["php"]
 	if be == nil || be.Type != "fastcgi" || be.Root != "/var/www/html" || be.Instances[0].Address != "unix:/run/php/php-fpm.sock" {
 		t.Fatalf("backends = %+v", cfg.Backends)

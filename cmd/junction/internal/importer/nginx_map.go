@@ -280,7 +280,7 @@ func (m *nginxMapper) mapPass(b *builder, d *directive, proto string, s nginxSco
 	sf, sfAt := paramValue(s.params[proto], "SCRIPT_FILENAME")
 	app := proto == "fastcgi" && fcgiApp(d.Args[0]+" "+strings.Join(addrs, " "), loc)
 	if app {
-		m.mapFPM(b, d, s, prefix, sf, addrs, weights, block)
+		m.mapFPM(b, d, s, loc, prefix, sf, addrs, weights, block)
 		return
 	}
 	if proto == "scgi" && sfAt == nil {
@@ -289,6 +289,11 @@ func (m *nginxMapper) mapPass(b *builder, d *directive, proto string, s nginxSco
 		// application.
 		b.note(d.File, d.Line, d.Name, "no scgi_param SCRIPT_FILENAME: an SCGI application (junction pools speak HTTP and FastCGI) or a runner that finds its scripts itself (uWSGI: import its ini file)")
 		return
+	}
+	if dr, _ := paramValue(s.params[proto], "DOCUMENT_ROOT"); sfAt == nil && dr != "" && !nginxVarRE.MatchString(dr) {
+		// fcgiwrap finds DOCUMENT_ROOT + SCRIPT_NAME without a
+		// SCRIPT_FILENAME.
+		s.root, s.alias = dr, ""
 	}
 	dir, ok := scriptDir(sf, s, prefix)
 	if !ok {
@@ -306,14 +311,15 @@ func (m *nginxMapper) mapPass(b *builder, d *directive, proto string, s nginxSco
 		b.note(d.File, d.Line, d.Name, fmt.Sprintf("upstream %s has %d servers: junction replaces the gateway at %s only", d.Args[0], len(addrs), addrs[0]))
 	}
 	b.route(cleanPrefix(prefix, false), be)
-	b.pointFront(prefix, l)
+	// The snippet keeps the location as nginx had it (a regex too).
+	b.pointFront(loc, l)
 	b.hint("%s:%d: %s %s: a CGI runner (fcgiwrap, uWSGI): junction takes over its socket; nginx stays as it is", d.File, d.Line, d.Name, d.Args[0])
 	m.noteGateway(b, block, proto, false)
 }
 
 // mapFPM maps a location passing to a FastCGI application server: junction
 // becomes a pool in front of it, reached over SCGI.
-func (m *nginxMapper) mapFPM(b *builder, d *directive, s nginxScope, prefix, sf string, addrs []string, weights []int, block []*directive) {
+func (m *nginxMapper) mapFPM(b *builder, d *directive, s nginxScope, loc, prefix, sf string, addrs []string, weights []int, block []*directive) {
 	docroot := s.root
 	if s.alias != "" {
 		docroot = s.alias
@@ -337,7 +343,7 @@ func (m *nginxMapper) mapFPM(b *builder, d *directive, s nginxScope, prefix, sf 
 	}
 	be = b.addBackend(be)
 	b.route(cleanPrefix(prefix, false), be)
-	b.pointFront(cleanPrefix(prefix, false), b.scgi())
+	b.pointFront(loc, b.scgi())
 	b.hint("%s:%d: %s %s: a FastCGI application (php-fpm): junction becomes a pool in front of it, nginx reaches junction over SCGI", d.File, d.Line, d.Name, d.Args[0])
 	for _, p := range s.params["fastcgi"] {
 		if len(p.Args) < 2 || standardParams[strings.ToUpper(p.Args[0])] {

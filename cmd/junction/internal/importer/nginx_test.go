@@ -110,7 +110,7 @@ func TestNginxPHPFPMDebian(t *testing.T) {
 			t.Errorf("no note %q/%q in\n%s", n.d, n.why, res.Report())
 		}
 	}
-	if !strings.Contains(res.Snippets[0].Text, "scgi_pass 127.0.0.1:4100;") {
+	if !strings.Contains(res.Snippets[0].Text, "location ~ \\.php$ {") || !strings.Contains(res.Snippets[0].Text, "scgi_pass 127.0.0.1:4100;") {
 		t.Errorf("snippet:\n%s", res.Snippets[0].Text)
 	}
 }
@@ -145,6 +145,10 @@ server {
         scgi_pass unix:/run/legacy.sock;
         scgi_param SCRIPT_FILENAME /srv/legacy$uri;
     }
+    location /dr/ {
+        fastcgi_pass unix:/run/fcgiwrap-2.socket;
+        fastcgi_param DOCUMENT_ROOT /srv/docroot;
+    }
     location /odd/ {
         fastcgi_pass unix:/run/fcgiwrap.socket;
         fastcgi_param SCRIPT_FILENAME $host$uri;
@@ -172,11 +176,14 @@ server {
 	if lg == nil || lg.Root != "/srv/legacy/legacy" || lg.URLPrefix != "/legacy/" {
 		t.Errorf("legacy = %+v", lg)
 	}
+	if dr := cfg.Backends["dr"]; dr == nil || dr.Root != "/srv/docroot/dr" {
+		t.Errorf("dr = %+v (fcgiwrap finds DOCUMENT_ROOT + SCRIPT_NAME)", dr)
+	}
 	var ls []string
 	for _, l := range cfg.Listeners {
 		ls = append(ls, l.Protocol+" "+l.Address)
 	}
-	if want := []string{"scgi 127.0.0.1:4000", "fastcgi 127.0.0.1:9000", "scgi unix:/run/legacy.sock"}; !reflect.DeepEqual(ls, want) {
+	if want := []string{"scgi 127.0.0.1:4000", "fastcgi 127.0.0.1:9000", "scgi unix:/run/legacy.sock", "fastcgi unix:/run/fcgiwrap-2.socket"}; !reflect.DeepEqual(ls, want) {
 		t.Errorf("listeners = %v, want %v", ls, want)
 	}
 	for _, n := range []struct{ d, why string }{
