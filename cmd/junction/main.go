@@ -8,6 +8,7 @@
 //	junction inetd -c FILE     serve one connection on stdin/stdout, then exit
 //	junction reload -pid-file F  make the running junction re-read its file
 //	junction check -c FILE     validate FILE; print every problem
+//	junction import KIND FILE...  turn nginx/apache/lighttpd/uwsgi/modjk configuration into junction's
 //	junction version           print version information
 package main
 
@@ -45,6 +46,10 @@ const usage = `usage:
                              send SIGHUP to the junction whose pid is in F (same as kill -HUP)
   junction inetd -c FILE     serve one connection on stdin/stdout with the first listener, then exit
   junction check -c FILE     check FILE and print every problem
+  junction import [--user NAME] [--listen ADDR] KIND FILE...
+                             print a junction configuration made from the configuration of
+                             KIND (nginx, apache, lighttpd, uwsgi, modjk); what did not map
+                             and the front-server snippet go to standard error
   junction version           print the version
 `
 
@@ -82,6 +87,8 @@ func main() {
 		code = check(args)
 	case "reload":
 		code = reload(args)
+	case "import":
+		code = runImport(args)
 	case "version", "-version", "--version":
 		printVersion(os.Stdout)
 	case "help", "-h", "-help", "--help":

@@ -17,7 +17,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"github.com/junction-gw/junction/cmd/junction/internal/httpcount"
 	"io"
 	"log/slog"
 	"net"
@@ -25,6 +24,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/junction-gw/junction/cmd/junction/internal/httpcount"
 
 	"github.com/junction-gw/junction/vars"
 )

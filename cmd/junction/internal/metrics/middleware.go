@@ -1,10 +1,11 @@
 package metrics
 
 import (
-	"github.com/junction-gw/junction/cmd/junction/internal/httpcount"
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/junction-gw/junction/cmd/junction/internal/httpcount"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
