@@ -191,7 +191,8 @@ func appsCheckDjangoFlow(t *testing.T, got, direct appsDjangoFlow, name string) 
 // browser's flow is exactly what gunicorn reached directly gives:
 //
 //   - as a CGI script (wsgiref.handlers.CGIHandler, examples/django.cgi and
-//     django-cgi.yaml) under nginx scgi_pass, mounted at /django;
+//     django-cgi.yaml) under nginx scgi_pass and fastcgi_pass, mounted at
+//     /django;
 //   - as two gunicorn instances junction spawns into an HTTP pool with a
 //     sticky cookie (examples/django-pool.yaml) behind Apache mod_proxy_ajp
 //     (examples/apache-django-ajp.conf). Sessions live in each instance's
@@ -204,24 +205,33 @@ func TestAppsDjango(t *testing.T) {
 	appsStartGunicorn(t, project, directAddr)
 	direct := appsRunDjangoFlow(t, &appsDjangoClient{t: t, cookies: map[string]string{}}, "http://"+directAddr, "gopher")
 
-	t.Run("cgi via nginx scgi", func(t *testing.T) {
+	t.Run("cgi via nginx", func(t *testing.T) {
 		t.Parallel()
-		scgiAddr, nginxAddr := freeAddr(t), freeAddr(t)
+		scgiAddr, fcgiAddr, viaSCGI, viaFCGI := freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
 		startJunction(t, appsExample(t, "django-cgi.yaml",
 			"127.0.0.1:4000", scgiAddr,
+			"127.0.0.1:9000", fcgiAddr,
 			"/srv/mysite", project,
 			"    url_prefix: /django", "    allow_root: true\n    url_prefix: /django",
-		), scgiAddr)
+		), scgiAddr, fcgiAddr)
 		startNginx(t, fmt.Sprintf(`server {
         listen %s;
         location /django/ { include /etc/nginx/scgi_params; scgi_pass %s; }
-    }`, nginxAddr, scgiAddr))
-		c := &appsDjangoClient{t: t, cookies: map[string]string{}}
-		got := appsRunDjangoFlow(t, c, "http://"+nginxAddr+"/django", "gopher")
-		appsCheckDjangoFlow(t, got, direct, "gopher")
-		// The session outlives the process that created it (file sessions).
-		if r := c.do("GET", "http://"+nginxAddr+"/django/page/", ""); r.Body != "hello gopher, visit 2\n" {
-			t.Errorf("second visit: %d %q", r.Status, r.Body)
+    }
+    server {
+        listen %s;
+        location /django/ { include /etc/nginx/fastcgi_params; fastcgi_pass %s; }
+    }`, viaSCGI, scgiAddr, viaFCGI, fcgiAddr))
+		for _, front := range []struct{ name, addr string }{{"scgi_pass", viaSCGI}, {"fastcgi_pass", viaFCGI}} {
+			t.Run(front.name, func(t *testing.T) {
+				c := &appsDjangoClient{t: t, cookies: map[string]string{}}
+				got := appsRunDjangoFlow(t, c, "http://"+front.addr+"/django", "gopher")
+				appsCheckDjangoFlow(t, got, direct, "gopher")
+				// The session outlives the process that created it (file sessions).
+				if r := c.do("GET", "http://"+front.addr+"/django/page/", ""); r.Body != "hello gopher, visit 2\n" {
+					t.Errorf("second visit: %d %q", r.Status, r.Body)
+				}
+			})
 		}
 	})
 
