@@ -11,11 +11,10 @@ import (
 
 const appsGitHTTPBackend = "/usr/lib/git-core/git-http-backend"
 
-// appsGit runs git in dir with a clean, deterministic environment (no
+// appsGitRun runs git in dir with a clean, deterministic environment (no
 // user or system config, fixed identities and dates) and returns its
 // trimmed output.
-func appsGit(t *testing.T, home, dir string, args ...string) string {
-	t.Helper()
+func appsGitRun(home, dir string, args ...string) (string, error) {
 	cmd := exec.Command("git", args...)
 	cmd.Dir = dir
 	cmd.Env = []string{
@@ -24,10 +23,17 @@ func appsGit(t *testing.T, home, dir string, args ...string) string {
 		"GIT_COMMITTER_NAME=Junction Test", "GIT_COMMITTER_EMAIL=test@example.org", "GIT_COMMITTER_DATE=2026-01-02T03:04:05Z",
 	}
 	out, err := cmd.CombinedOutput()
+	return strings.TrimSpace(string(out)), err
+}
+
+// appsGit is appsGitRun failing the test when git fails.
+func appsGit(t *testing.T, home, dir string, args ...string) string {
+	t.Helper()
+	out, err := appsGitRun(home, dir, args...)
 	if err != nil {
 		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
-	return strings.TrimSpace(string(out))
+	return out
 }
 
 // appsGitCommitFiles writes the files (name → content) in work and commits
@@ -144,5 +150,26 @@ func TestAppsGitSmartHTTP(t *testing.T) {
 	appsGit(t, home, work, "fetch", "-q", url(viaFCGI), "main")
 	if got := appsGit(t, home, work, "rev-parse", "FETCH_HEAD"); got != head2 {
 		t.Errorf("fetch got %s, want %s", got, head2)
+	}
+
+	// Without nginx in front, git sends a push larger than http.postBuffer
+	// (1 MiB) as a chunked POST; a CGI script gets CONTENT_LENGTH or nothing,
+	// so junction's own http listener (as its ajp listener behind Apache,
+	// which forwards the chunks) answers 411. A client whose http.postBuffer
+	// holds the pack sends its length, and the push goes through.
+	httpAddr := freeAddr(t)
+	startJunction(t, fmt.Sprintf(`listeners: [{protocol: http, address: %q, backend: git}]
+backends:
+  git: {type: cgi, allow_root: true, script: %q, url_prefix: /git, set_env: {GIT_PROJECT_ROOT: %q, GIT_HTTP_EXPORT_ALL: "1"}}
+`, httpAddr, appsGitHTTPBackend, projects), httpAddr)
+	appsGitCommitFiles(t, home, clone2, "pushed without nginx", map[string][]byte{
+		"direct.bin": appsPseudoRandom("direct", 2<<20),
+	})
+	if out, err := appsGitRun(home, clone2, "push", url(httpAddr), "main"); err == nil || !strings.Contains(out, "411") {
+		t.Errorf("chunked push to junction's http listener: %v, want a 411 refusal\n%s", err, out)
+	}
+	appsGit(t, home, clone2, "-c", "http.postBuffer=67108864", "push", "-q", url(httpAddr), "main")
+	if got, want := appsGit(t, home, bare, "rev-parse", "main"), appsGit(t, home, clone2, "rev-parse", "HEAD"); got != want {
+		t.Errorf("server's main is %s after the push with a large http.postBuffer, want %s", got, want)
 	}
 }
