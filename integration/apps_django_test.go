@@ -114,12 +114,14 @@ func (c *appsDjangoClient) do(method, target, form string) httpResult {
 // the page and the cookie) → relative 302 → GET page.
 type appsDjangoFlow struct {
 	FormStatus    int
+	FormType      string
 	FormCookies   []string // names and paths of the cookies the form set
 	FormPage      string   // with the CSRF token blanked
 	PostStatus    int
 	PostLocation  string
 	PostCookies   []string
 	PageStatus    int
+	PageType      string
 	Page          string
 	NoTokenStatus int // the same POST without the CSRF token
 }
@@ -144,7 +146,8 @@ func appsRunDjangoFlow(t *testing.T, c *appsDjangoClient, base, name string) app
 	var f appsDjangoFlow
 	form := base + "/form/"
 	r := c.do("GET", form, "")
-	f.FormStatus, f.FormCookies = r.Status, appsCookieShapes(r.Header, "JUNCTION_INSTANCE")
+	f.FormStatus, f.FormType = r.Status, r.Header.Get("Content-Type")
+	f.FormCookies = appsCookieShapes(r.Header, "JUNCTION_INSTANCE")
 	m := appsCSRFField.FindStringSubmatch(r.Body)
 	if m == nil {
 		t.Fatalf("GET %s: %d, no CSRF field in %q", form, r.Status, r.Body)
@@ -163,7 +166,7 @@ func appsRunDjangoFlow(t *testing.T, c *appsDjangoClient, base, name string) app
 	}
 	formURL, _ := url.Parse(form)
 	r = c.do("GET", formURL.ResolveReference(loc).String(), "")
-	f.PageStatus, f.Page = r.Status, r.Body
+	f.PageStatus, f.PageType, f.Page = r.Status, r.Header.Get("Content-Type"), r.Body
 	return f
 }
 
@@ -173,9 +176,9 @@ func appsRunDjangoFlow(t *testing.T, c *appsDjangoClient, base, name string) app
 func appsCheckDjangoFlow(t *testing.T, got, direct appsDjangoFlow, name string) {
 	t.Helper()
 	want := appsDjangoFlow{
-		FormStatus: 200, FormCookies: []string{"csrftoken; Path=/"}, FormPage: direct.FormPage,
+		FormStatus: 200, FormType: "text/html; charset=utf-8", FormCookies: []string{"csrftoken; Path=/"}, FormPage: direct.FormPage,
 		PostStatus: 302, PostLocation: "../page/", PostCookies: []string{"sessionid; Path=/"},
-		PageStatus: 200, Page: "hello " + name + ", visit 1\n", NoTokenStatus: 403,
+		PageStatus: 200, PageType: "text/plain", Page: "hello " + name + ", visit 1\n", NoTokenStatus: 403,
 	}
 	if fmt.Sprint(direct) != fmt.Sprint(want) {
 		t.Fatalf("gunicorn reached directly does not behave as the test expects:\n got %+v\nwant %+v", direct, want)
