@@ -74,6 +74,19 @@ func appsStartGunicorn(t *testing.T, project, addr string) {
 	waitListening(t, p, 60*time.Second, addr)
 }
 
+// appsStartJunctionWithInstances is startJunction for a configuration
+// whose pool instances junction spawns: on SIGTERM junction stops them
+// before it exits, and a gunicorn with threaded workers takes about a
+// second to stop (its worker polls every second), several on a loaded
+// machine, so junction gets longer than startJunction's 5s to exit.
+func appsStartJunctionWithInstances(t *testing.T, yaml string, addrs ...string) {
+	t.Helper()
+	needJunction(t)
+	cfg := writeFile(t, t.TempDir(), "junction.yaml", yaml)
+	p := startCmd(t, "junction", exec.Command(junctionBin, "serve", "-c", cfg), 30*time.Second, true)
+	waitListening(t, p, 90*time.Second, addrs...)
+}
+
 // appsDjangoClient keeps cookies by name, as a browser on one site does,
 // and never follows redirects: each step of the flow is checked.
 type appsDjangoClient struct {
@@ -242,7 +255,7 @@ func TestAppsDjango(t *testing.T) {
 		t.Parallel()
 		needBin(t, appsGunicorn, "gunicorn")
 		ajpAddr, apacheAddr := freeAddr(t), freeAddr(t)
-		startJunction(t, appsExample(t, "django-pool.yaml",
+		appsStartJunctionWithInstances(t, appsExample(t, "django-pool.yaml",
 			"127.0.0.1:8009", ajpAddr,
 			"secret: s3cret", "secret: "+ajpSecret,
 			"/srv/mysite", project,
