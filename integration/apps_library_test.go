@@ -3,6 +3,7 @@ package integration
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -54,9 +55,10 @@ func appsLibraryMux() *http.ServeMux {
 	return mux
 }
 
-// appsServeLibrary serves the mux with srv (any codec) on a fresh loopback
-// listener inside the test process and stops it at the end of the test.
-func appsServeLibrary(t *testing.T, serve func(net.Listener) error, shutdown func() error) string {
+// appsServeLibrary serves a codec server (its Serve and Close methods) on a
+// fresh loopback listener inside the test process and stops it at the end
+// of the test, when Serve must return the codec's ErrServerClosed.
+func appsServeLibrary(t *testing.T, serve func(net.Listener) error, shutdown func() error, closed error) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -68,7 +70,7 @@ func appsServeLibrary(t *testing.T, serve func(net.Listener) error, shutdown fun
 		if err := shutdown(); err != nil {
 			t.Errorf("shutdown: %v", err)
 		}
-		if err := <-done; err != nil && !strings.Contains(err.Error(), "closed") {
+		if err := <-done; !errors.Is(err, closed) {
 			t.Errorf("serve: %v", err)
 		}
 	})
@@ -86,11 +88,11 @@ func TestAppsLibrary(t *testing.T) {
 	mux := appsLibraryMux()
 
 	scgiSrv := &scgi.Server{Handler: mux, Logger: logger}
-	scgiAddr := appsServeLibrary(t, scgiSrv.Serve, scgiSrv.Close)
+	scgiAddr := appsServeLibrary(t, scgiSrv.Serve, scgiSrv.Close, scgi.ErrServerClosed)
 	fcgiSrv := &fastcgi.Server{Handler: mux, Logger: logger}
-	fcgiAddr := appsServeLibrary(t, fcgiSrv.Serve, fcgiSrv.Close)
+	fcgiAddr := appsServeLibrary(t, fcgiSrv.Serve, fcgiSrv.Close, fastcgi.ErrServerClosed)
 	ajpSrv := &ajp13.Server{Handler: mux, Secret: ajpSecret, Logger: logger}
-	ajpAddr := appsServeLibrary(t, ajpSrv.Serve, ajpSrv.Close)
+	ajpAddr := appsServeLibrary(t, ajpSrv.Serve, ajpSrv.Close, ajp13.ErrServerClosed)
 
 	nginxSCGI, nginxFCGI, apacheAddr := freeAddr(t), freeAddr(t), freeAddr(t)
 	startNginx(t, fmt.Sprintf(`
