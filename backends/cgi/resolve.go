@@ -338,6 +338,17 @@ func (b *Backend) resolveSingle(r *http.Request, v vars.Vars) (script, error) {
 			}
 		}
 	}
+	// Where the front server split the path is its guess at where a
+	// script's name ends: nginx's fastcgi_params and Apache mod_proxy_scgi
+	// send the whole path as SCRIPT_NAME, h2o sends it all as PATH_INFO.
+	// Here the script is known and url_prefix is its name, so a path under
+	// it is split there whatever the front server sent: the application
+	// sees the same SCRIPT_NAME and PATH_INFO behind every front server.
+	if b.scriptName != "" {
+		if rest, ok := cutSegmentPrefix(sn+pi, b.scriptName); ok {
+			sn, pi = b.scriptName, rest
+		}
+	}
 	if err := checkPath(sn + pi); err != nil {
 		return script{}, err
 	}
@@ -374,4 +385,14 @@ func (b *Backend) prepareSingle(s *script) error {
 		dir.linked = true
 	}
 	return b.prepare(s, filepath.Base(b.script), fi, dir, -1)
+}
+
+// cutSegmentPrefix returns p without prefix when prefix is p or a leading
+// run of whole segments of p ("/app" in "/app/x", not in "/apple").
+func cutSegmentPrefix(p, prefix string) (string, bool) {
+	rest, ok := strings.CutPrefix(p, prefix)
+	if !ok || (rest != "" && rest[0] != '/') {
+		return "", false
+	}
+	return rest, true
 }

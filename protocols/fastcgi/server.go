@@ -163,8 +163,12 @@ func (s *Server) acquire() bool {
 
 func (s *Server) release() { s.inflight.Add(-1) }
 
+// ErrServerClosed is returned by Serve after Shutdown or Close, as
+// http.ErrServerClosed is by *http.Server.
+var ErrServerClosed = connserver.ErrServerClosed
+
 // Serve accepts connections on l until Shutdown or Close. It returns
-// connserver's ErrServerClosed after those, like http.Server.
+// ErrServerClosed after those, like http.Server.
 func (s *Server) Serve(l net.Listener) error {
 	s.init()
 	if s.allowErr != nil {

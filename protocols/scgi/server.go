@@ -94,7 +94,12 @@ func (s *Server) init() {
 	})
 }
 
-// Serve accepts connections on l until Shutdown or Close.
+// ErrServerClosed is returned by Serve after Shutdown or Close, as
+// http.ErrServerClosed is by *http.Server.
+var ErrServerClosed = connserver.ErrServerClosed
+
+// Serve accepts connections on l until Shutdown or Close; it then returns
+// ErrServerClosed.
 func (s *Server) Serve(l net.Listener) error { s.init(); return s.cs.Serve(l) }
 
 // ServeConn serves the one request on c (inetd mode) and closes c.

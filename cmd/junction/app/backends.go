@@ -211,7 +211,7 @@ func newCGI(name string, b *config.Backend, log *slog.Logger, o *ops) (*cgi.Back
 		User:           userName,
 		Group:          groupName,
 		MaxHeaderBytes: b.MaxHeaderBytes,
-		Logger:         log.With("backend", name),
+		Logger:         log, // the backend names itself (Name) in every line
 		Observer:       o.m.CGIObserver(name),
 		// interpreters, run_as owner, user_dir (config/cgirunner.go)
 		Interpreters: interpreters(b.Interpreters),
