@@ -47,7 +47,6 @@
 package cgi
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -105,6 +104,9 @@ type Options struct {
 	User, Group string
 	// MaxHeaderBytes bounds the script's response head; 0 means 64 KiB.
 	MaxHeaderBytes int
+	// Limits are resource limits for every script (see Limits); zero
+	// sets none, and scripts start without the helper.
+	Limits Limits
 	// Logger receives script stderr lines and failures; nil means
 	// slog.Default().
 	Logger *slog.Logger
@@ -145,6 +147,7 @@ type Backend struct {
 	timeouts   atomic.Int64
 	sem        *semaphore.Weighted
 	cred       *syscall.Credential
+	def        settings // the backend's own; a Route has its own
 	env        *cgienv.Builder
 	limits     cgiresp.Limits
 	log        *slog.Logger
@@ -221,6 +224,10 @@ func New(o Options) (*Backend, error) {
 	}
 	if o.MaxConcurrent > 0 {
 		b.sem = semaphore.NewWeighted(int64(o.MaxConcurrent))
+	}
+	b.def = settings{b: b, timeout: b.timeout, limits: o.Limits}
+	if b.def.helper, err = o.Limits.helperArgs(b.cred); err != nil {
+		errs = append(errs, fmt.Errorf("cgi: %s: %w", o.Name, err))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -313,6 +320,11 @@ func parseID(s string) uint32 {
 
 // Serve runs the script r names. An error means nothing was written.
 func (b *Backend) Serve(w http.ResponseWriter, r *http.Request) error {
+	return b.serve(w, r, &b.def)
+}
+
+// serve runs the script r names with the settings st.
+func (b *Backend) serve(w http.ResponseWriter, r *http.Request, st *settings) error {
 	if r.ContentLength < 0 {
 		return &backends.Error{Status: http.StatusLengthRequired,
 			Err: errors.New("cgi: request body of unknown length (scripts need CONTENT_LENGTH)")}
@@ -324,13 +336,13 @@ func (b *Backend) Serve(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := b.acquire(r.Context()); err != nil {
+	if err := b.acquire(r.Context(), st.sub); err != nil {
 		return err
 	}
 	// The slot belongs to the script from here: release frees it when the
 	// script is reaped, not when Serve returns.
 	b.running.Add(1)
-	return b.run(w, r, s)
+	return b.run(w, r, s, st)
 }
 
 // release frees the slot of a script that has exited, or failed to start.
@@ -364,25 +376,4 @@ func (b *Backend) Stats() Stats {
 		Queue:    int(b.waiting.Load()),
 		Timeouts: b.timeouts.Load(),
 	}
-}
-
-// acquire takes a concurrency slot, waiting in a bounded queue.
-func (b *Backend) acquire(ctx context.Context) error {
-	if b.sem == nil || b.sem.TryAcquire(1) {
-		return nil
-	}
-	if b.waiting.Add(1) > b.maxQueue {
-		b.waiting.Add(-1)
-		return fmt.Errorf("cgi: %s: queue full: %w", b.name, backends.ErrOverloaded)
-	}
-	defer b.waiting.Add(-1)
-	wctx, cancel := context.WithTimeout(ctx, b.queueWait)
-	defer cancel()
-	if err := b.sem.Acquire(wctx, 1); err != nil {
-		if ctx.Err() != nil {
-			return backends.ContextError(ctx, "cgi: "+b.name+": waiting for a slot")
-		}
-		return fmt.Errorf("cgi: %s: no slot within %v: %w", b.name, b.queueWait, backends.ErrOverloaded)
-	}
-	return nil
 }

@@ -24,8 +24,9 @@ import (
 // watchers also take over when settle finds the script still running or
 // its stderr still held open by something it started.
 type proc struct {
-	pid   int // also the process group id (Setpgid)
-	grace time.Duration
+	pid     int // also the process group id (Setpgid)
+	grace   time.Duration
+	timeout time.Duration // the request's, for logs
 
 	mu sync.Mutex
 	// ended is set once the group was killed after the script exited;
@@ -142,10 +143,11 @@ var devNull = sync.OnceValues(func() (int, error) {
 	return syscall.Open(os.DevNull, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
 })
 
-// spawn starts argv0 in its own process group with the given pipes;
+// spawn starts argv0 in its own process group with the given pipes,
+// through the limit helper when helper (its argument prefix) is set;
 // errLog receives its stderr and onExit is called once it is reaped. The
 // watchers start after watchDelay unless settle comes first.
-func spawn(argv0, dir string, env []string, cred *syscall.Credential, fds *pipes, grace time.Duration, errLog stderrLog, onExit func()) (*proc, error) {
+func spawn(argv0, dir string, env []string, cred *syscall.Credential, helper []string, fds *pipes, grace time.Duration, errLog stderrLog, onExit func()) (*proc, error) {
 	attr := &syscall.ProcAttr{
 		Dir:   dir,
 		Env:   env,
@@ -154,7 +156,8 @@ func spawn(argv0, dir string, env []string, cred *syscall.Credential, fds *pipes
 	}
 	// argv is the script alone, never words from QUERY_STRING (RFC 3875
 	// 4.4's ISINDEX command line is a shell-injection hazard).
-	pid, err := syscall.ForkExec(argv0, []string{argv0}, attr)
+	path, argv := helperArgv(helper, argv0, []string{argv0})
+	pid, err := syscall.ForkExec(path, argv, attr)
 	if err != nil {
 		return nil, err
 	}
@@ -370,7 +373,7 @@ func exitStatus(ws syscall.WaitStatus) string {
 	case ws.Exited():
 		return fmt.Sprintf("exit status %d", ws.ExitStatus())
 	case ws.Signaled():
-		return "signal: " + ws.Signal().String()
+		return "signal: " + signalName(ws.Signal()) + " (" + ws.Signal().String() + ")"
 	}
 	return fmt.Sprintf("wait status %#x", uint32(ws))
 }
