@@ -52,6 +52,7 @@ func (c *Config) Validate() error {
 			v.add(key+".prefix", "%q must start with /", r.Prefix)
 		}
 		c.checkBackendRef(v, key+".backend", r.Backend, true)
+		c.validateOverrides(v, key, r) // limits.go
 	}
 	for _, name := range sortedKeys(c.Backends) {
 		key := "backends." + name
@@ -238,6 +239,7 @@ func loopback(addr string) bool {
 }
 
 func (b *Backend) validate(v *validator, key string) {
+	b.validateLimits(v, key) // limits.go
 	switch b.Type {
 	case BackendCGI:
 		b.validateCGI(v, key)

@@ -34,9 +34,9 @@ func limitsChild(mode string) (code int, ok bool) {
 		for {
 		}
 	case "mmap":
-		// A Go program's runtime would die of a failed allocation (and
-		// needs about 300 MiB of address space to start);
-		// mapping directly shows what a script sees: ENOMEM.
+		// A Go program's runtime dies of a failed allocation (and needs
+		// more than 256 MiB of address space to start at all); mapping
+		// directly shows what a script sees: ENOMEM.
 		_, err := syscall.Mmap(-1, 0, 2<<30, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
 		fmt.Printf("%smmap 2 GiB: %v\n", head, err)
 	case "bigfile":

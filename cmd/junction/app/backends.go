@@ -24,6 +24,9 @@ type generation struct {
 	cgis     map[string]*cgiUnit
 	pools    map[string]*poolUnit
 	routes   []balancer.Route
+	// cgiRoutes are the routes that override their cgi backend's
+	// settings, by prefix (limits.go).
+	cgiRoutes map[string]*cgiRoute
 }
 
 // cgiUnit is a cgi backend with the configuration it was built from.
@@ -96,6 +99,10 @@ func buildGeneration(cfg *config.Config, prev *generation, log *slog.Logger, o *
 	g.routes = make([]balancer.Route, len(cfg.Routes))
 	for i, r := range cfg.Routes {
 		g.routes[i] = balancer.Route{Prefix: r.Prefix, Backend: g.backends[r.Backend]}
+	}
+	if err := g.buildCGIRoutes(prev); err != nil { // limits.go
+		g.stopNew(prev)
+		return nil, nil, nil, err
 	}
 	return g, roll, replace, nil
 }
@@ -171,6 +178,7 @@ func newCGI(name string, b *config.Backend, log *slog.Logger, o *ops) (*cgi.Back
 		User:           userName,
 		Group:          groupName,
 		MaxHeaderBytes: b.MaxHeaderBytes,
+		Limits:         cgiLimits(b.Limits), // limits.go
 		Logger:         log.With("backend", name),
 		Observer:       o.m.CGIObserver(name),
 	})
