@@ -29,6 +29,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -156,67 +157,109 @@ func init() {
 // helper applies the encoded limits and executes path with argv. It
 // returns only on failure, after saying why on stderr (which a CGI runner
 // logs).
+//
+// Once RLIMIT_AS is set the runtime may not map memory: its address
+// space, reserved at start, is far beyond a script's limit, and an
+// allocation that needs a new mapping would be fatal. So everything
+// execve needs is built first, and from the first limit on the helper
+// makes raw system calls only and allocates nothing.
 func helper(enc, path string, argv []string) int {
 	// Niceness is per thread on Linux, and execve keeps the thread that
 	// calls it.
 	runtime.LockOSThread()
 	s, err := Parse(enc)
-	if err == nil {
-		err = s.apply()
+	if err != nil {
+		return fail(err.Error())
 	}
-	if err == nil {
-		// Allocations from here on come from the heap the runtime has
-		// mapped already: no mmap, which RLIMIT_AS could refuse.
-		err = &os.PathError{Op: "exec", Path: path, Err: syscall.Exec(path, argv, os.Environ())}
+	pathp, err := syscall.BytePtrFromString(path)
+	if err != nil {
+		return fail("exec " + path + ": " + err.Error())
 	}
-	os.Stderr.WriteString("junction: limits: " + err.Error() + "\n")
+	argvp, err := syscall.SlicePtrFromStrings(argv)
+	if err != nil {
+		return fail("exec " + path + ": " + err.Error())
+	}
+	envp, err := syscall.SlicePtrFromStrings(os.Environ())
+	if err != nil {
+		return fail("exec " + path + ": " + err.Error())
+	}
+	// The runtime raised its own soft RLIMIT_NOFILE at start, and gives
+	// programs it starts the original back; so does syscall.Exec, before
+	// its execve, which here fails at once (no such file "") and leaves
+	// the original in place for the script, as a script started without
+	// limits has it.
+	_ = syscall.Exec("", nil, nil)        // ENOENT; only the restore matters
+	msg := make([]byte, 0, len(path)+256) // for a failure from here on
+	if name, errno := s.apply(); errno != 0 {
+		return failRaw(append(append(append(msg, "junction: limits: setrlimit "...), name...), ": "...), errno)
+	}
+	_, _, errno := syscall.RawSyscall(syscall.SYS_EXECVE, uintptr(unsafe.Pointer(pathp)),
+		uintptr(unsafe.Pointer(&argvp[0])), uintptr(unsafe.Pointer(&envp[0])))
+	return failRaw(append(append(append(msg, "junction: limits: exec "...), path...), ": "...), errno)
+}
+
+// fail reports a failure before any limit was set.
+func fail(msg string) int {
+	_, _ = os.Stderr.WriteString("junction: limits: " + msg + "\n") // nothing else to report to
 	return 127
 }
 
-// apply sets s on the calling process (and, for the niceness, thread).
-func (s Spec) apply() error {
+// failRaw reports a failure without allocating: msg has room for the
+// error's text (an Errno's is a constant string).
+func failRaw(msg []byte, errno syscall.Errno) int {
+	msg = append(append(msg, errno.Error()...), '\n')
+	_, _, _ = syscall.RawSyscall(syscall.SYS_WRITE, 2, uintptr(unsafe.Pointer(&msg[0])), uintptr(len(msg)))
+	return 127
+}
+
+// apply sets s on the calling process (and, for the niceness, thread)
+// with raw system calls, allocating nothing. On failure it names what
+// failed.
+func (s *Spec) apply() (string, syscall.Errno) {
 	if s.Nice != 0 {
 		// getpriority's raw result is 20 - nice.
-		cur, err := unix.Getpriority(unix.PRIO_PROCESS, 0)
-		if err != nil {
-			return errors.New("getpriority: " + err.Error())
+		cur, _, errno := syscall.RawSyscall(syscall.SYS_GETPRIORITY, unix.PRIO_PROCESS, 0, 0)
+		if errno != 0 {
+			return "getpriority", errno
 		}
-		if s.Nice > 20-cur {
-			if err := unix.Setpriority(unix.PRIO_PROCESS, 0, s.Nice); err != nil {
-				return errors.New("setpriority: " + err.Error())
+		if s.Nice > 20-int(cur) {
+			if _, _, errno := syscall.RawSyscall(syscall.SYS_SETPRIORITY, unix.PRIO_PROCESS, 0, uintptr(s.Nice)); errno != 0 {
+				return "setpriority", errno
 			}
 		}
 	}
-	set := func(name string, res int, soft, hard uint64) error {
-		// syscall.Setrlimit, not unix's: for RLIMIT_NOFILE it also stops
-		// syscall.Exec from restoring the soft limit the runtime raised.
-		if err := syscall.Setrlimit(res, &syscall.Rlimit{Cur: soft, Max: hard}); err != nil {
-			return errors.New("setrlimit " + name + ": " + err.Error())
-		}
-		return nil
+	set := func(res int, soft, hard uint64) syscall.Errno {
+		lim := syscall.Rlimit{Cur: soft, Max: hard}
+		_, _, errno := syscall.RawSyscall6(syscall.SYS_PRLIMIT64, 0, uintptr(res), uintptr(unsafe.Pointer(&lim)), 0, 0, 0)
+		return errno
 	}
 	if s.CPU != 0 {
 		// SIGXCPU at the limit, the kernel's SIGKILL a second later for
 		// a program that handles SIGXCPU.
-		if err := set("RLIMIT_CPU", syscall.RLIMIT_CPU, s.CPU, s.CPU+1); err != nil {
-			return err
+		if errno := set(syscall.RLIMIT_CPU, s.CPU, s.CPU+1); errno != 0 {
+			return "RLIMIT_CPU", errno
 		}
 	}
-	for _, l := range []struct {
-		name string
-		res  int
-		n    uint64
-	}{
-		{"RLIMIT_FSIZE", syscall.RLIMIT_FSIZE, s.FileSize},
-		{"RLIMIT_NOFILE", syscall.RLIMIT_NOFILE, s.OpenFiles},
-		{"RLIMIT_AS", syscall.RLIMIT_AS, s.Memory},
-		{"RLIMIT_NPROC", unix.RLIMIT_NPROC, s.Processes},
-	} {
-		if l.n != 0 {
-			if err := set(l.name, l.res, l.n, l.n); err != nil {
-				return err
-			}
+	// In keys' order; RLIMIT_NPROC last.
+	if s.FileSize != 0 {
+		if errno := set(syscall.RLIMIT_FSIZE, s.FileSize, s.FileSize); errno != 0 {
+			return "RLIMIT_FSIZE", errno
 		}
 	}
-	return nil
+	if s.OpenFiles != 0 {
+		if errno := set(syscall.RLIMIT_NOFILE, s.OpenFiles, s.OpenFiles); errno != 0 {
+			return "RLIMIT_NOFILE", errno
+		}
+	}
+	if s.Memory != 0 {
+		if errno := set(syscall.RLIMIT_AS, s.Memory, s.Memory); errno != 0 {
+			return "RLIMIT_AS", errno
+		}
+	}
+	if s.Processes != 0 {
+		if errno := set(unix.RLIMIT_NPROC, s.Processes, s.Processes); errno != 0 {
+			return "RLIMIT_NPROC", errno
+		}
+	}
+	return "", 0
 }

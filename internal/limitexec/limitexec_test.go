@@ -2,8 +2,10 @@ package limitexec
 
 import (
 	"errors"
+	"os"
 	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -84,6 +86,37 @@ func TestHelperTinyAddressSpace(t *testing.T) {
 			t.Fatalf("helper under 4 MiB: %v\n%s", err, out)
 		}
 	}
+}
+
+// TestHelperKeepsOriginalOpenFiles: without open_files the program gets
+// the soft RLIMIT_NOFILE the helper was started with, not the one the
+// helper's runtime raised its own to.
+func TestHelperKeepsOriginalOpenFiles(t *testing.T) {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil || lim.Max < 200 {
+		t.Skipf("RLIMIT_NOFILE %+v, %v", lim, err)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// bash sets a low soft limit and starts the helper (exec -a sets
+	// its argv[0]), as a parent whose own limit is low would.
+	cmd := exec.Command("/bin/bash", "-c", `ulimit -Sn 100 && exec -a "$0" "$1" "$2" /bin/cat /bin/cat /proc/self/limits`,
+		arg0, exe, Spec{CPU: 5}.String())
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("helper: %v\n%s", err, out)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		if f := strings.Fields(strings.TrimPrefix(line, "Max open files")); len(f) >= 2 && line != "" && strings.HasPrefix(line, "Max open files") {
+			if f[0] != "100" {
+				t.Errorf("soft open files %s, want the 100 the helper started with", f[0])
+			}
+			return
+		}
+	}
+	t.Errorf("no open files line in\n%s", out)
 }
 
 func TestHelperNice(t *testing.T) {
