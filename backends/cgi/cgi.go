@@ -105,7 +105,7 @@ type Options struct {
 	// MaxHeaderBytes bounds the script's response head; 0 means 64 KiB.
 	MaxHeaderBytes int
 	// Limits are resource limits for every script (see Limits); zero
-	// sets none, and scripts start without the helper.
+	// sets none, and scripts start as before.
 	Limits Limits
 	// Logger receives script stderr lines and failures; nil means
 	// slog.Default().
@@ -147,7 +147,8 @@ type Backend struct {
 	timeouts   atomic.Int64
 	sem        *semaphore.Weighted
 	cred       *syscall.Credential
-	def        settings // the backend's own; a Route has its own
+	def        settings    // the backend's own; a Route has its own
+	noTrace    atomic.Bool // ptrace was refused: limits go through the helper
 	env        *cgienv.Builder
 	limits     cgiresp.Limits
 	log        *slog.Logger
@@ -226,7 +227,7 @@ func New(o Options) (*Backend, error) {
 		b.sem = semaphore.NewWeighted(int64(o.MaxConcurrent))
 	}
 	b.def = settings{b: b, timeout: b.timeout, limits: o.Limits}
-	if b.def.helper, err = o.Limits.helperArgs(b.cred); err != nil {
+	if b.def.lim, err = b.limiter(o.Limits); err != nil {
 		errs = append(errs, fmt.Errorf("cgi: %s: %w", o.Name, err))
 	}
 	if err := errors.Join(errs...); err != nil {

@@ -13,10 +13,9 @@ import (
 )
 
 // Limits are resource limits for each script, in force before its first
-// instruction: junction starts a limited script through a helper mode of
-// its own binary (internal/limitexec), which sets them and then executes
-// the script in the same process. Scripts of a backend without limits
-// are started directly, as before. A zero field sets no limit.
+// instruction: junction stops a limited script right after its exec and
+// sets them before it runs (see limiter). Scripts of a backend without
+// limits are started as before. A zero field sets no limit.
 type Limits struct {
 	// CPU is the CPU time a script may use, in whole seconds
 	// (RLIMIT_CPU): SIGXCPU then, SIGKILL a second later.
@@ -61,10 +60,11 @@ func (l Limits) Over(o Limits) Limits {
 	}
 }
 
-// helperArgs checks l for scripts that run as cred (nil: as junction)
-// and returns the helper's argument prefix, nil when l sets nothing. Each
-// problem names the key of the configuration file.
-func (l Limits) helperArgs(cred *syscall.Credential) ([]string, error) {
+// limiter checks l for b's scripts, which run as b.cred (nil: as
+// junction), and returns what starts them under l, nil when l sets
+// nothing. Each problem names the key of the configuration file.
+func (b *Backend) limiter(l Limits) (*limiter, error) {
+	cred := b.cred
 	if l.IsZero() {
 		return nil, nil
 	}
@@ -86,7 +86,7 @@ func (l Limits) helperArgs(cred *syscall.Credential) ([]string, error) {
 	}
 	s.Nice = l.Nice
 	// Only root keeps the right to raise a hard limit, and scripts that
-	// run as another user lose it before the helper runs.
+	// run as another user lose it before the helper (the fallback) runs.
 	canRaise := os.Geteuid() == 0 && (cred == nil || cred.Uid == 0)
 	hard := func(res int) uint64 {
 		var cur unix.Rlimit
@@ -133,16 +133,12 @@ func (l Limits) helperArgs(cred *syscall.Credential) ([]string, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	return s.Prefix(), nil
+	return &limiter{spec: s, prefix: s.Prefix(), noTrace: &b.noTrace, anyUser: capResource(), log: b.log}, nil
 }
 
-// helperArgv returns the path and argv that start argv0 with argv under
-// the limits encoded in prefix, or argv0 and argv themselves when prefix
-// is nil.
+// helperArgv returns the path and argv that start argv0 with argv
+// through the limit helper, whose arguments prefix carries the limits.
 func helperArgv(prefix []string, argv0 string, argv []string) (string, []string) {
-	if prefix == nil {
-		return argv0, argv
-	}
 	out := make([]string, 0, len(prefix)+1+len(argv))
 	out = append(append(append(out, prefix...), argv0), argv...)
 	return limitexec.Exe, out

@@ -18,9 +18,8 @@ type settings struct {
 	b       *Backend
 	timeout time.Duration
 	limits  Limits
-	// helper is the limit helper's argument prefix; nil starts scripts
-	// directly.
-	helper []string
+	// lim starts scripts under limits; nil starts them directly.
+	lim *limiter
 	// sub, when set, is a route's own bound inside the backend's.
 	sub *semaphore.Weighted
 }
@@ -79,7 +78,7 @@ func (b *Backend) Route(o RouteOptions) (*Route, error) {
 	if !o.Limits.IsZero() {
 		st.limits = b.def.limits.Over(o.Limits)
 		var err error
-		if st.helper, err = st.limits.helperArgs(b.cred); err != nil {
+		if st.lim, err = b.limiter(st.limits); err != nil {
 			errs = append(errs, fmt.Errorf("cgi: %s: route %w", b.name, err))
 		}
 	}

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -29,7 +31,13 @@ func limitsChild(mode string) (code int, ok bool) {
 		}
 		// Field 19 of stat, counted from 1, is the niceness.
 		f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+2:]))
-		fmt.Printf("%snice %s\n%s", head, f[16], lim)
+		status, err := os.ReadFile("/proc/self/status")
+		if err != nil {
+			return 1, true
+		}
+		_, tracer, _ := strings.Cut(string(status), "TracerPid:")
+		tracer, _, _ = strings.Cut(strings.TrimSpace(tracer), "\n")
+		fmt.Printf("%snice %s\ntracer %s\n%s", head, f[16], tracer, lim)
 	case "spin":
 		for {
 		}
@@ -76,33 +84,43 @@ func limitOf(body, name string) string {
 	return ""
 }
 
+// TestLimitsApplied checks the limits a script starts with, both ways
+// of starting it: the ptrace handshake and the helper it falls back to.
 func TestLimitsApplied(t *testing.T) {
 	checkLeaks(t)
-	b, _ := newBackend(t, func(o *Options) {
-		o.Limits = Limits{CPU: 7 * time.Second, Memory: 1 << 30, OpenFiles: 64, FileSize: 1 << 20, Nice: 5}
-	})
-	rec := httptest.NewRecorder()
-	if err := b.Serve(rec, request("GET", "/cgi-bin/env.cgi", nil, "limits")); err != nil {
-		t.Fatal(err)
-	}
-	body := rec.Body.String()
-	for name, want := range map[string]string{
-		"Max cpu time":      "7 8",
-		"Max address space": "1073741824 1073741824",
-		"Max open files":    "64 64",
-		"Max file size":     "1048576 1048576",
-	} {
-		if got := limitOf(body, name); got != want {
-			t.Errorf("%s = %q, want %q", name, got, want)
-		}
-	}
-	if !strings.Contains(body, "nice 5\n") {
-		t.Errorf("niceness not 5:\n%s", body)
+	for _, helper := range []bool{false, true} {
+		t.Run(fmt.Sprint("helper=", helper), func(t *testing.T) {
+			b, logs := newBackend(t, func(o *Options) {
+				o.Limits = Limits{CPU: 7 * time.Second, Memory: 1 << 30, OpenFiles: 64, FileSize: 1 << 20, Nice: 5}
+			})
+			b.noTrace.Store(helper)
+			rec := httptest.NewRecorder()
+			if err := b.Serve(rec, request("GET", "/cgi-bin/env.cgi", nil, "limits")); err != nil {
+				t.Fatal(err)
+			}
+			body := rec.Body.String()
+			for name, want := range map[string]string{
+				"Max cpu time":      "7 8",
+				"Max address space": "1073741824 1073741824",
+				"Max open files":    "64 64",
+				"Max file size":     "1048576 1048576",
+			} {
+				if got := limitOf(body, name); got != want {
+					t.Errorf("%s = %q, want %q", name, got, want)
+				}
+			}
+			if !strings.Contains(body, "nice 5\n") || !strings.Contains(body, "tracer 0\n") {
+				t.Errorf("want niceness 5 and no tracer left:\n%s", body)
+			}
+			if b.noTrace.Load() != helper || strings.Contains(logs.String(), "ptrace") {
+				t.Errorf("fell back to the helper: %v\n%s", b.noTrace.Load(), logs)
+			}
+		})
 	}
 	// A backend without limits starts scripts directly, with what
 	// junction has.
 	plain, _ := newBackend(t, nil)
-	rec = httptest.NewRecorder()
+	rec := httptest.NewRecorder()
 	if err := plain.Serve(rec, request("GET", "/cgi-bin/env.cgi", nil, "limits")); err != nil {
 		t.Fatal(err)
 	}
@@ -266,4 +284,49 @@ func TestRouteOverrides(t *testing.T) {
 			}
 		}
 	})
+}
+
+func TestTraceable(t *testing.T) {
+	other := &syscall.Credential{Uid: uint32(os.Getuid()) + 1, Gid: uint32(os.Getgid()) + 1}
+	own := &syscall.Credential{Uid: uint32(os.Getuid()), Gid: uint32(os.Getgid())}
+	for _, tt := range []struct {
+		anyUser, noTrace bool
+		cred             *syscall.Credential
+		want             bool
+	}{
+		{false, false, nil, true},
+		{false, false, own, true},
+		{false, false, other, false}, // prlimit on another user needs CAP_SYS_RESOURCE
+		{true, false, other, true},
+		{true, true, nil, false}, // ptrace was refused once
+	} {
+		var noTrace atomic.Bool
+		noTrace.Store(tt.noTrace)
+		l := &limiter{anyUser: tt.anyUser, noTrace: &noTrace}
+		if got := l.traceable(tt.cred); got != tt.want {
+			t.Errorf("anyUser %v noTrace %v cred %+v: traceable %v, want %v", tt.anyUser, tt.noTrace, tt.cred, got, tt.want)
+		}
+	}
+}
+
+// BenchmarkServeHelloLimits is BenchmarkServeHello with limits set,
+// started by the ptrace handshake and by the helper it falls back to.
+func BenchmarkServeHelloLimits(b *testing.B) {
+	for _, helper := range []bool{false, true} {
+		b.Run(fmt.Sprint("helper=", helper), func(b *testing.B) {
+			_, root := benchBackend(b)
+			be, err := New(Options{Name: "bench", Root: root, Logger: slog.New(slog.DiscardHandler),
+				Limits: Limits{CPU: 10 * time.Second, Memory: 512 << 20, OpenFiles: 256, FileSize: 10 << 20, Nice: 5}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			be.noTrace.Store(helper)
+			for b.Loop() {
+				rec := httptest.NewRecorder()
+				if err := be.Serve(rec, httptest.NewRequest("GET", "/hello.cgi", nil)); err != nil || rec.Body.String() != "hi" {
+					b.Fatalf("%v %q", err, rec.Body)
+				}
+			}
+		})
+	}
 }

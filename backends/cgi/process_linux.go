@@ -144,10 +144,10 @@ var devNull = sync.OnceValues(func() (int, error) {
 })
 
 // spawn starts argv0 in its own process group with the given pipes,
-// through the limit helper when helper (its argument prefix) is set;
-// errLog receives its stderr and onExit is called once it is reaped. The
-// watchers start after watchDelay unless settle comes first.
-func spawn(argv0, dir string, env []string, cred *syscall.Credential, helper []string, fds *pipes, grace time.Duration, errLog stderrLog, onExit func()) (*proc, error) {
+// under lim's limits when lim is set; errLog receives its stderr and
+// onExit is called once it is reaped. The watchers start after
+// watchDelay unless settle comes first.
+func spawn(argv0, dir string, env []string, cred *syscall.Credential, lim *limiter, fds *pipes, grace time.Duration, errLog stderrLog, onExit func()) (*proc, error) {
 	attr := &syscall.ProcAttr{
 		Dir:   dir,
 		Env:   env,
@@ -156,8 +156,14 @@ func spawn(argv0, dir string, env []string, cred *syscall.Credential, helper []s
 	}
 	// argv is the script alone, never words from QUERY_STRING (RFC 3875
 	// 4.4's ISINDEX command line is a shell-injection hazard).
-	path, argv := helperArgv(helper, argv0, []string{argv0})
-	pid, err := syscall.ForkExec(path, argv, attr)
+	argv := []string{argv0}
+	var pid int
+	var err error
+	if lim == nil {
+		pid, err = syscall.ForkExec(argv0, argv, attr)
+	} else {
+		pid, err = lim.start(argv0, argv, attr)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -228,8 +228,7 @@ func (cw *ctxWatch) stop() bool {
 	return cw.stopped
 }
 
-// start spawns the script in its own process group, through the limit
-// helper when st has limits.
+// start spawns the script in its own process group, under st's limits.
 func (b *Backend) start(r *http.Request, s script, st *settings) (*proc, *os.File, error) {
 	null, err := devNull()
 	if err != nil {
@@ -240,7 +239,7 @@ func (b *Backend) start(r *http.Request, s script, st *settings) (*proc, *os.Fil
 		return nil, nil, err
 	}
 	t0 := time.Now()
-	p, err := spawn(s.Filename, filepath.Dir(s.Filename), b.env.Env(r, s.Script), b.cred, st.helper, fds, b.grace,
+	p, err := spawn(s.Filename, filepath.Dir(s.Filename), b.env.Env(r, s.Script), b.cred, st.lim, fds, b.grace,
 		stderrLog{log: b.log, script: s.Name}, st.release)
 	fds.closeChild()
 	if err != nil {
