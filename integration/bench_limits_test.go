@@ -16,10 +16,10 @@ const limitsBenchLimits = "{cpu: 10s, memory: 512MiB, open_files: 256, file_size
 // BenchmarkEndToEndLimits measures what per-script limits cost: the same
 // scripts through the same nginx scgi_pass and the same junction, once on
 // a cgi backend without limits (started directly, the fast path) and once
-// on one with limits (started through the limit helper: junction's binary
-// re-executed, which sets the limits and executes the script), in
-// interleaved rounds. Besides wrk's figures it reports the scripts' own
-// CPU per request (what junction reaped), where the helper's cost lands.
+// on one with limits (stopped after its exec while junction sets them),
+// in interleaved rounds. Besides wrk's figures it reports the scripts' own
+// CPU per request (what junction reaped), where the cost of the helper
+// fallback (a Go runtime start in the script's process) would land.
 func BenchmarkEndToEndLimits(b *testing.B) {
 	cfg := benchSettings(b)
 	needBin(b, wrkBin, "wrk")
@@ -103,8 +103,8 @@ backends:
 			r.limited.CPUPerReq.Round(time.Microsecond), r.limitedCPU.Round(10*time.Microsecond),
 			r.limited.RPS/r.plain.RPS)
 	}
-	t.WriteString("cpu/req: junction's own CPU per request; script cpu: the scripts' CPU per request (the limit helper's runs\n" +
-		"there, in the script's process before its execve), from 200 sequential requests on the same path\n")
+	t.WriteString("cpu/req: junction's own CPU per request (the limits' handshake runs there); script cpu: the scripts' CPU\n" +
+		"per request (where the helper fallback's Go start would land), from 200 sequential requests on the same path\n")
 	t.WriteString(baselineTable(cfg, "limits", vsBase))
 	appendBenchSummary(b, t.String())
 }

@@ -145,3 +145,19 @@ func TestHelperFailure(t *testing.T) {
 		t.Errorf("bad spec: err %v, output %q", err, out)
 	}
 }
+
+// TestHelperOnlyByArgv0: the helper's argv[0] anywhere else (an
+// environment variable a request could set, a later argument) leaves the
+// binary what it is; here the test binary runs its tests (none).
+func TestHelperOnlyByArgv0(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe, "-test.run=^$", arg0, Spec{CPU: 1}.String(), "/bin/echo", "/bin/echo", "helper ran")
+	cmd.Env = append(os.Environ(), "HTTP_X="+arg0, "ARGV0="+arg0)
+	out, err := cmd.CombinedOutput()
+	if err != nil || strings.Contains(string(out), "helper ran") || !strings.Contains(string(out), "PASS") {
+		t.Errorf("err %v, output %q; want the test binary, not the helper", err, out)
+	}
+}
