@@ -58,7 +58,7 @@ type Size int64
 
 // sizeUnits are the units a Size accepts, keyed by lower case.
 var sizeUnits = map[string]int64{
-	"b": 1,
+	"b":   1,
 	"kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40,
 	"kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12,
 }

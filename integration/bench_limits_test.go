@@ -124,4 +124,3 @@ func limitsScriptCPU(b *testing.B, url string, pgid int) time.Duration {
 	_, kids1 := groupCPUs(pgid)
 	return (kids1 - kids0) / n
 }
-
