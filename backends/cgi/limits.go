@@ -85,9 +85,10 @@ func (b *Backend) limiter(l Limits) (*limiter, error) {
 		bad("nice", "%d is outside 1..19 (0 leaves it)", l.Nice)
 	}
 	s.Nice = l.Nice
-	// Only root keeps the right to raise a hard limit, and scripts that
-	// run as another user lose it before the helper (the fallback) runs.
-	canRaise := os.Geteuid() == 0 && (cred == nil || cred.Uid == 0)
+	// Raising a hard limit needs CAP_SYS_RESOURCE, which scripts that
+	// run as another user lose before the helper (the fallback) runs.
+	anyUser := capResource()
+	canRaise := anyUser && (cred == nil || cred.Uid == 0)
 	hard := func(res int) uint64 {
 		var cur unix.Rlimit
 		if canRaise || unix.Getrlimit(res, &cur) != nil {
@@ -97,7 +98,7 @@ func (b *Backend) limiter(l Limits) (*limiter, error) {
 	}
 	// The helper's hard CPU limit is one second above the soft one.
 	if s.CPU > 0 && s.CPU+1 > hard(unix.RLIMIT_CPU) {
-		bad("cpu", "%v is above the hard limit junction has and scripts inherit (%d s); only root may raise it", l.CPU, hard(unix.RLIMIT_CPU)-1)
+		bad("cpu", "%v is above the hard limit junction has and scripts inherit (%d s); raising it needs root with CAP_SYS_RESOURCE, scripts running as root", l.CPU, hard(unix.RLIMIT_CPU)-1)
 	}
 	for _, c := range []struct {
 		key string
@@ -114,7 +115,7 @@ func (b *Backend) limiter(l Limits) (*limiter, error) {
 		case c.n < 0:
 			bad(c.key, "%d must not be negative", c.n)
 		case c.n > 0 && uint64(c.n) > hard(c.res):
-			bad(c.key, "%d is above the hard limit junction has and scripts inherit (%d); only root may raise it", c.n, hard(c.res))
+			bad(c.key, "%d is above the hard limit junction has and scripts inherit (%d); raising it needs root with CAP_SYS_RESOURCE, scripts running as root", c.n, hard(c.res))
 		default:
 			*c.to = uint64(c.n)
 		}
@@ -133,7 +134,7 @@ func (b *Backend) limiter(l Limits) (*limiter, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	return &limiter{spec: s, prefix: s.Prefix(), noTrace: &b.noTrace, anyUser: capResource(), log: b.log}, nil
+	return &limiter{spec: s, prefix: s.Prefix(), noTrace: &b.noTrace, anyUser: anyUser, log: b.log}, nil
 }
 
 // helperArgv returns the path and argv that start argv0 with argv
