@@ -97,10 +97,16 @@ func buildGeneration(cfg *config.Config, prev *generation, log *slog.Logger, o *
 		return nil, nil, nil, err
 	}
 	g.routes = make([]balancer.Route, len(cfg.Routes))
+	g.cgiRoutes = map[string]*cgiRoute{}
 	for i, r := range cfg.Routes {
-		g.routes[i] = balancer.Route{Prefix: r.Prefix, Backend: g.backends[r.Backend]}
+		b, err := g.routeBackend(prev, i, r) // limits.go: the backend, or its view with the route's settings
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		g.routes[i] = balancer.Route{Prefix: r.Prefix, Backend: b}
 	}
-	if err := g.buildCGIRoutes(prev); err != nil { // limits.go
+	if err := joinErrs(errs); err != nil {
 		g.stopNew(prev)
 		return nil, nil, nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"reflect"
 
+	"github.com/junction-gw/junction/backends"
 	"github.com/junction-gw/junction/backends/cgi"
 	"github.com/junction-gw/junction/config"
 )
@@ -33,35 +34,29 @@ func cgiLimits(l *config.Limits) cgi.Limits {
 	}
 }
 
-// buildCGIRoutes gives each route that overrides its cgi backend's
-// settings the backend's view with them, reusing prev's where neither
-// changed.
-func (g *generation) buildCGIRoutes(prev *generation) error {
-	g.cgiRoutes = map[string]*cgiRoute{}
-	var errs []error
-	for i, r := range g.cfg.Routes {
-		unit := g.cgis[r.Backend]
-		if unit == nil || !r.HasOverrides() {
-			continue
-		}
-		if prev != nil {
-			if old := prev.cgiRoutes[r.Prefix]; old != nil && old.unit == unit && reflect.DeepEqual(old.cfg, r) {
-				g.cgiRoutes[r.Prefix] = old
-				g.routes[i].Backend = namedBackend{name: r.Backend, b: old.view, timed: true}
-				continue
-			}
-		}
-		view, err := unit.backend.Route(cgi.RouteOptions{
-			Timeout:       r.Timeout,
-			MaxConcurrent: r.MaxConcurrent,
-			Limits:        cgiLimits(r.Limits),
-		})
-		if err != nil {
-			errs = append(errs, fmt.Errorf("app: routes[%d]: %w", i, err))
-			continue
-		}
-		g.cgiRoutes[r.Prefix] = &cgiRoute{unit: unit, cfg: r, view: view}
-		g.routes[i].Backend = namedBackend{name: r.Backend, b: view, timed: true}
+// routeBackend returns the backend route i (r) serves with: its cgi
+// backend's view with the route's own settings when the route sets any
+// (prev's, when neither the backend nor the route changed), else the
+// backend itself.
+func (g *generation) routeBackend(prev *generation, i int, r config.Route) (backends.Backend, error) {
+	unit := g.cgis[r.Backend]
+	if unit == nil || !r.HasOverrides() {
+		return g.backends[r.Backend], nil
 	}
-	return joinErrs(errs)
+	if prev != nil {
+		if old := prev.cgiRoutes[r.Prefix]; old != nil && old.unit == unit && reflect.DeepEqual(old.cfg, r) {
+			g.cgiRoutes[r.Prefix] = old
+			return namedBackend{name: r.Backend, b: old.view, timed: true}, nil
+		}
+	}
+	view, err := unit.backend.Route(cgi.RouteOptions{
+		Timeout:       r.Timeout,
+		MaxConcurrent: r.MaxConcurrent,
+		Limits:        cgiLimits(r.Limits),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("app: routes[%d]: %w", i, err)
+	}
+	g.cgiRoutes[r.Prefix] = &cgiRoute{unit: unit, cfg: r, view: view}
+	return namedBackend{name: r.Backend, b: view, timed: true}, nil
 }
