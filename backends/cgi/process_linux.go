@@ -143,11 +143,11 @@ var devNull = sync.OnceValues(func() (int, error) {
 	return syscall.Open(os.DevNull, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
 })
 
-// spawn starts argv0 in its own process group with the given pipes,
-// under lim's limits when lim is set; errLog receives its stderr and
-// onExit is called once it is reaped. The watchers start after
-// watchDelay unless settle comes first.
-func spawn(argv0, dir string, env []string, cred *syscall.Credential, lim *limiter, fds *pipes, grace time.Duration, errLog stderrLog, onExit func()) (*proc, error) {
+// spawn starts argv (argv[0] is the program's path) in its own process
+// group with the given pipes, under lim's limits when lim is set; errLog
+// receives its stderr and onExit is called once it is reaped. The
+// watchers start after watchDelay unless settle comes first.
+func spawn(argv []string, dir string, env []string, cred *syscall.Credential, lim *limiter, fds *pipes, grace time.Duration, errLog stderrLog, onExit func()) (*proc, error) {
 	attr := &syscall.ProcAttr{
 		Dir:   dir,
 		Env:   env,
@@ -156,13 +156,12 @@ func spawn(argv0, dir string, env []string, cred *syscall.Credential, lim *limit
 	}
 	// argv is the script alone, never words from QUERY_STRING (RFC 3875
 	// 4.4's ISINDEX command line is a shell-injection hazard).
-	argv := []string{argv0}
 	var pid int
 	var err error
 	if lim == nil {
-		pid, err = syscall.ForkExec(argv0, argv, attr)
+		pid, err = syscall.ForkExec(argv[0], argv, attr)
 	} else {
-		pid, err = lim.start(argv0, argv, attr)
+		pid, err = lim.start(argv[0], argv, attr)
 	}
 	if err != nil {
 		return nil, err

@@ -239,7 +239,7 @@ func (b *Backend) start(r *http.Request, s script, st *settings) (*proc, *os.Fil
 		return nil, nil, err
 	}
 	t0 := time.Now()
-	p, err := spawn(s.Filename, filepath.Dir(s.Filename), b.env.Env(r, s.Script), b.cred, st.lim, fds, b.grace,
+	p, err := spawn([]string{s.Filename}, filepath.Dir(s.Filename), b.env.Env(r, s.Script), b.cred, st.lim, fds, b.grace,
 		stderrLog{log: b.log, script: s.Name}, st.release)
 	fds.closeChild()
 	if err != nil {
