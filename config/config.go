@@ -228,6 +228,18 @@ type Route struct {
 	// Authorizer, when set, is asked before Backend whether each request
 	// may proceed (the FastCGI Authorizer role). Default: none.
 	Authorizer *Authorizer `mapstructure:"authorizer"`
+
+	// Timeout, MaxConcurrent and Limits override the cgi backend's own
+	// for this route's requests (a slow report script next to fast ones),
+	// without a second backend. Only on a route to a cgi backend.
+	// Timeout replaces the backend's timeout. MaxConcurrent bounds this
+	// route's scripts inside the backend's max_concurrent (each takes a
+	// slot of both; waiting requests count against the backend's
+	// max_queue and queue_timeout). Limits override the backend's limits
+	// key by key. Default: the backend's.
+	Timeout       time.Duration `mapstructure:"timeout"`
+	MaxConcurrent int           `mapstructure:"max_concurrent"`
+	Limits        *Limits       `mapstructure:"limits"`
 }
 
 // Backend types accepted in Backend.Type.
@@ -344,6 +356,11 @@ type Backend struct {
 	// MaxHeaderBytes bounds the response header a script may print before
 	// its body (cgi and fastcgi). Default 65536 (64 KiB).
 	MaxHeaderBytes int `mapstructure:"max_header_bytes"`
+
+	// Limits are resource limits for each script (cpu, memory,
+	// processes, open_files, file_size, nice), in force before its
+	// first instruction. cgi only. Default: none.
+	Limits *Limits `mapstructure:"limits"`
 
 	// The keys below are for the pool types, http and fastcgi. Each
 	// instance gets its own connection handling; the pool spreads requests

@@ -134,6 +134,7 @@ func decode(data []byte, format string) (*Config, error) {
 	hooks := viper.DecodeHook(mapstructure.ComposeDecodeHookFunc(
 		fileModeHook,
 		durationHook,
+		sizeHook,
 		instanceHook,
 		commandHook,
 		connsHook,

@@ -58,6 +58,7 @@ func (c *Config) Validate() error {
 		if r.Authorizer != nil {
 			r.Authorizer.validate(v, key+".authorizer")
 		}
+		c.validateOverrides(v, key, r) // limits.go
 	}
 	for _, name := range sortedKeys(c.Backends) {
 		key := "backends." + name
@@ -244,6 +245,7 @@ func loopback(addr string) bool {
 }
 
 func (b *Backend) validate(v *validator, key string) {
+	b.validateLimits(v, key) // limits.go
 	switch b.Type {
 	case BackendCGI:
 		b.validateCGI(v, key)

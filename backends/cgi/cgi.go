@@ -53,7 +53,6 @@
 package cgi
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -130,6 +129,9 @@ type Options struct {
 	// junction to run as root, and may stand instead of Root or beside it
 	// (Root then serves the paths not under "~"), not with Script.
 	UserDir string
+	// Limits are resource limits for every script (see Limits); zero
+	// sets none, and scripts start as before.
+	Limits Limits
 	// Logger receives script stderr lines and failures; nil means
 	// slog.Default().
 	Logger *slog.Logger
@@ -170,7 +172,9 @@ type Backend struct {
 	timeouts   atomic.Int64
 	sem        *semaphore.Weighted
 	cred       *syscall.Credential
-	runner     // interpreters, run_as owner, user_dir (owner.go)
+	runner                 // interpreters, run_as owner, user_dir (owner.go)
+	def        settings    // the backend's own; a Route has its own
+	noTrace    atomic.Bool // ptrace was refused: limits go through the helper
 	env        *cgienv.Builder
 	limits     cgiresp.Limits
 	log        *slog.Logger
@@ -254,6 +258,10 @@ func New(o Options) (*Backend, error) {
 	}
 	if o.MaxConcurrent > 0 {
 		b.sem = semaphore.NewWeighted(int64(o.MaxConcurrent))
+	}
+	b.def = settings{b: b, timeout: b.timeout, limits: o.Limits}
+	if b.def.lim, err = b.limiter(o.Limits); err != nil {
+		errs = append(errs, fmt.Errorf("cgi: %s: %w", o.Name, err))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -358,6 +366,11 @@ func parseID(s string) uint32 {
 
 // Serve runs the script r names. An error means nothing was written.
 func (b *Backend) Serve(w http.ResponseWriter, r *http.Request) error {
+	return b.serve(w, r, &b.def)
+}
+
+// serve runs the script r names with the settings st.
+func (b *Backend) serve(w http.ResponseWriter, r *http.Request, st *settings) error {
 	if r.ContentLength < 0 {
 		return &backends.Error{Status: http.StatusLengthRequired,
 			Err: errors.New("cgi: request body of unknown length (scripts need CONTENT_LENGTH)")}
@@ -369,13 +382,13 @@ func (b *Backend) Serve(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := b.acquire(r.Context()); err != nil {
+	if err := b.acquire(r.Context(), st.sub); err != nil {
 		return err
 	}
 	// The slot belongs to the script from here: release frees it when the
 	// script is reaped, not when Serve returns.
 	b.running.Add(1)
-	return b.run(w, r, s)
+	return b.run(w, r, s, st)
 }
 
 // release frees the slot of a script that has exited, or failed to start.
@@ -409,25 +422,4 @@ func (b *Backend) Stats() Stats {
 		Queue:    int(b.waiting.Load()),
 		Timeouts: b.timeouts.Load(),
 	}
-}
-
-// acquire takes a concurrency slot, waiting in a bounded queue.
-func (b *Backend) acquire(ctx context.Context) error {
-	if b.sem == nil || b.sem.TryAcquire(1) {
-		return nil
-	}
-	if b.waiting.Add(1) > b.maxQueue {
-		b.waiting.Add(-1)
-		return fmt.Errorf("cgi: %s: queue full: %w", b.name, backends.ErrOverloaded)
-	}
-	defer b.waiting.Add(-1)
-	wctx, cancel := context.WithTimeout(ctx, b.queueWait)
-	defer cancel()
-	if err := b.sem.Acquire(wctx, 1); err != nil {
-		if ctx.Err() != nil {
-			return backends.ContextError(ctx, "cgi: "+b.name+": waiting for a slot")
-		}
-		return fmt.Errorf("cgi: %s: no slot within %v: %w", b.name, b.queueWait, backends.ErrOverloaded)
-	}
-	return nil
 }

@@ -658,8 +658,8 @@ func TestObserver(t *testing.T) {
 	}{
 		{mode: "nostatus", wantExited: []int{0}},
 		{mode: "exit3", wantExited: []int{3}},
-		{mode: "sleep", wantSignaled: []string{syscall.SIGTERM.String()}, wantTimedOut: 1},
-		{mode: "ignoreterm", wantSignaled: []string{syscall.SIGKILL.String()}, wantTimedOut: 1},
+		{mode: "sleep", wantSignaled: []string{"SIGTERM"}, wantTimedOut: 1},
+		{mode: "ignoreterm", wantSignaled: []string{"SIGKILL"}, wantTimedOut: 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.mode, func(t *testing.T) {

@@ -59,7 +59,7 @@ func (b *Backend) detach(r *http.Request, s script, p *proc, resp *cgiresp.Respo
 		cancel()
 		if timedOut {
 			b.timedOut()
-			b.log.Warn("cgi: script timed out after its response", "script", s.Name, "timeout", b.timeout)
+			b.log.Warn("cgi: script timed out after its response", "script", s.Name, "timeout", p.timeout)
 			return
 		}
 		b.logEnd(s, false, nil, rerr, ferr, p)

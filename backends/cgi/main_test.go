@@ -211,6 +211,9 @@ func child() int {
 		}
 		fmt.Fprint(out, "gate never opened\n")
 	default:
+		if code, ok := limitsChild(os.Getenv("HTTP_X_MODE")); ok {
+			return code
+		}
 		fmt.Fprint(out, "Status: 500\n\nunknown mode")
 	}
 	return 0

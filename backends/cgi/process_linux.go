@@ -24,8 +24,9 @@ import (
 // watchers also take over when settle finds the script still running or
 // its stderr still held open by something it started.
 type proc struct {
-	pid   int // also the process group id (Setpgid)
-	grace time.Duration
+	pid     int // also the process group id (Setpgid)
+	grace   time.Duration
+	timeout time.Duration // the request's, for logs
 
 	mu sync.Mutex
 	// ended is set once the group was killed after the script exited;
@@ -143,10 +144,10 @@ var devNull = sync.OnceValues(func() (int, error) {
 })
 
 // spawn starts argv (argv[0] is the program's path) in its own process
-// group with the given pipes; errLog receives its stderr and onExit is
-// called once it is reaped. The watchers start after watchDelay unless
-// settle comes first.
-func spawn(argv []string, dir string, env []string, cred *syscall.Credential, fds *pipes, grace time.Duration, errLog stderrLog, onExit func()) (*proc, error) {
+// group with the given pipes, under lim's limits when lim is set; errLog
+// receives its stderr and onExit is called once it is reaped. The
+// watchers start after watchDelay unless settle comes first.
+func spawn(argv []string, dir string, env []string, cred *syscall.Credential, lim *limiter, fds *pipes, grace time.Duration, errLog stderrLog, onExit func()) (*proc, error) {
 	attr := &syscall.ProcAttr{
 		Dir:   dir,
 		Env:   env,
@@ -156,7 +157,13 @@ func spawn(argv []string, dir string, env []string, cred *syscall.Credential, fd
 	// argv is the script alone (or its interpreter's command and the
 	// script), never words from QUERY_STRING (RFC 3875 4.4's ISINDEX
 	// command line is a shell-injection hazard).
-	pid, err := syscall.ForkExec(argv[0], argv, attr)
+	var pid int
+	var err error
+	if lim == nil {
+		pid, err = syscall.ForkExec(argv[0], argv, attr)
+	} else {
+		pid, err = lim.start(argv[0], argv, attr)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -372,7 +379,7 @@ func exitStatus(ws syscall.WaitStatus) string {
 	case ws.Exited():
 		return fmt.Sprintf("exit status %d", ws.ExitStatus())
 	case ws.Signaled():
-		return "signal: " + ws.Signal().String()
+		return "signal: " + signalName(ws.Signal()) + " (" + ws.Signal().String() + ")"
 	}
 	return fmt.Sprintf("wait status %#x", uint32(ws))
 }

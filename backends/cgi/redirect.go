@@ -38,8 +38,8 @@ func (b *Backend) localRedirect(r *http.Request, ctx context.Context, s script, 
 	case context.Cause(ctx) == errTimeout:
 		// Its work was cut short: the redirect target would claim
 		// success.
-		b.log.Warn("cgi: script timed out after a local redirect", "script", s.Name, "timeout", b.timeout)
-		return &backends.Error{Status: http.StatusGatewayTimeout, Err: fmt.Errorf("cgi: %s: %w after %v", s.Name, errTimeout, b.timeout)}
+		b.log.Warn("cgi: script timed out after a local redirect", "script", s.Name, "timeout", p.timeout)
+		return &backends.Error{Status: http.StatusGatewayTimeout, Err: fmt.Errorf("cgi: %s: %w after %v", s.Name, errTimeout, p.timeout)}
 	case errors.Is(ferr, errShortBody):
 		return &backends.Error{Status: http.StatusBadRequest, Err: ferr}
 	case n > maxRedirectDiscard:

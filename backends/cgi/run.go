@@ -30,8 +30,8 @@ var (
 )
 
 // run starts the script and relays its response.
-func (b *Backend) run(w http.ResponseWriter, r *http.Request, s script) error {
-	ctx, cancel := context.WithTimeoutCause(r.Context(), b.timeout, errTimeout)
+func (b *Backend) run(w http.ResponseWriter, r *http.Request, s script, st *settings) error {
+	ctx, cancel := context.WithTimeoutCause(r.Context(), st.timeout, errTimeout)
 	defer cancel()
 	// Before cancel (deferred earlier, so run later) changes the cause.
 	defer func() {
@@ -40,7 +40,7 @@ func (b *Backend) run(w http.ResponseWriter, r *http.Request, s script) error {
 		}
 	}()
 
-	p, stdin, err := b.start(r, s)
+	p, stdin, err := b.start(r, s, st)
 	if err != nil {
 		return err
 	}
@@ -121,7 +121,7 @@ func (b *Backend) run(w http.ResponseWriter, r *http.Request, s script) error {
 func (b *Backend) logEnd(s script, timedOut bool, werr, rerr, ferr error, p *proc) {
 	switch {
 	case timedOut:
-		b.log.Warn("cgi: script timed out after its response started", "script", s.Name, "timeout", b.timeout)
+		b.log.Warn("cgi: script timed out after its response started", "script", s.Name, "timeout", p.timeout)
 	case werr != nil:
 		b.log.Info("cgi: client went away", "script", s.Name, "err", werr)
 	case errors.Is(rerr, os.ErrDeadlineExceeded):
@@ -132,6 +132,9 @@ func (b *Backend) logEnd(s script, timedOut bool, werr, rerr, ferr error, p *pro
 		b.log.Warn("cgi: reading script output", "script", s.Name, "err", rerr)
 	case ferr != nil:
 		b.log.Warn("cgi: request body", "script", s.Name, "err", ferr)
+	case limitSignal(p.status) != "":
+		b.log.Warn("cgi: script killed by its limit after its response started; the response is cut short", "script", s.Name,
+			"limit", limitSignal(p.status), "status", exitStatus(p.status))
 	case p.status != 0:
 		b.log.Warn("cgi: script failed after its response started", "script", s.Name, "status", exitStatus(p.status))
 	}
@@ -225,8 +228,8 @@ func (cw *ctxWatch) stop() bool {
 	return cw.stopped
 }
 
-// start spawns the script in its own process group.
-func (b *Backend) start(r *http.Request, s script) (*proc, *os.File, error) {
+// start spawns the script in its own process group, under st's limits.
+func (b *Backend) start(r *http.Request, s script, st *settings) (*proc, *os.File, error) {
 	null, err := devNull()
 	if err != nil {
 		return nil, nil, fmt.Errorf("cgi: %s: %w", b.name, err)
@@ -243,17 +246,18 @@ func (b *Backend) start(r *http.Request, s script) (*proc, *os.File, error) {
 		cred = s.cred
 	}
 	t0 := time.Now()
-	p, err := spawn(argv, filepath.Dir(s.Filename), b.env.Env(r, s.Script), cred, fds, b.grace,
-		stderrLog{log: b.log, script: s.Name}, b.release)
+	p, err := spawn(argv, filepath.Dir(s.Filename), b.env.Env(r, s.Script), cred, st.lim, fds, b.grace,
+		stderrLog{log: b.log, script: s.Name}, st.release)
 	fds.closeChild()
 	if err != nil {
-		b.release()
+		st.release()
 		fds.closeParent()
 		return nil, nil, fmt.Errorf("cgi: %s: starting %s: %w", b.name, s.Filename, &os.PathError{Op: "fork/exec", Path: argv[0], Err: err})
 	}
 	if b.obs != nil {
 		b.obs.Spawned(time.Since(t0))
 	}
+	p.timeout = st.timeout
 	return p, fds.stdin, nil
 }
 
@@ -312,9 +316,12 @@ func (b *Backend) headError(r *http.Request, ctx context.Context, s script, p *p
 	case r.Context().Err() != nil:
 		return backends.ContextError(r.Context(), "cgi: "+s.Name)
 	case context.Cause(ctx) == errTimeout:
-		return &backends.Error{Status: http.StatusGatewayTimeout, Err: fmt.Errorf("cgi: %s: %w after %v", s.Name, errTimeout, b.timeout)}
+		return &backends.Error{Status: http.StatusGatewayTimeout, Err: fmt.Errorf("cgi: %s: %w after %v", s.Name, errTimeout, p.timeout)}
 	case errors.Is(feedErr, errShortBody):
 		return &backends.ClientError{Err: fmt.Errorf("cgi: %s: %w", s.Name, feedErr)}
+	case errors.Is(err, cgiresp.ErrNoHead) && limitSignal(p.status) != "":
+		b.log.Warn("cgi: script killed by its limit before any output", "script", s.Name, "limit", limitSignal(p.status), "status", exitStatus(p.status))
+		return &backends.Error{Status: http.StatusBadGateway, Err: fmt.Errorf("cgi: %s: %w (%s)", s.Name, err, exitStatus(p.status))}
 	case errors.Is(err, cgiresp.ErrNoHead):
 		b.log.Warn("cgi: script wrote no output", "script", s.Name, "status", exitStatus(p.status))
 		return &backends.Error{Status: http.StatusBadGateway, Err: fmt.Errorf("cgi: %s: %w (%s)", s.Name, err, exitStatus(p.status))}
@@ -371,6 +378,6 @@ func (b *Backend) observeExit(ws syscall.WaitStatus) {
 	case ws.Exited():
 		b.obs.Exited(ws.ExitStatus())
 	case ws.Signaled():
-		b.obs.Signaled(ws.Signal().String())
+		b.obs.Signaled(signalName(ws.Signal()))
 	}
 }

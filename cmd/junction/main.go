@@ -30,6 +30,13 @@ import (
 	"github.com/junction-gw/junction/cmd/junction/app"
 	"github.com/junction-gw/junction/cmd/junction/internal/sockets"
 	"github.com/junction-gw/junction/config"
+
+	// The CGI limit helper: a junction process started with the helper's
+	// argv[0] (only junction's own CGI runner starts one) sets a script's
+	// resource limits and executes the script from this package's init,
+	// before the rest of the binary initializes. backends/cgi imports it
+	// too; the import here says that serve and inetd alike are helpers.
+	_ "github.com/junction-gw/junction/internal/limitexec"
 )
 
 // Set with -ldflags "-X main.version=... -X main.commit=..." (make build).

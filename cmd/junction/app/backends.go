@@ -32,6 +32,9 @@ type generation struct {
 	// authorizers guard routes (authorizers.go); closed with the
 	// generation.
 	authorizers []*authorizer.Authorizer
+	// cgiRoutes are the routes that override their cgi backend's
+	// settings, by prefix (limits.go).
+	cgiRoutes map[string]*cgiRoute
 }
 
 // cgiUnit is a cgi backend with the configuration it was built from.
@@ -102,9 +105,14 @@ func buildGeneration(cfg *config.Config, prev *generation, log *slog.Logger, o *
 		return nil, nil, nil, err
 	}
 	g.routes = make([]balancer.Route, len(cfg.Routes))
+	g.cgiRoutes = map[string]*cgiRoute{}
 	g.shadows = map[int]*shadow.Backend{}
 	for i, r := range cfg.Routes {
-		b := g.backends[r.Backend]
+		b, err := g.routeBackend(prev, i, r) // limits.go: the backend, or its view with the route's settings
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
 		if s := r.Shadow; s != nil {
 			// Inside the authorizer: denied requests are never copied.
 			sb := shadow.New(shadow.Config{
@@ -116,7 +124,7 @@ func buildGeneration(cfg *config.Config, prev *generation, log *slog.Logger, o *
 			g.shadows[i] = sb
 			b = sb
 		}
-		b, err := g.guard(i, r, b, log, o)
+		b, err = g.guard(i, r, b, log, o)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -211,7 +219,8 @@ func newCGI(name string, b *config.Backend, log *slog.Logger, o *ops) (*cgi.Back
 		User:           userName,
 		Group:          groupName,
 		MaxHeaderBytes: b.MaxHeaderBytes,
-		Logger:         log, // the backend names itself (Name) in every line
+		Limits:         cgiLimits(b.Limits), // limits.go
+		Logger:         log,                 // the backend names itself (Name) in every line
 		Observer:       o.m.CGIObserver(name),
 		// interpreters, run_as owner, user_dir (config/cgirunner.go)
 		Interpreters: interpreters(b.Interpreters),
