@@ -260,6 +260,7 @@ func New(o Options) (*Backend, error) {
 		b.sem = semaphore.NewWeighted(int64(o.MaxConcurrent))
 	}
 	b.def = settings{b: b, timeout: b.timeout, limits: o.Limits}
+	b.def.releaseFn = b.def.release
 	if b.def.lim, err = b.limiter(o.Limits); err != nil {
 		errs = append(errs, fmt.Errorf("cgi: %s: %w", o.Name, err))
 	}

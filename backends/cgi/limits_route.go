@@ -22,6 +22,9 @@ type settings struct {
 	lim *limiter
 	// sub, when set, is a route's own bound inside the backend's.
 	sub *semaphore.Weighted
+	// releaseFn is release bound once, so that starting a script does not
+	// allocate a method value for it.
+	releaseFn func()
 }
 
 // release frees the slots of a script that has exited, or failed to
@@ -87,6 +90,7 @@ func (b *Backend) Route(o RouteOptions) (*Route, error) {
 	}
 	rt := &Route{st: st}
 	rt.st.b = b
+	rt.st.releaseFn = rt.st.release
 	return rt, nil
 }
 

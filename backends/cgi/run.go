@@ -247,7 +247,7 @@ func (b *Backend) start(r *http.Request, s script, st *settings) (*proc, *os.Fil
 	}
 	t0 := time.Now()
 	p, err := spawn(argv, filepath.Dir(s.Filename), b.env.Env(r, s.Script), cred, st.lim, fds, b.grace,
-		stderrLog{log: b.log, script: s.Name}, st.release)
+		stderrLog{log: b.log, script: s.Name}, st.releaseFn)
 	fds.closeChild()
 	if err != nil {
 		st.release()
