@@ -26,8 +26,13 @@ func (b *Backend) resolve(r *http.Request) (script, error) {
 	if b.script != "" {
 		return b.resolveSingle(r, v)
 	}
-	if sf := v.Get("SCRIPT_FILENAME"); sf != "" {
-		return b.resolveFilename(r, v, sf)
+	if sf := frontFilename(v); sf != "" {
+		s, err := b.resolveFilename(r, v, sf)
+		if err == nil || !b.urlInstead(v, sf) {
+			return s, err
+		}
+		// The front server's own document root joined with the URL: map
+		// the URL (frontvars.go).
 	}
 	p, err := urlPath(r, v)
 	if err != nil {
