@@ -80,28 +80,25 @@ type frontsStack struct {
 
 func (s *frontsStack) URL(target string) string { return "http://" + s.HTTP + target }
 
-// frontsJunctionConfig is junction's config behind a front server.
-func frontsJunctionConfig(protocol, address, root string, multiplex bool) string {
-	mpx := ""
-	if multiplex {
-		mpx = ", multiplex: true"
-	}
+// frontsJunctionConfig is junction's config behind a front server; extra
+// is added to the listener (", multiplex: true").
+func frontsJunctionConfig(protocol, address, root, extra string) string {
 	return fmt.Sprintf(`log: {level: debug, format: text}
 listeners:
   - {protocol: %s, address: %q, backend: scripts%s}
 backends:
   scripts: {type: cgi, allow_root: true, root: %q, url_prefix: /cgi-bin/, timeout: 30s, max_concurrent: 64}
-`, protocol, address, mpx, root)
+`, protocol, address, extra, root)
 }
 
 // frontsNewStack lays out a site and, unless the front server starts
 // junction itself (protocol ""), starts junction with one listener.
-func frontsNewStack(t *testing.T, protocol string, multiplex bool) *frontsStack {
+func frontsNewStack(t *testing.T, protocol, extra string) *frontsStack {
 	t.Helper()
 	s := &frontsStack{site: newSite(t), Docroot: openTempDir(t), HTTP: freeAddr(t)}
 	if protocol != "" {
 		s.Junction = freeAddr(t)
-		s.junction = startJunction(t, frontsJunctionConfig(protocol, s.Junction, s.site.Root, multiplex), s.Junction)
+		s.junction = startJunction(t, frontsJunctionConfig(protocol, s.Junction, s.site.Root, extra), s.Junction)
 	}
 	return s
 }
@@ -118,8 +115,8 @@ type frontsClient struct {
 	// abortSilent: also one that has written nothing yet.
 	abortTicker, abortSilent bool
 	// multiplexes: the client sends several requests at once on one
-	// connection.
-	multiplexes bool
+	// connection; keepsConns: it reuses connections between requests.
+	multiplexes, keepsConns bool
 	// env is what this client's example adds to the scripts' environment.
 	env map[string]string
 }
@@ -131,8 +128,23 @@ var frontsClients = []frontsClient{
 		streams: true, abortTicker: true},
 	{name: "lighttpd-scgi-spawn", protocol: "scgi", start: frontsLighttpdSCGISpawn,
 		streams: true, abortTicker: true},
-	{name: "haproxy", protocol: "fastcgi", start: frontsHAProxy,
-		streams: true, abortTicker: true, multiplexes: true},
+	{name: "haproxy", protocol: "fastcgi", start: frontsHAProxy(", multiplex: true"),
+		streams: true, abortTicker: true, multiplexes: true, keepsConns: true},
+	// A per-connection cap below max_requests (and max-reqs set to it):
+	// HAProxy must keep it after asking (FCGI_MAX_REQS) and spread 16
+	// requests over 4 connections, not put all on one and have 12 refused
+	// (FCGI_OVERLOADED) and left hanging.
+	{name: "haproxy-4-per-conn", protocol: "fastcgi", start: frontsHAProxy(", multiplex: true, max_requests_per_conn: 4"),
+		streams: true, abortTicker: true, multiplexes: true, keepsConns: true},
+	// Without option mpxs-conns and max-reqs HAProxy keeps connections
+	// but sends one request at a time on each: junction's multiplex can
+	// stay off. HAProxy 2.6 puts more requests on a busy connection when
+	// max-reqs is set (even without mpxs-conns, which it says it ignores
+	// then), or when FCGI_MAX_REQS said more than 1, whatever
+	// FCGI_MPXS_CONNS says; a request junction then refuses
+	// (FCGI_CANT_MPX_CONN) hangs in HAProxy until its server timeout.
+	{name: "haproxy-keep-conn", protocol: "fastcgi", start: frontsHAProxy(""),
+		streams: true, abortTicker: true, keepsConns: true},
 	{name: "caddy", protocol: "fastcgi", start: frontsCaddy,
 		streams: true, abortTicker: true, env: map[string]string{"APP_ENV": "production"}},
 	{name: "h2o", protocol: "fastcgi", start: frontsH2O,
@@ -140,7 +152,7 @@ var frontsClients = []frontsClient{
 }
 
 func frontsApacheSCGI(t *testing.T) *frontsStack {
-	s := frontsNewStack(t, "scgi", false)
+	s := frontsNewStack(t, "scgi", "")
 	conf := frontsExample(t, "apache-scgi.conf", frontsExSCGI, s.Junction)
 	a := startApache(t, []string{"proxy", "proxy_scgi"}, fmt.Sprintf("Listen %s\nLimitRequestBody 0\n%s", s.HTTP, conf))
 	s.front = a.proc
@@ -155,7 +167,7 @@ func frontsLighttpdPrelude(t *testing.T, s *frontsStack) string {
 }
 
 func frontsLighttpdSCGI(t *testing.T) *frontsStack {
-	s := frontsNewStack(t, "scgi", false)
+	s := frontsNewStack(t, "scgi", "")
 	_, jport := frontsHostPort(t, s.Junction)
 	conf := frontsExample(t, "lighttpd-scgi.conf", `"port" => 4000`, `"port" => `+jport)
 	s.front = startLighttpd(t, frontsLighttpdPrelude(t, s)+conf, s.HTTP).proc
@@ -164,8 +176,8 @@ func frontsLighttpdSCGI(t *testing.T) *frontsStack {
 
 func frontsLighttpdSCGISpawn(t *testing.T) *frontsStack {
 	needJunction(t)
-	s := frontsNewStack(t, "", false)
-	cfg := writeFile(t, t.TempDir(), "junction.yaml", frontsJunctionConfig("scgi", "fd:0", s.site.Root, false))
+	s := frontsNewStack(t, "", "")
+	cfg := writeFile(t, t.TempDir(), "junction.yaml", frontsJunctionConfig("scgi", "fd:0", s.site.Root, ""))
 	sock := filepath.Join(openTempDir(t), "junction-scgi.sock")
 	conf := frontsExample(t, "lighttpd-scgi-spawn.conf",
 		"/run/lighttpd/junction-scgi.sock", sock,
@@ -175,11 +187,26 @@ func frontsLighttpdSCGISpawn(t *testing.T) *frontsStack {
 	return s
 }
 
-func frontsHAProxy(t *testing.T) *frontsStack {
+// frontsHAProxy starts HAProxy with examples/haproxy-fcgi.cfg in front of
+// junction, whose fastcgi listener gets extra. Without multiplex in extra,
+// the example's option mpxs-conns and max-reqs are dropped.
+func frontsHAProxy(extra string) func(t *testing.T) *frontsStack {
+	return func(t *testing.T) *frontsStack { return frontsHAProxyStart(t, extra) }
+}
+
+func frontsHAProxyStart(t *testing.T, extra string) *frontsStack {
 	needBin(t, "/usr/sbin/haproxy", "haproxy")
-	s := frontsNewStack(t, "fastcgi", true)
-	conf := frontsExample(t, "haproxy-fcgi.cfg",
-		frontsExFront, s.HTTP, frontsExFastCGI, s.Junction, frontsExDocroot, s.Docroot)
+	s := frontsNewStack(t, "fastcgi", extra)
+	multiplex := strings.Contains(extra, "multiplex: true")
+	pairs := []string{frontsExFront, s.HTTP, frontsExFastCGI, s.Junction, frontsExDocroot, s.Docroot}
+	if !multiplex {
+		pairs = append(pairs, "    option mpxs-conns", "    # option mpxs-conns", "    option max-reqs", "    # option max-reqs")
+	}
+	if _, n, ok := strings.Cut(extra, "max_requests_per_conn: "); ok {
+		// HAProxy uses max-reqs until GET_VALUES is answered.
+		pairs = append(pairs, "option max-reqs 64", "option max-reqs "+n)
+	}
+	conf := frontsExample(t, "haproxy-fcgi.cfg", pairs...)
 	file := writeFile(t, t.TempDir(), "haproxy.cfg", conf)
 	if out, err := exec.Command("/usr/sbin/haproxy", "-c", "-f", file).CombinedOutput(); err != nil {
 		t.Fatalf("haproxy -c: %v\n%s", err, out)
@@ -191,7 +218,7 @@ func frontsHAProxy(t *testing.T) *frontsStack {
 
 func frontsCaddy(t *testing.T) *frontsStack {
 	needBin(t, "/usr/bin/caddy", "caddy")
-	s := frontsNewStack(t, "fastcgi", false)
+	s := frontsNewStack(t, "fastcgi", "")
 	conf := frontsExample(t, "Caddyfile",
 		frontsExFront, s.HTTP, frontsExFastCGI, s.Junction, frontsExDocroot, s.Docroot)
 	dir := t.TempDir()
@@ -208,7 +235,7 @@ func frontsCaddy(t *testing.T) *frontsStack {
 
 func frontsH2O(t *testing.T) *frontsStack {
 	needBin(t, "/usr/bin/h2o", "h2o")
-	s := frontsNewStack(t, "fastcgi", false)
+	s := frontsNewStack(t, "fastcgi", "")
 	_, port := frontsHostPort(t, s.HTTP)
 	_, jport := frontsHostPort(t, s.Junction)
 	conf := frontsExample(t, "h2o.conf", "port: 8080", "port: "+port, "port: 9000", "port: "+jport)
@@ -317,11 +344,9 @@ func frontsCases(t *testing.T, c frontsClient, s *frontsStack) {
 		frontsCheckAbort(t, c, s)
 	})
 
-	if c.multiplexes {
-		t.Run("multiplexed", func(t *testing.T) {
-			frontsCheckMultiplexed(t, s)
-		})
-	}
+	t.Run("in-flight-16", func(t *testing.T) {
+		frontsCheckInFlight(t, c, s)
+	})
 }
 
 // frontsTicker writes ticker.sh into the site: it records its pid, then
@@ -393,26 +418,29 @@ func frontsCheckAbort(t *testing.T, c frontsClient, s *frontsStack) {
 	}
 }
 
-// frontsCheckMultiplexed proves requests share FastCGI connections at the
-// same time: n requests of a script that answers only once all n are
-// running (a barrier in the site's run/ directory) complete, over fewer
-// new connections than requests.
-func frontsCheckMultiplexed(t *testing.T, s *frontsStack) {
+// frontsCheckInFlight sends n requests of a script that answers only once
+// all n are running and the test says go (a barrier in the site's run/
+// directory), so all n are in flight at once. Meanwhile it counts the
+// FastCGI connections open at junction: fewer than n proves a multiplexing
+// client shares connections between requests at the same time; any other
+// client needs one each.
+func frontsCheckInFlight(t *testing.T, c frontsClient, s *frontsStack) {
 	const n = 16
-	p := writeFile(t, s.site.Root, "barrier.sh", fmt.Sprintf(`#!/bin/sh
-dir="$(dirname "$0")/../run/barrier"
-mkdir -p "$dir"
-: > "$dir/$QUERY_STRING"
+	dir := filepath.Join(s.site.Run, "barrier")
+	if err := os.MkdirAll(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	p := writeFile(t, s.site.Root, "barrier.sh", `#!/bin/sh
+run="$(dirname "$0")/../run"
+: > "$run/barrier/$QUERY_STRING"
 i=0
-while [ "$(ls "$dir" | wc -l)" -lt %d ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done
+while [ ! -e "$run/barrier-go" ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done
 printf 'Content-Type: text/plain\r\n\r\n'
-printf 'running=%%s\n' "$(ls "$dir" | wc -l)"
-`, n))
+printf 'running=%s\n' "$(ls "$run/barrier" | wc -l)"
+`)
 	if err := os.Chmod(p, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	accepted := func() int { return strings.Count(s.junction.Output(), `msg="connection accepted" protocol=fastcgi`) }
-	before := accepted()
 	client := newHTTPClient(60 * time.Second)
 	defer client.CloseIdleConnections()
 	var wg sync.WaitGroup
@@ -431,17 +459,63 @@ printf 'running=%%s\n' "$(ls "$dir" | wc -l)"
 			}
 		})
 	}
+	running := func() int {
+		ents, _ := os.ReadDir(dir)
+		return len(ents)
+	}
+	all := waitFor(30*time.Second, func() bool { return running() == n })
+	// Every connection was accepted, and logged, before its request's
+	// script started.
+	open := -1
+	if all && s.junction != nil && c.protocol == "fastcgi" {
+		out := s.junction.Output()
+		open = strings.Count(out, `msg="connection accepted" protocol=fastcgi`) -
+			strings.Count(out, `msg="connection ended" protocol=fastcgi`)
+	}
+	writeFile(t, s.site.Run, "barrier-go", "")
 	wg.Wait()
 	close(errs)
 	for err := range errs {
 		t.Error(err)
 	}
-	// The log line comes before the request is served, but the harness
-	// reads junction's output on another goroutine.
-	time.Sleep(100 * time.Millisecond)
-	conns := accepted() - before
-	t.Logf("%d requests in flight at once over %d new FastCGI connections", n, conns)
-	if conns >= n {
-		t.Errorf("%d requests at once used %d connections: not multiplexed", n, conns)
+	if !all {
+		t.Fatalf("only %d of %d requests were running at once", running(), n)
+	}
+	if open < 0 {
+		return // SCGI is one request per connection by design
+	}
+	t.Logf("%d requests in flight at once over %d open FastCGI connections", n, open)
+	switch {
+	case c.multiplexes && open >= n:
+		t.Errorf("%d requests at once over %d connections: not multiplexed", n, open)
+	case !c.multiplexes && open < n:
+		t.Errorf("%d requests at once over %d connections: multiplexed, but junction does not multiplex here", n, open)
+	}
+}
+
+// frontsExamples are the example files TestFronts loads.
+var frontsExamples = []string{"apache-scgi.conf", "lighttpd-scgi.conf", "lighttpd-scgi-spawn.conf",
+	"haproxy-fcgi.cfg", "Caddyfile", "h2o.conf"}
+
+// TestFrontsREADME checks that the README's "Front servers" section shows
+// each example TestFronts runs, byte for byte.
+func TestFrontsREADME(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(readme), "\n## Front servers\n")
+	if !ok {
+		t.Fatal("README has no \"## Front servers\" section")
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+	for _, name := range frontsExamples {
+		b, err := os.ReadFile(filepath.Join("..", "examples", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(section, "```\n"+string(b)+"```\n") && !strings.Contains(section, "\n"+string(b)+"```\n") {
+			t.Errorf("README's Front servers section does not show examples/%s verbatim", name)
+		}
 	}
 }
