@@ -323,6 +323,14 @@ func frontsCases(t *testing.T, c frontsClient, s *frontsStack) {
 		}
 	})
 
+	t.Run("local-redirect", func(t *testing.T) {
+		// junction follows it (RFC 3875 6.2.2); the client never sees it.
+		r := httpGet(t, s.URL("/cgi-bin/localredirect.sh?from=redirect"))
+		if r.Status != 200 || !strings.HasPrefix(r.Body, "Hello from sh\n") || r.Header.Get("Location") != "" {
+			t.Fatalf("got %d %q Location %q, want hello.sh's 200 body", r.Status, r.Body, r.Header.Get("Location"))
+		}
+	})
+
 	t.Run("streaming", func(t *testing.T) {
 		if c.streams {
 			checkStreams(t, s.HTTP)
