@@ -169,9 +169,7 @@ type Listener struct {
 	// Default 256. FastCGI only.
 	MaxConns int `mapstructure:"max_conns"`
 	// MaxRequests bounds the requests in flight over all connections of a
-	// fastcgi listener. Default 1024. FastCGI only. FCGI_MAX_REQS announces
-	// the smaller of it and what one connection takes (HAProxy reads it per
-	// connection).
+	// fastcgi listener (FCGI_MAX_REQS). Default 1024. FastCGI only.
 	MaxRequests int `mapstructure:"max_requests"`
 	// MaxRequestsPerConn bounds the requests in flight on one multiplexed
 	// FastCGI connection. Default 1, or 64 with multiplex. FastCGI only.

@@ -130,19 +130,17 @@ var frontsClients = []frontsClient{
 		streams: true, abortTicker: true},
 	{name: "haproxy", protocol: "fastcgi", start: frontsHAProxy(", multiplex: true"),
 		streams: true, abortTicker: true, multiplexes: true, keepsConns: true},
-	// A per-connection cap below max_requests (and max-reqs set to it):
-	// HAProxy must keep it after asking (FCGI_MAX_REQS) and spread 16
-	// requests over 4 connections, not put all on one and have 12 refused
-	// (FCGI_OVERLOADED) and left hanging.
+	// A per-connection cap with max-reqs set to it: HAProxy spreads 16
+	// requests over at least 4 connections. (A request beyond the cap
+	// would be refused, FCGI_OVERLOADED, and left hanging by HAProxy.)
 	{name: "haproxy-4-per-conn", protocol: "fastcgi", start: frontsHAProxy(", multiplex: true, max_requests_per_conn: 4"),
 		streams: true, abortTicker: true, multiplexes: true, keepsConns: true},
 	// Without option mpxs-conns and max-reqs HAProxy keeps connections
 	// but sends one request at a time on each: junction's multiplex can
 	// stay off. HAProxy 2.6 puts more requests on a busy connection when
-	// max-reqs is set (even without mpxs-conns, which it says it ignores
-	// then), or when FCGI_MAX_REQS said more than 1, whatever
-	// FCGI_MPXS_CONNS says; a request junction then refuses
-	// (FCGI_CANT_MPX_CONN) hangs in HAProxy until its server timeout.
+	// max-reqs is set, even without mpxs-conns (which it says it then
+	// ignores); a request junction refuses (FCGI_CANT_MPX_CONN) hangs in
+	// HAProxy until its server timeout.
 	{name: "haproxy-keep-conn", protocol: "fastcgi", start: frontsHAProxy(""),
 		streams: true, abortTicker: true, keepsConns: true},
 	{name: "caddy", protocol: "fastcgi", start: frontsCaddy,
@@ -203,7 +201,7 @@ func frontsHAProxyStart(t *testing.T, extra string) *frontsStack {
 		pairs = append(pairs, "    option mpxs-conns", "    # option mpxs-conns", "    option max-reqs", "    # option max-reqs")
 	}
 	if _, n, ok := strings.Cut(extra, "max_requests_per_conn: "); ok {
-		// HAProxy uses max-reqs until GET_VALUES is answered.
+		// max-reqs at most the listener's max_requests_per_conn.
 		pairs = append(pairs, "option max-reqs 64", "option max-reqs "+n)
 	}
 	conf := frontsExample(t, "haproxy-fcgi.cfg", pairs...)

@@ -392,7 +392,7 @@ func (s *Server) values(asked vars.Vars) vars.Vars {
 			}
 			v = strconv.Itoa(s.MaxConns)
 		case "FCGI_MAX_REQS":
-			v = strconv.Itoa(s.maxReqsAnswer())
+			v = strconv.Itoa(s.maxRequests())
 		case "FCGI_MPXS_CONNS":
 			v = "0"
 			if s.Multiplex {
@@ -404,21 +404,6 @@ func (s *Server) values(asked vars.Vars) vars.Vars {
 		out = append(out, vars.Var{Name: kv.Name, Value: v})
 	}
 	return out
-}
-
-// maxReqsAnswer is FCGI_MAX_REQS: MaxRequests, but never more than one
-// connection carries at once (1 without Multiplex). The one client that
-// asks, HAProxy's fcgi-app (option get-values), takes the answer as the
-// number of requests it may put on each connection, whatever
-// FCGI_MPXS_CONNS says; a larger answer had it send requests that this
-// server refuses (FCGI_CANT_MPX_CONN, FCGI_OVERLOADED) and that HAProxy
-// then left hanging until its server timeout.
-func (s *Server) maxReqsAnswer() int {
-	perConn := 1
-	if s.Multiplex {
-		perConn = s.maxPerConn()
-	}
-	return min(s.maxRequests(), perConn)
 }
 
 func (cn *conn) begin(rec record) error {

@@ -63,10 +63,9 @@ type Server struct {
 	// MaxConns caps open connections (Serve waits to accept beyond it)
 	// and is answered as FCGI_MAX_CONNS; 0 means no cap and no answer.
 	MaxConns int
-	// MaxRequests caps requests in flight across all connections; 0 means
-	// DefaultMaxRequests. Beyond it a request is answered END_REQUEST
-	// FCGI_OVERLOADED. FCGI_MAX_REQS is answered as the smaller of it and
-	// what one connection takes (MaxRequestsPerConn, 1 without Multiplex).
+	// MaxRequests caps requests in flight across all connections, answered
+	// as FCGI_MAX_REQS; 0 means DefaultMaxRequests. Beyond it a request is
+	// answered END_REQUEST FCGI_OVERLOADED.
 	MaxRequests int
 	// MaxRequestsPerConn caps requests in flight on one connection; 0
 	// means DefaultMaxRequestsPerConn. Beyond it: FCGI_OVERLOADED.

@@ -179,15 +179,7 @@ func TestManagementRecords(t *testing.T) {
 			[]record{{hdr(typeGetValuesResult, 0, 0, 0), nv("FCGI_MAX_CONNS", "10", "FCGI_MAX_REQS", "50", "FCGI_MPXS_CONNS", "1")}}},
 		{"get values defaults", &Server{},
 			rec(typeGetValues, 0, nv("FCGI_MPXS_CONNS", "", "FCGI_MAX_CONNS", "", "FCGI_MAX_REQS", "")),
-			[]record{{hdr(typeGetValuesResult, 0, 0, 0), nv("FCGI_MPXS_CONNS", "0", "FCGI_MAX_REQS", "1")}}},
-		// HAProxy reads FCGI_MAX_REQS as the requests it may send on one
-		// connection: never more than one connection takes.
-		{"get values per connection", &Server{MaxRequests: 1000, MaxRequestsPerConn: 64, Multiplex: true},
-			rec(typeGetValues, 0, nv("FCGI_MAX_REQS", "", "FCGI_MPXS_CONNS", "")),
-			[]record{{hdr(typeGetValuesResult, 0, 0, 0), nv("FCGI_MAX_REQS", "64", "FCGI_MPXS_CONNS", "1")}}},
-		{"get values not multiplexed", &Server{MaxRequests: 1000, MaxRequestsPerConn: 1},
-			rec(typeGetValues, 0, nv("FCGI_MAX_REQS", "")),
-			[]record{{hdr(typeGetValuesResult, 0, 0, 0), nv("FCGI_MAX_REQS", "1")}}},
+			[]record{{hdr(typeGetValuesResult, 0, 0, 0), nv("FCGI_MPXS_CONNS", "0", "FCGI_MAX_REQS", "1000")}}},
 		{"unknown type", &Server{}, rec(recType(42), 0, []byte("??")),
 			[]record{{hdr(typeUnknownType, 0, 0, 0), []byte{42, 0, 0, 0, 0, 0, 0, 0}}}},
 		{"end request as management", &Server{}, rec(typeEndRequest, 0, make([]byte, 8)),
