@@ -1,6 +1,7 @@
 package cgi
 
 import (
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -40,16 +41,21 @@ import (
 // carry the PATH_INFO in it (HAProxy). Such a value says nothing the URL
 // does not; when it does not name a script, junction maps the URL instead.
 
-// frontFilename returns the SCRIPT_FILENAME the front server sent, or ""
-// when it is Apache's "proxy:SCHEME://..." marker: mod_proxy_scgi (and
-// mod_proxy_fcgi through a balancer) sends the backend URL there, not a
-// file.
-func frontFilename(v vars.Vars) string {
-	sf := v.Get("SCRIPT_FILENAME")
+// resolveFront resolves the SCRIPT_FILENAME sf the front server sent. ok
+// is false when the URL names the script instead: sf is Apache's
+// "proxy:SCHEME://..." marker (mod_proxy_scgi, and mod_proxy_fcgi through
+// a balancer, send the backend URL there, not a file), or it is the front
+// server's own document root joined with the URL and names no script here
+// (urlInstead).
+func (b *Backend) resolveFront(r *http.Request, v vars.Vars, sf string) (s script, ok bool, err error) {
 	if strings.HasPrefix(sf, "proxy:") {
-		return ""
+		return script{}, false, nil
 	}
-	return sf
+	s, err = b.resolveFilename(r, v, sf)
+	if err != nil && b.urlInstead(v, sf) {
+		return script{}, false, nil
+	}
+	return s, true, err
 }
 
 // fromDocumentRoot reports whether sf is exactly the front server's

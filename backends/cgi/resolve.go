@@ -26,13 +26,10 @@ func (b *Backend) resolve(r *http.Request) (script, error) {
 	if b.script != "" {
 		return b.resolveSingle(r, v)
 	}
-	if sf := frontFilename(v); sf != "" {
-		s, err := b.resolveFilename(r, v, sf)
-		if err == nil || !b.urlInstead(v, sf) {
+	if sf := v.Get("SCRIPT_FILENAME"); sf != "" {
+		if s, ok, err := b.resolveFront(r, v, sf); ok {
 			return s, err
 		}
-		// The front server's own document root joined with the URL: map
-		// the URL (frontvars.go).
 	}
 	p, err := urlPath(r, v)
 	if err != nil {
