@@ -152,7 +152,7 @@ var frontsClients = []frontsClient{
 func frontsApacheSCGI(t *testing.T) *frontsStack {
 	s := frontsNewStack(t, "scgi", "")
 	conf := frontsExample(t, "apache-scgi.conf", frontsExSCGI, s.Junction)
-	a := startApache(t, []string{"proxy", "proxy_scgi"}, fmt.Sprintf("Listen %s\nLimitRequestBody 0\n%s", s.HTTP, conf))
+	a := startApache(t, []string{"proxy", "proxy_scgi"}, fmt.Sprintf("Listen %s\n%s", s.HTTP, conf))
 	s.front = a.proc
 	return s
 }
