@@ -55,7 +55,9 @@ func (b *Backend) resolve(r *http.Request) (script, error) {
 		}
 	}
 	if sf := v.Get("SCRIPT_FILENAME"); sf != "" {
-		return b.resolveFilename(r, v, sf)
+		if s, ok, err := b.resolveFront(r, v, sf); ok {
+			return s, err
+		}
 	}
 	p, err := urlPath(r, v)
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/junction-gw/junction/protocols/internal/connserver"
@@ -172,6 +173,12 @@ func (cn *conn) serve() error {
 			if !isTimeout(err) {
 				if !rr.inRecord() && errors.Is(err, io.EOF) {
 					return nil // peer closed between records
+				}
+				if !rr.inRecord() && errors.Is(err, syscall.ECONNRESET) && cn.idle() {
+					// Reset with nothing owed: a close too. Caddy closes
+					// after the end of STDOUT with END_REQUEST unread,
+					// HAProxy resets idle kept connections.
+					return nil
 				}
 				return err
 			}
@@ -456,6 +463,13 @@ func (cn *conn) begin(rec record) error {
 	cn.mu.Unlock()
 	cn.c.SetIdle(false)
 	return nil
+}
+
+// idle reports whether no request is in flight on the connection.
+func (cn *conn) idle() bool {
+	cn.mu.Lock()
+	defer cn.mu.Unlock()
+	return len(cn.reqs) == 0
 }
 
 func (cn *conn) markCloseAfter() {
