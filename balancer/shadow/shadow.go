@@ -22,6 +22,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -194,7 +195,8 @@ func (b *Backend) Close() {
 
 // job is one copied request and the primary's answer to it.
 type job struct {
-	vars    vars.Vars // deep copy: the codec's buffers are reused
+	req     *http.Request // detached: no context, no body (run sets both)
+	vars    vars.Vars     // deep copy (the codec's buffers are reused); nil for plain HTTP
 	body    []byte
 	line    string // "GET /path?q HTTP/1.1", for logs
 	primary outcome
@@ -223,6 +225,10 @@ func (b *Backend) Serve(w http.ResponseWriter, r *http.Request) error {
 		b.count(Dropped)
 		return b.cfg.Primary.Serve(w, r)
 	}
+	// The copy is the request as this route got it (headers included:
+	// an authorizer in front has removed the client's Variable-* fields
+	// and added its own), taken before the primary may change it.
+	j := detach(r, body)
 	rec := newRecorder(w)
 	err = b.cfg.Primary.Serve(rec, r)
 	var lr *backends.LocalRedirect
@@ -231,22 +237,29 @@ func (b *Backend) Serve(w http.ResponseWriter, r *http.Request) error {
 		// junction follows it through the routes: the request it leads
 		// to is shadowed if its route says so.
 		return err
+	case err != nil && backends.IsClientError(err):
+		return err // the client went away or sent a broken body: nothing to compare
 	case err != nil && !rec.wrote:
 		// The client sees the error page the listener writes for err:
 		// compare against that.
 		page := newRecorder(discard{h: http.Header{}})
 		backends.WriteError(page, r, err, nil)
-		b.enqueue(r, body, page.outcome())
+		j.primary = page.outcome()
+		b.enqueue(j)
 		return err
-	case err != nil && backends.IsClientError(err):
-		return err // the client went away mid-answer: nothing to compare
 	}
-	b.enqueue(r, body, rec.outcome())
+	j.primary = rec.outcome()
+	b.enqueue(j)
 	return err
 }
 
 func (b *Backend) eligible(r *http.Request) bool {
 	if !slices.Contains(b.methods, r.Method) {
+		return false
+	}
+	if r.Header.Get("Upgrade") != "" {
+		// A WebSocket or other upgrade is a connection, not an answer
+		// to compare: a copy would open a second one on the shadow.
 		return false
 	}
 	switch p := b.cfg.Percent; {
@@ -292,11 +305,56 @@ type errReader struct{ err error }
 
 func (e errReader) Read([]byte) (int, error) { return 0, e.err }
 
+// detach copies what the shadow is sent of r into a job: nothing in it
+// shares memory with r, whose strings may point into buffers the codec
+// reuses once r is answered.
+func detach(r *http.Request, body []byte) *job {
+	c := &http.Request{
+		Method:     strings.Clone(r.Method),
+		URL:        cloneURL(r.URL),
+		Proto:      strings.Clone(r.Proto),
+		ProtoMajor: r.ProtoMajor,
+		ProtoMinor: r.ProtoMinor,
+		Header:     make(http.Header, len(r.Header)),
+		Host:       strings.Clone(r.Host),
+		RemoteAddr: strings.Clone(r.RemoteAddr),
+		RequestURI: strings.Clone(r.RequestURI),
+		TLS:        r.TLS,
+	}
+	for k, vs := range r.Header {
+		cv := make([]string, len(vs))
+		for i, v := range vs {
+			cv[i] = strings.Clone(v)
+		}
+		c.Header[strings.Clone(k)] = cv
+	}
+	j := &job{req: c, body: body, line: c.Method + " " + c.RequestURI + " " + c.Proto}
+	if v := vars.FromContext(r.Context()); v != nil {
+		j.vars = cloneVars(v)
+	}
+	return j
+}
+
+func cloneURL(u *url.URL) *url.URL {
+	if u == nil {
+		return &url.URL{}
+	}
+	c := &url.URL{Scheme: strings.Clone(u.Scheme), Opaque: strings.Clone(u.Opaque), Host: strings.Clone(u.Host),
+		Path: strings.Clone(u.Path), RawPath: strings.Clone(u.RawPath), OmitHost: u.OmitHost, ForceQuery: u.ForceQuery,
+		RawQuery: strings.Clone(u.RawQuery), Fragment: strings.Clone(u.Fragment), RawFragment: strings.Clone(u.RawFragment)}
+	if u.User != nil {
+		name := strings.Clone(u.User.Username())
+		if p, ok := u.User.Password(); ok {
+			c.User = url.UserPassword(name, strings.Clone(p))
+		} else {
+			c.User = url.User(name)
+		}
+	}
+	return c
+}
+
 // enqueue queues the copy unless the queue is full or the route closed.
-func (b *Backend) enqueue(r *http.Request, body []byte, primary outcome) {
-	v := vars.FromContext(r.Context())
-	j := &job{vars: cloneVars(v), body: body, primary: primary,
-		line: strings.Clone(r.Method + " " + r.RequestURI + " " + r.Proto)}
+func (b *Backend) enqueue(j *job) {
 	select {
 	case <-b.done:
 		b.count(Dropped)
@@ -329,19 +387,16 @@ func (b *Backend) work() {
 func (b *Backend) run(j *job) {
 	ctx, cancel := context.WithTimeout(b.base, b.cfg.Timeout)
 	defer cancel()
-	ctx = vars.NewContext(ctx, j.vars)
-	var body io.ReadCloser = http.NoBody
-	if len(j.body) > 0 {
-		body = io.NopCloser(bytes.NewReader(j.body))
+	if j.vars != nil {
+		ctx = vars.NewContext(ctx, j.vars)
 	}
-	req, err := vars.Request(ctx, j.vars, body)
-	if err != nil {
-		b.count(Error)
-		b.cfg.Logger.Debug("shadow request not built", "route", b.cfg.Route, "request", j.line, "err", err)
-		return
+	req := j.req.WithContext(ctx)
+	req.Body, req.ContentLength = http.NoBody, 0
+	if len(j.body) > 0 {
+		req.Body, req.ContentLength = io.NopCloser(bytes.NewReader(j.body)), int64(len(j.body))
 	}
 	rec := newRecorder(discard{h: http.Header{}})
-	err = b.cfg.Shadow.Serve(rec, req)
+	err := b.cfg.Shadow.Serve(rec, req)
 	if b.base.Err() != nil {
 		b.count(Dropped) // cut short by Close
 		return
@@ -358,7 +413,7 @@ func (b *Backend) run(j *job) {
 		b.cfg.Logger.Debug("shadow failed mid-answer", "route", b.cfg.Route, "backend", b.cfg.ShadowName, "request", j.line, "err", err)
 		return
 	}
-	if diff := b.differ(j.primary, got); len(diff) > 0 {
+	if diff := b.differ(j.primary, got, j.req.Method == http.MethodHead); len(diff) > 0 {
 		b.count(Different)
 		b.noteDifference(j, got, diff)
 		return
@@ -366,8 +421,10 @@ func (b *Backend) run(j *job) {
 	b.count(Same)
 }
 
-// differ lists the compared aspects on which a and b differ.
-func (b *Backend) differ(a, c outcome) []string {
+// differ lists the compared aspects on which a and c differ. The bodies
+// of answers to HEAD are not compared: a CGI script prints its body for
+// HEAD too (the front server drops it), an HTTP application sends none.
+func (b *Backend) differ(a, c outcome, head bool) []string {
 	var out []string
 	for _, asp := range b.compare {
 		var same bool
@@ -379,7 +436,7 @@ func (b *Backend) differ(a, c outcome) []string {
 		case AspectLocation:
 			same = a.Location == c.Location
 		case AspectBody:
-			same = a.Digest == c.Digest
+			same = head || a.Digest == c.Digest
 		default:
 			name, _ := strings.CutPrefix(asp, headerPrefix)
 			same = slices.Equal(a.headers.Values(name), c.headers.Values(name))

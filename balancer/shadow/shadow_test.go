@@ -41,7 +41,6 @@ func request(t testing.TB, method, uri, body string) *http.Request {
 	return r
 }
 
-
 // app answers like a tiny application; variant changes the answer to
 // /differs.
 func app(variant string, seen *atomic.Int64, bodies *sync.Map) backends.Func {
