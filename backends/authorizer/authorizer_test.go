@@ -330,6 +330,10 @@ func TestFailures(t *testing.T) {
 		{"line without colon", reply{stdout: "Status: 403\r\nnonsense\r\n\r\nbody"}, 502},
 		{"head without status or type", reply{stdout: "Variable-X: 1\r\n\r\n"}, 502},
 		{"empty head", reply{stdout: "\r\nbody"}, 502},
+		// An informational status is no answer: relayed, the client's
+		// connection would carry the authorizer's body as a 200.
+		{"1xx status", reply{stdout: "Status: 100 Continue\r\nContent-Type: text/plain\r\n\r\nbody"}, 502},
+		{"101 status", reply{stdout: "Status: 101 Switching Protocols\r\nUpgrade: x\r\nContent-Type: text/plain\r\n\r\n"}, 502},
 		{"hangs", reply{hang: true}, 504},
 		{"header line over gofast's 1 KiB", reply{stdout: long}, 502},
 		{"denial too big", reply{stdout: "Status: 403\r\nContent-Type: text/plain\r\n\r\n" + strings.Repeat("x", 70_000)}, 502},

@@ -199,7 +199,9 @@ func (a *Authorizer) exchange(r *http.Request, in *instance, c *conn, params map
 	switch {
 	case werr != nil:
 		return nil, &backends.Error{Status: http.StatusBadGateway, Err: fmt.Errorf("%s: %s: malformed answer: %w", a.prefix(), in.addr, werr)}
-	case rec.code < 100 || rec.code > 999:
+	case rec.code < 200 || rec.code > 999:
+		// A 1xx is informational, not an answer to relay (101 would
+		// switch the client's connection to the authorizer's body).
 		return nil, &backends.Error{Status: http.StatusBadGateway, Err: fmt.Errorf("%s: %s: malformed answer: status %d", a.prefix(), in.addr, rec.code)}
 	case rec.over && rec.code != http.StatusOK:
 		return nil, &backends.Error{Status: http.StatusBadGateway, Err: fmt.Errorf("%s: %s: answer body over %d bytes", a.prefix(), in.addr, a.maxAnswer)}
