@@ -26,7 +26,7 @@ type Shadow struct {
 	// body.
 	Compare []string `mapstructure:"compare"`
 	// Queue bounds the copies waiting to be sent; beyond it they are
-	// dropped (and counted). Default 64.
+	// dropped (and counted). Default 64, at most 65536.
 	Queue int `mapstructure:"queue"`
 	// MaxBody is the largest request body copied, in bytes; requests with
 	// larger bodies are not shadowed (counted as dropped). Default 1048576
@@ -48,6 +48,11 @@ func (s *Shadow) PercentOrDefault() float64 {
 // shadowAspects are the compare entries besides header:NAME.
 var shadowAspects = []string{"status", "content_type", "location", "body"}
 
+// maxShadowQueue bounds shadow.queue: the queue is allocated whole when
+// the route is built, and copies waiting beyond this many are stale
+// anyway.
+const maxShadowQueue = 1 << 16
+
 // safeMethods may run twice without changing anything.
 var safeMethods = []string{http.MethodGet, http.MethodHead}
 
@@ -56,7 +61,7 @@ func (s *Shadow) validate(v *validator, key string, c *Config, route Route) {
 	if s.Backend != "" && strings.EqualFold(s.Backend, route.Backend) {
 		v.add(key+".backend", "%q is the route's own backend", s.Backend)
 	}
-	if p := s.PercentOrDefault(); p < 0 || p > 100 {
+	if p := s.PercentOrDefault(); !(p >= 0 && p <= 100) { // NaN too
 		v.add(key+".percent", "%g is not between 0 and 100", p)
 	}
 	for i, m := range s.Methods {
@@ -71,8 +76,11 @@ func (s *Shadow) validate(v *validator, key string, c *Config, route Route) {
 		}
 		v.add(fmt.Sprintf("%s.compare[%d]", key, i), "%q is not one of %s or header:NAME", a, strings.Join(shadowAspects, ", "))
 	}
-	if s.Queue < 0 {
+	switch {
+	case s.Queue < 0:
 		v.add(key+".queue", "%d is negative", s.Queue)
+	case s.Queue > maxShadowQueue:
+		v.add(key+".queue", "%d is more than %d", s.Queue, maxShadowQueue)
 	}
 	if s.MaxBody < 0 {
 		v.add(key+".max_body", "%d is negative", s.MaxBody)

@@ -26,6 +26,8 @@ routes:
 		{`{backend: candidate, compare: ["header:bad name"]}`, `routes[0].shadow.compare[0]`},
 		{`{backend: candidate, methods: [get]}`, `routes[0].shadow.methods[0]: "get" is not a method name`},
 		{`{backend: candidate, queue: -1}`, "routes[0].shadow.queue"},
+		{`{backend: candidate, percent: .nan}`, "routes[0].shadow.percent: NaN is not between 0 and 100"},
+		{`{backend: candidate, queue: 1000000000000000}`, "routes[0].shadow.queue: 1000000000000000 is more than 65536"},
 		{`{backend: candidate, colour: red}`, "colour"},
 	} {
 		_, err := Parse([]byte(base+"    shadow: "+c.shadow+"\n"), "yaml")
