@@ -82,6 +82,7 @@ func NewWithOptions(cfg *config.Config, logger *slog.Logger, o Options) (*App, e
 		a.fronts = append(a.fronts, f)
 	}
 	if len(errs) > 0 {
+		g.closeRoutes()
 		p.close()
 		return nil, errors.Join(errs...)
 	}

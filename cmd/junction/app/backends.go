@@ -171,6 +171,14 @@ func (g *generation) closeShadows() {
 	}
 }
 
+// closeRoutes stops what g's routes run beside the backends, for an App
+// that will not serve: the shadow workers and the authorizers' kept
+// connections.
+func (g *generation) closeRoutes() {
+	g.closeShadows()
+	g.closeAuthorizers()
+}
+
 // stopNew stops g's pool units that prev does not have.
 func (g *generation) stopNew(prev *generation) {
 	for _, u := range g.unitsNotIn(prev) {

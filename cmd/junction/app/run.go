@@ -21,11 +21,13 @@ import (
 // shutdown that ctx asked for.
 func (a *App) Run(ctx context.Context) error {
 	if err := a.Listen(); err != nil {
+		a.gen.Load().closeRoutes()
 		return err
 	}
 	// Every socket is bound: from here on junction needs no privilege.
 	if err := a.dropPrivileges(); err != nil {
 		a.closeSockets()
+		a.gen.Load().closeRoutes()
 		return err
 	}
 	g, gctx := errgroup.WithContext(ctx)
