@@ -119,7 +119,7 @@ func buildGeneration(cfg *config.Config, prev *generation, log *slog.Logger, o *
 				Route: r.Prefix, Primary: b, Shadow: g.backends[s.Backend], ShadowName: s.Backend,
 				Percent: s.PercentOrDefault(), Methods: s.Methods, Compare: s.Compare,
 				Queue: s.Queue, MaxBody: s.MaxBody, Timeout: s.Timeout,
-				Logger: log.With("route", r.Prefix), Observer: o.m.Shadow(r.Prefix),
+				Logger: log, Observer: o.m.Shadow(r.Prefix), // its lines name the route
 			})
 			g.shadows[i] = sb
 			b = sb

@@ -3,8 +3,10 @@ package app
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 )
@@ -79,5 +81,44 @@ backends:
 			t.Fatalf("goroutines: %d before, %d after:\n%s", before, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestShadowLogNamesRouteOnce: a shadow's log lines carry the route once
+// (a duplicated key makes JSON logs ambiguous).
+func TestShadowLogNamesRouteOnce(t *testing.T) {
+	var logs lockedBuffer
+	a, err := New(parse(t, fmt.Sprintf(`
+shutdown_timeout: 5s
+listeners:
+  - {protocol: http, address: "127.0.0.1:0"}
+routes:
+  - {prefix: /, backend: current, shadow: {backend: candidate}}
+backends:
+  current: {type: http, instances: [%q]}
+  candidate: {type: http, instances: ["127.0.0.1:1"]}
+`, named(t, "app"))), slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- a.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	get(t, "http://"+a.Addrs()[0].String()+"/x")
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(logs.String(), "shadow failed") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no shadow failure logged:\n%s", logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for _, line := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(line, "shadow failed") && strings.Count(line, " route=") != 1 {
+			t.Errorf("route named %d times: %s", strings.Count(line, " route="), line)
+		}
 	}
 }
