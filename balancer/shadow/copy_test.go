@@ -1,6 +1,7 @@
 package shadow
 
 import (
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -123,5 +124,30 @@ func TestHeadBodiesNotCompared(t *testing.T) {
 	b.Serve(httptest.NewRecorder(), request(t, "HEAD", "/h", ""))
 	if s := waitCounted(t, b, 1); s.Same != 1 {
 		t.Errorf("stats %+v, want HEAD answers the same", s)
+	}
+}
+
+// failingFlush is a client connection that is gone: flushing fails.
+type failingFlush struct{ *httptest.ResponseRecorder }
+
+func (failingFlush) FlushError() error { return errors.New("broken pipe") }
+
+// TestFlushThroughRecorder: the primary's flush reaches the client's
+// writer with its error (a streaming backend stops when the client is
+// gone), and a flush before any header sends, and records, a 200.
+func TestFlushThroughRecorder(t *testing.T) {
+	var flushErr error
+	streamer := backends.Func(func(w http.ResponseWriter, r *http.Request) error {
+		flushErr = http.NewResponseController(w).Flush() // the head, at once; no body yet
+		return nil
+	})
+	b := New(Config{Route: "/", Primary: streamer, Shadow: app("A", nil, nil), Percent: 100, Compare: []string{AspectStatus}})
+	defer b.Close()
+	b.Serve(failingFlush{httptest.NewRecorder()}, request(t, "GET", "/s", ""))
+	if flushErr == nil {
+		t.Error("the client's flush error was swallowed")
+	}
+	if s := waitCounted(t, b, 1); s.Same != 1 {
+		t.Errorf("stats %+v, want the flushed 200 compared", s)
 	}
 }

@@ -566,13 +566,23 @@ func (rc *recorder) Write(p []byte) (int, error) {
 // (flushes, deadlines).
 func (rc *recorder) Unwrap() http.ResponseWriter { return rc.w }
 
-// Flush keeps a streamed answer streaming.
-func (rc *recorder) Flush() { _ = http.NewResponseController(rc.w).Flush() }
+// FlushError keeps a streamed answer streaming, and tells the backend
+// when the client is gone. A flush before any header sends a 200 head.
+func (rc *recorder) FlushError() error {
+	if !rc.wrote {
+		rc.WriteHeader(http.StatusOK)
+	}
+	return http.NewResponseController(rc.w).Flush()
+}
+
+// Flush is FlushError for callers that take no error.
+func (rc *recorder) Flush() { _ = rc.FlushError() }
 
 func (rc *recorder) outcome() outcome {
 	o := outcome{Status: rc.status, headers: rc.headers, Digest: hex.EncodeToString(rc.sum.Sum(nil))}
-	if o.headers == nil {
-		o.headers = http.Header{}
+	if !rc.wrote {
+		// Nothing written: the listener answers 200 with the headers set.
+		o.Status, o.headers = http.StatusOK, rc.w.Header().Clone()
 	}
 	o.ContentType = o.headers.Get("Content-Type")
 	o.Location = o.headers.Get("Location")
