@@ -45,6 +45,11 @@ type Options struct {
 	// "Variable-NAME" request headers (for http pools) instead of CGI
 	// variables (for cgi and fastcgi backends).
 	Headers bool
+	// Both passes the variables both ways, whatever Headers says: for a
+	// route whose answers are compared with a shadow backend of the other
+	// kind (a cgi script and an http pool), which sees the request as the
+	// guarded backend does.
+	Both bool
 	// PassEnv and SetEnv add parameters to every authorizer request, as
 	// a fastcgi backend's do.
 	PassEnv []string
@@ -94,7 +99,8 @@ type Authorizer struct {
 	dial      time.Duration
 	timeout   time.Duration
 	maxAnswer int
-	headers   bool
+	headers   bool // Variable-NAME request headers
+	cgiVars   bool // CGI variables (package vars)
 	name      string
 	log       *slog.Logger
 	obs       Observer
@@ -124,7 +130,7 @@ func New(next backends.Backend, o Options) (*Authorizer, error) {
 		errs = append(errs, errors.New("authorizer: negative limit"))
 	}
 	a := &Authorizer{next: next, script: o.Script, dial: o.DialTimeout, timeout: o.Timeout,
-		maxAnswer: o.MaxAnswerBytes, headers: o.Headers, name: o.Name, log: o.Logger, obs: o.Observer}
+		maxAnswer: o.MaxAnswerBytes, headers: o.Headers || o.Both, cgiVars: !o.Headers || o.Both, name: o.Name, log: o.Logger, obs: o.Observer}
 	if a.dial == 0 {
 		a.dial = DefaultDialTimeout
 	}

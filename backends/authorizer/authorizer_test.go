@@ -225,6 +225,28 @@ func TestAllowAsHeaders(t *testing.T) {
 	}
 }
 
+// TestAllowBothForms: with Both (a route whose shadow is of the other
+// kind) the variables are CGI variables and Variable-NAME headers alike.
+func TestAllowBothForms(t *testing.T) {
+	f := startFake(t, fixed("Status: 200\r\nVariable-REMOTE_USER: alice\r\n\r\n"))
+	for _, headers := range []bool{false, true} {
+		g := &guarded{}
+		a := newAuth(t, g, Options{Instances: []string{f.addr()}, Headers: headers, Both: true})
+		r := httptest.NewRequest("GET", "/x", nil)
+		r.Header.Set("Variable-Remote_user", "forged")
+		if w, err := serve(a, r); err != nil || w.Code != 200 {
+			t.Fatalf("Serve = %v, %d", err, w.Code)
+		}
+		s := g.last(t)
+		if got := s.header.Values("Variable-Remote_user"); len(got) != 1 || got[0] != "alice" {
+			t.Errorf("Headers %v: Variable-REMOTE_USER headers %q, want only alice", headers, got)
+		}
+		if got := s.vars.Get("REMOTE_USER"); got != "alice" {
+			t.Errorf("Headers %v: REMOTE_USER = %q, want alice", headers, got)
+		}
+	}
+}
+
 func TestVariablesDropped(t *testing.T) {
 	f := startFake(t, fixed("Status: 200\r\nVariable-LD_PRELOAD: /tmp/x.so\r\nVariable-SCRIPT_FILENAME: /etc/passwd\r\n"+
 		"Variable-HTTP_HOST: evil\r\nVariable-1BAD: x\r\nVariable-OK: yes\r\n\r\n"))

@@ -41,6 +41,9 @@
 //     cgienv's deny list still applies.
 //   - request headers "Variable-NAME: value" for http pools
 //     (Options.Headers), which have no environment.
+//   - both (Options.Both) on a route whose shadow backend is of the
+//     other kind, so that the copy it is sent carries them in the form
+//     the shadow reads.
 //
 // NAME is upper-cased: gofast's response parser canonicalizes header names
 // ("Variable-REMOTE_USER" arrives as "Variable-Remote_user"), so the

@@ -53,7 +53,8 @@ func (a *Authorizer) variables(r *http.Request, h http.Header) vars.Vars {
 
 // allowed returns r as the guarded backend gets it: without Variable-*
 // headers the client sent, with the authorizer's variables as CGI
-// variables or (Options.Headers) as Variable-NAME headers. The body is
+// variables, as Variable-NAME headers (Options.Headers), or both
+// (Options.Both). The body is
 // r's, unread.
 func (a *Authorizer) allowed(r *http.Request, ans *answer) *http.Request {
 	vs := a.variables(r, ans.header)
@@ -65,7 +66,7 @@ func (a *Authorizer) allowed(r *http.Request, ans *answer) *http.Request {
 		}
 	}
 	ctx := r.Context()
-	if !a.headers && len(vs) > 0 {
+	if a.cgiVars && len(vs) > 0 {
 		front := vars.FromContext(ctx)
 		names := make([]string, len(vs))
 		for i, kv := range vs {

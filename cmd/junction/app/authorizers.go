@@ -18,7 +18,7 @@ func (g *generation) guard(i int, r config.Route, b backends.Backend, log *slog.
 	if ac == nil || b == nil {
 		return b, nil
 	}
-	bc := g.cfg.Backends[r.Backend]
+	headers, both := variableForms(g.cfg, r)
 	az, err := authorizer.New(b, authorizer.Options{
 		Instances:        ac.Instances,
 		Script:           ac.Script,
@@ -26,19 +26,32 @@ func (g *generation) guard(i int, r config.Route, b backends.Backend, log *slog.
 		Timeout:          ac.Timeout,
 		KeepAlive:        ac.KeepAlive,
 		KeepAliveTimeout: ac.KeepAliveTimeout,
-		// An http pool has no environment: the variables travel as
-		// Variable-NAME request headers. cgi and fastcgi backends get them
-		// as CGI variables.
-		Headers:  bc != nil && bc.Type == config.BackendHTTP,
-		Name:     r.Prefix,
-		Logger:   log.With("route", r.Prefix),
-		Observer: o.m.Authorizer(r.Prefix),
+		Headers:          headers,
+		Both:             both,
+		Name:             r.Prefix,
+		Logger:           log.With("route", r.Prefix),
+		Observer:         o.m.Authorizer(r.Prefix),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("app: routes[%d].authorizer: %w", i, err)
 	}
 	g.authorizers = append(g.authorizers, az)
 	return az, nil
+}
+
+// variableForms says how route r's authorizer passes its variables on. An
+// http pool has no environment: they travel as Variable-NAME request
+// headers; cgi and fastcgi backends get them as CGI variables. A shadow
+// backend of the other kind gets a copy of the request the route's backend
+// got, so then both forms are set.
+func variableForms(cfg *config.Config, r config.Route) (headers, both bool) {
+	isHTTP := func(name string) bool {
+		bc := cfg.Backends[name]
+		return bc != nil && bc.Type == config.BackendHTTP
+	}
+	headers = isHTTP(r.Backend)
+	both = r.Shadow != nil && isHTTP(r.Shadow.Backend) != headers
+	return headers, both
 }
 
 // closeAuthorizers closes the kept connections of g's authorizers.

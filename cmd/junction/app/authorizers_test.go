@@ -53,3 +53,28 @@ backends:
 	check("/private/x", 502)
 	check("/public/x", 200)
 }
+
+// TestVariableForms: a guarded route's authorizer passes its variables in
+// the form its backend reads, and in both when its shadow is of the other
+// kind (the copy carries the request as the backend got it).
+func TestVariableForms(t *testing.T) {
+	cfg := parse(t, `
+listeners:
+  - {protocol: http, address: "127.0.0.1:0"}
+backends:
+  scripts: {type: cgi, allow_root: true, root: /tmp}
+  app: {type: http, instances: ["127.0.0.1:1"]}
+  app2: {type: http, instances: ["127.0.0.1:2"]}
+routes:
+  - {prefix: /a/, backend: scripts, authorizer: {instances: ["127.0.0.1:3"], script: /auth.php}}
+  - {prefix: /b/, backend: app, authorizer: {instances: ["127.0.0.1:3"], script: /auth.php}}
+  - {prefix: /c/, backend: scripts, shadow: {backend: app}, authorizer: {instances: ["127.0.0.1:3"], script: /auth.php}}
+  - {prefix: /d/, backend: app, shadow: {backend: scripts}, authorizer: {instances: ["127.0.0.1:3"], script: /auth.php}}
+  - {prefix: /e/, backend: app, shadow: {backend: app2}, authorizer: {instances: ["127.0.0.1:3"], script: /auth.php}}
+`)
+	for i, want := range []struct{ headers, both bool }{{false, false}, {true, false}, {false, true}, {true, true}, {true, false}} {
+		if h, b := variableForms(cfg, cfg.Routes[i]); h != want.headers || b != want.both {
+			t.Errorf("%s: headers %v both %v, want %+v", cfg.Routes[i].Prefix, h, b, want)
+		}
+	}
+}
