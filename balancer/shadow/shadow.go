@@ -596,6 +596,9 @@ func (d discard) Header() http.Header       { return d.h }
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
 func (discard) WriteHeader(int)             {}
 
+// Flush succeeds: a shadow backend streams as it would to a client.
+func (discard) Flush() {}
+
 // String describes the route for logs.
 func (b *Backend) String() string {
 	return fmt.Sprintf("shadow(%s → %s, %g%%)", b.cfg.Route, b.cfg.ShadowName, b.cfg.Percent)
