@@ -151,3 +151,19 @@ func TestFlushThroughRecorder(t *testing.T) {
 		t.Errorf("stats %+v, want the flushed 200 compared", s)
 	}
 }
+
+// TestShadowMayFlush: a shadow backend that flushes (streams) is not
+// failed by its writer.
+func TestShadowMayFlush(t *testing.T) {
+	flusher := backends.Func(func(w http.ResponseWriter, r *http.Request) error {
+		w.Header().Set("Content-Type", "text/plain")
+		io.WriteString(w, "same answer for "+r.URL.Path+" ")
+		return http.NewResponseController(w).Flush()
+	})
+	b := New(Config{Route: "/", Primary: app("A", nil, nil), Shadow: flusher, Percent: 100})
+	defer b.Close()
+	b.Serve(httptest.NewRecorder(), request(t, "GET", "/f", ""))
+	if s := waitCounted(t, b, 1); s.Same != 1 {
+		t.Errorf("stats %+v, want 1 same", s)
+	}
+}
