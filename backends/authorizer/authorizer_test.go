@@ -276,6 +276,12 @@ func TestDenialRelayed(t *testing.T) {
 			302, map[string]string{"Location": "/login?next=%2Fx"}, ""},
 		{"Location alone", "Location: https://sso.example/\r\n\r\n",
 			302, map[string]string{"Location": "https://sso.example/"}, ""},
+		// CGI field names are case-insensitive (RFC 3875 6.3): this is a
+		// denial, though gofast takes only "Status" as the status.
+		{"status in lower case", "status: 403 Forbidden\r\nContent-Type: text/html\r\n\r\nno",
+			403, map[string]string{"Status": "", "Content-Type": "text/html"}, "no"},
+		{"STATUS in upper case", "STATUS: 401\r\nContent-Type: text/plain\r\n\r\nlogin",
+			401, map[string]string{"Status": ""}, "login"},
 		{"hop-by-hop dropped", "Status: 403\r\nContent-Type: text/plain\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\nno",
 			403, map[string]string{"Connection": "", "Transfer-Encoding": "", "Content-Length": "2"}, "no"},
 	} {
@@ -349,6 +355,7 @@ func TestFailures(t *testing.T) {
 		{"overloaded", reply{status: fcgiwire.StatusOverloaded}, 503},
 		{"no head", reply{stdout: "just text"}, 502},
 		{"bad status", reply{stdout: "Status: abc\r\n\r\n"}, 502},
+		{"bad lower-case status", reply{stdout: "status: abc\r\nContent-Type: text/plain\r\n\r\n"}, 502},
 		{"line without colon", reply{stdout: "Status: 403\r\nnonsense\r\n\r\nbody"}, 502},
 		{"head without status or type", reply{stdout: "Variable-X: 1\r\n\r\n"}, 502},
 		{"empty head", reply{stdout: "\r\nbody"}, 502},

@@ -196,6 +196,9 @@ func (a *Authorizer) exchange(r *http.Request, in *instance, c *conn, params map
 		return nil, &backends.Error{Status: http.StatusBadGateway, Err: fmt.Errorf("%s: %s: END_REQUEST protocol status %d", a.prefix(), in.addr, st.status)}
 	}
 	keep = true
+	if werr == nil {
+		werr = statusField(rec)
+	}
 	switch {
 	case werr != nil:
 		return nil, &backends.Error{Status: http.StatusBadGateway, Err: fmt.Errorf("%s: %s: malformed answer: %w", a.prefix(), in.addr, werr)}
@@ -207,6 +210,32 @@ func (a *Authorizer) exchange(r *http.Request, in *instance, c *conn, params map
 		return nil, &backends.Error{Status: http.StatusBadGateway, Err: fmt.Errorf("%s: %s: answer body over %d bytes", a.prefix(), in.addr, a.maxAnswer)}
 	}
 	return &answer{status: rec.code, header: rec.header, body: rec.body}, nil
+}
+
+// statusField applies a status line gofast took for a header: gofast reads
+// the status only from a field spelled "Status", but CGI field names are
+// case-insensitive (RFC 3875 6.3), so "status: 403" is the answer's status
+// too, and a denial must never read as a 200. The first status other than
+// 200 wins (a denial is never outvoted); a malformed one is an error.
+func statusField(rec *recorder) error {
+	vs := rec.header.Values("Status")
+	if len(vs) == 0 {
+		return nil
+	}
+	code := 0
+	for _, v := range vs {
+		if len(v) < 3 || !isDigits([]byte(v[:3])) || len(v) > 3 && v[3] != ' ' {
+			return fmt.Errorf("bad Status %.32q", v)
+		}
+		if c := int(v[0]-'0')*100 + int(v[1]-'0')*10 + int(v[2]-'0'); c != http.StatusOK && code == 0 {
+			code = c
+		}
+	}
+	rec.header.Del("Status")
+	if code != 0 {
+		rec.code = code
+	}
+	return nil
 }
 
 // params returns the authorizer request's parameters: the CGI variables
