@@ -491,9 +491,11 @@ func (w *Watcher) serverErr(err error) error {
 
 // resolveTarget returns a target's address: the first of its A records,
 // else of its AAAA records, in address order, so every junction picks the
-// same one.
+// same one. A target is a full name (RFC 2782), so it is looked up rooted:
+// the resolver's search list (a Kubernetes pod's "ndots:5") must not
+// make it another name first, such as one a wildcard record answers.
 func (w *Watcher) resolveTarget(ctx context.Context, target string) (netip.Addr, error) {
-	addrs, err := w.r.LookupNetIP(ctx, "ip", target)
+	addrs, err := w.r.LookupNetIP(ctx, "ip", target+".")
 	if err != nil {
 		return netip.Addr{}, fmt.Errorf("target %s: %w", target, w.serverErr(err))
 	}
