@@ -13,7 +13,9 @@
 // Instance names are what every junction that reads the same records
 // agrees on, so the hash policy and sticky cookies map a key the same way
 // in each: "IP:port" for dns (IPv6 in brackets), "target:port" for srv
-// with the target's final dot removed.
+// with the target's final dot removed. One socket is one instance: A
+// records repeated, or SRV targets that share an address and port, make
+// one.
 //
 // Go's resolver reports no TTLs, so the refresh interval, not the records'
 // TTL, decides how soon a change is seen.
@@ -430,8 +432,10 @@ func (w *Watcher) lookupSRV(ctx context.Context) ([]Instance, error) {
 			Backup: r.Priority > lowest,
 		}
 		if i, dup := byName[in.Name]; dup {
-			// The same target and port at two priorities: the better one.
-			if !in.Backup {
+			// The same target and port twice: at two priorities, the
+			// better one; at one, the larger weight, whatever order the
+			// resolver shuffled the records into.
+			if cur := set[i]; cur.Backup && !in.Backup || cur.Backup == in.Backup && in.Weight > cur.Weight {
 				set[i] = in
 			}
 			continue
@@ -451,7 +455,38 @@ func (w *Watcher) lookupSRV(ctx context.Context) ([]Instance, error) {
 		}
 		w.targetErrors(errors.Join(errs...), strings.Join(failed, ", "))
 	}
-	return set, nil
+	return oneByAddr(set), nil
+}
+
+// oneByAddr keeps one instance per address. Targets that resolve to the
+// same address and port (two names for one host) are one socket, and two
+// pool members on it would double its bound (max_conns, the capacity it
+// reports). The one kept is a primary if there is one, then the smallest
+// name, so every junction keeps the same; it gets the largest weight of
+// its priority.
+func oneByAddr(set []Instance) []Instance {
+	slices.SortFunc(set, func(a, b Instance) int {
+		if a.Backup != b.Backup {
+			if a.Backup {
+				return 1
+			}
+			return -1
+		}
+		return cmp.Compare(a.Name, b.Name)
+	})
+	at := make(map[string]int, len(set))
+	out := set[:0]
+	for _, in := range set {
+		if i, dup := at[in.Addr]; dup {
+			if out[i].Backup == in.Backup {
+				out[i].Weight = max(out[i].Weight, in.Weight)
+			}
+			continue
+		}
+		at[in.Addr] = len(out)
+		out = append(out, in)
+	}
+	return out
 }
 
 // errorKind is what makes two failed lookups the same failure for the

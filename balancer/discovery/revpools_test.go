@@ -50,3 +50,40 @@ func TestSRVTargetsRooted(t *testing.T) {
 		t.Errorf("got  %s\nwant %s (targets asked as %q)", got, want, r.asked)
 	}
 }
+
+// TestSRVDuplicates: records that name one socket twice make one
+// instance, the same whatever order the resolver shuffled the records
+// into (Go's randomizes them by weight): two targets resolving to the
+// same address and port (two pool members on one php-fpm would double its
+// bound), and one target and port listed twice with different weights.
+func TestSRVDuplicates(t *testing.T) {
+	recs := []*net.SRV{
+		{Target: "b.x.", Port: 80, Priority: 1, Weight: 30},
+		{Target: "a.x.", Port: 80, Priority: 1, Weight: 10},
+		{Target: "c.x.", Port: 80, Priority: 1, Weight: 5},
+		{Target: "c.x.", Port: 80, Priority: 1, Weight: 50},
+		{Target: "d.x.", Port: 80, Priority: 2, Weight: 1}, // a backup on a.x's socket
+	}
+	want := "a.x:80=10.0.0.1:80/w30 c.x:80=10.0.0.3:80/w50"
+	for _, order := range [][]int{{0, 1, 2, 3, 4}, {4, 3, 2, 1, 0}, {2, 4, 0, 3, 1}} {
+		f := newFakeDNS()
+		for _, i := range order {
+			f.srv["_app._tcp.x"] = append(f.srv["_app._tcp.x"], recs[i])
+		}
+		f.hosts["a.x"] = addrs("10.0.0.1")
+		f.hosts["b.x"] = addrs("10.0.0.1")
+		f.hosts["c.x"] = addrs("10.0.0.3")
+		f.hosts["d.x"] = addrs("10.0.0.1")
+		w, err := New(Options{SRV: "_app._tcp.x", Resolver: f, Apply: nop})
+		if err != nil {
+			t.Fatal(err)
+		}
+		set, err := w.Lookup(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := names(set); got != want {
+			t.Errorf("records in order %v: got  %s\nwant %s", order, got, want)
+		}
+	}
+}
