@@ -402,9 +402,31 @@ func (w *Watcher) lookupSRV(ctx context.Context) ([]Instance, error) {
 	w.mu.Lock()
 	prev := w.byTarget
 	w.mu.Unlock()
+	var targets []string
+	for _, r := range recs {
+		if usable(r) {
+			targets = append(targets, strings.TrimSuffix(r.Target, "."))
+		}
+	}
+	slices.Sort(targets) // the failures in one order, for the log's state
+	targets = slices.Compact(targets)
+	ips, lookupErrs := w.resolveTargets(ctx, targets)
 	next := map[string]netip.Addr{}
 	var errs []error
 	var failed []string // targets that did not resolve, for the log's state
+	for i, target := range targets {
+		if err := lookupErrs[i]; err != nil {
+			failed = append(failed, target+" "+errorKind(err))
+			ip, ok := prev[target]
+			if !ok {
+				errs = append(errs, err)
+				continue
+			}
+			errs = append(errs, fmt.Errorf("%w (keeping %s)", err, ip))
+			ips[i] = ip
+		}
+		next[target] = ips[i]
+	}
 	byName := map[string]int{}
 	var set []Instance
 	for _, r := range recs {
@@ -414,16 +436,7 @@ func (w *Watcher) lookupSRV(ctx context.Context) ([]Instance, error) {
 		target := strings.TrimSuffix(r.Target, ".")
 		ip, ok := next[target]
 		if !ok {
-			ip, err = w.resolveTarget(ctx, target)
-			if err != nil {
-				failed = append(failed, target+" "+errorKind(err))
-				if ip, ok = prev[target]; !ok {
-					errs = append(errs, err)
-					continue
-				}
-				errs = append(errs, fmt.Errorf("%w (keeping %s)", err, ip))
-			}
-			next[target] = ip
+			continue
 		}
 		in := Instance{
 			Name:   net.JoinHostPort(target, strconv.Itoa(int(r.Port))),
@@ -522,6 +535,28 @@ func (w *Watcher) serverErr(err error) error {
 		return &c
 	}
 	return err
+}
+
+// maxTargetLookups bounds the SRV targets looked up at once: an answer
+// may list hundreds, and one after another they would not fit in the
+// lookup's timeout against a resolver some milliseconds away.
+const maxTargetLookups = 16
+
+// resolveTargets looks targets up concurrently (resolveTarget), and
+// returns each one's address or error, in targets' order.
+func (w *Watcher) resolveTargets(ctx context.Context, targets []string) ([]netip.Addr, []error) {
+	ips, errs := make([]netip.Addr, len(targets)), make([]error, len(targets))
+	sem := make(chan struct{}, maxTargetLookups)
+	var wg sync.WaitGroup
+	for i, target := range targets {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			ips[i], errs[i] = w.resolveTarget(ctx, target)
+		})
+	}
+	wg.Wait()
+	return ips, errs
 }
 
 // resolveTarget returns a target's address: the first of its A records,

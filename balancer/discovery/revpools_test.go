@@ -2,10 +2,14 @@ package discovery
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/netip"
 	"strings"
+	"sync"
 	"testing"
+	"testing/synctest"
+	"time"
 )
 
 // searchDNS is a resolver with a search domain whose zone has a wildcard
@@ -14,11 +18,14 @@ import (
 // suffix first, and the wildcard answers it.
 type searchDNS struct {
 	*fakeDNS
+	mu    sync.Mutex
 	asked []string
 }
 
 func (s *searchDNS) LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error) {
+	s.mu.Lock()
 	s.asked = append(s.asked, host)
+	s.mu.Unlock()
 	if !strings.HasSuffix(host, ".") {
 		return addrs("192.0.2.66"), nil // *.corp.example
 	}
@@ -86,4 +93,55 @@ func TestSRVDuplicates(t *testing.T) {
 			t.Errorf("records in order %v: got  %s\nwant %s", order, got, want)
 		}
 	}
+}
+
+// gatheringDNS answers a target's lookup only once n of them are asked
+// at the same time (or the lookup's context ends): a resolver far enough
+// away that one lookup after another would not fit in the timeout.
+type gatheringDNS struct {
+	*fakeDNS
+	n       int
+	mu      sync.Mutex
+	waiting int
+	all     chan struct{}
+}
+
+func (g *gatheringDNS) LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error) {
+	g.mu.Lock()
+	g.waiting++
+	if g.waiting == g.n {
+		close(g.all)
+	}
+	g.mu.Unlock()
+	select {
+	case <-g.all:
+	case <-ctx.Done():
+		return nil, &net.DNSError{Err: "i/o timeout", Name: host, IsTimeout: true}
+	}
+	return g.fakeDNS.LookupNetIP(ctx, network, host)
+}
+
+// TestSRVTargetsTogether: an SRV answer's targets are looked up
+// concurrently, so hundreds of them fit in one lookup's timeout.
+func TestSRVTargetsTogether(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const n = 40 // more than maxTargetLookups
+		f := newFakeDNS()
+		for i := range n {
+			target := fmt.Sprintf("n%02d.x", i)
+			f.srv["_app._tcp.x"] = append(f.srv["_app._tcp.x"], &net.SRV{Target: target + ".", Port: 80, Weight: 1})
+			f.hosts[target] = addrs(fmt.Sprintf("10.0.0.%d", i+1))
+		}
+		g := &gatheringDNS{fakeDNS: f, n: maxTargetLookups, all: make(chan struct{})}
+		w, err := New(Options{SRV: "_app._tcp.x", Resolver: g, Apply: nop, Timeout: time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+		defer cancel()
+		set, err := w.Lookup(ctx)
+		if err != nil || len(set) != n {
+			t.Fatalf("%d instances (%v), want %d", len(set), err, n)
+		}
+	})
 }
