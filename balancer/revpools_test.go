@@ -53,3 +53,58 @@ func TestCapacityLoweredBelowInFlight(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestCapacityOfJoiningInstance: an instance with AutoMaxConns that
+// joins a running pool (a discovered one, found after the pool's first
+// check round) is asked its capacity at once, not a health interval
+// later: until then the fallback bounds it, which for php-fpm with many
+// workers is a fraction of what it takes.
+func TestCapacityOfJoiningInstance(t *testing.T) {
+	noLeaks(t)
+	clk := newFakeClock()
+	fs, insts := fakes("a", "b")
+	a := &capFake{fake: fs[0], c: backends.Capacity{Max: 5}}
+	b := &capFake{fake: fs[1], c: backends.Capacity{Max: 7}}
+	insts[0].Backend, insts[0].MaxConns, insts[0].AutoMaxConns = a, 1, true
+	insts[1].Backend, insts[1].MaxConns, insts[1].AutoMaxConns = b, 1, true
+	p := newPool(t, nil, Options{Clock: clk, Health: HealthOptions{Interval: time.Hour, Timeout: time.Second}})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	clk.waitTimer(t) // the first round (of none) is over
+	limits := func() map[string]int {
+		out := map[string]int{}
+		for _, in := range p.Snapshot().Instances {
+			out[in.Name] = in.Limit
+		}
+		return out
+	}
+	if err := p.Replace(insts[:1]); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); limits()["a"] != 5; {
+		if time.Now().After(deadline) {
+			t.Fatalf("limits %v: the joining instance's capacity not asked", limits())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	asked := a.nAsked()
+	if err := p.Replace(insts); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); limits()["b"] != 7; {
+		if time.Now().After(deadline) {
+			t.Fatalf("limits %v: the second joining instance's capacity not asked", limits())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if a.nAsked() != asked {
+		t.Errorf("an instance already asked was asked again before its round")
+	}
+}
