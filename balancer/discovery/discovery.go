@@ -561,11 +561,18 @@ func (w *Watcher) resolveTargets(ctx context.Context, targets []string) ([]netip
 
 // resolveTarget returns a target's address: the first of its A records,
 // else of its AAAA records, in address order, so every junction picks the
-// same one. A target is a full name (RFC 2782), so it is looked up rooted:
-// the resolver's search list (a Kubernetes pod's "ndots:5") must not
-// make it another name first, such as one a wildcard record answers.
+// same one. A target is a full name (RFC 2782), so one of several labels
+// is looked up rooted: the resolver's search list (a Kubernetes pod's
+// "ndots:5") must not make it another name first, such as one a wildcard
+// record answers. A single-label target is looked up as it is: such a
+// name is local, and Go's resolver finds it in /etc/hosts only without
+// the dot.
 func (w *Watcher) resolveTarget(ctx context.Context, target string) (netip.Addr, error) {
-	addrs, err := w.r.LookupNetIP(ctx, "ip", target+".")
+	name := target
+	if strings.Contains(target, ".") {
+		name += "."
+	}
+	addrs, err := w.r.LookupNetIP(ctx, "ip", name)
 	if err != nil {
 		return netip.Addr{}, fmt.Errorf("target %s: %w", target, w.serverErr(err))
 	}

@@ -199,3 +199,42 @@ func TestLookupTimeout(t *testing.T) {
 		t.Logf("%s%s: lookup ended after %v: %s", o.DNS, o.SRV, time.Since(start), st.LastError)
 	}
 }
+
+// exactDNS answers LookupNetIP for exactly the names it has, as Go's
+// /etc/hosts lookup does for a single-label name ("web" is found, "web."
+// is not).
+type exactDNS struct {
+	*fakeDNS
+	exact map[string][]netip.Addr
+}
+
+func (e *exactDNS) LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error) {
+	if a, ok := e.exact[host]; ok {
+		return a, nil
+	}
+	return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
+}
+
+// TestSRVSingleLabelTarget: a single-label target ("web.", as a local
+// dnsmasq serving /etc/hosts names may answer) is looked up as the name
+// itself, which Go finds in /etc/hosts only without the dot; a target of
+// several labels is looked up rooted.
+func TestSRVSingleLabelTarget(t *testing.T) {
+	f := newFakeDNS()
+	f.srv["_app._tcp.x"] = []*net.SRV{
+		{Target: "web.", Port: 8080, Weight: 1},
+		{Target: "api.x.", Port: 8081, Weight: 1},
+	}
+	r := &exactDNS{fakeDNS: f, exact: map[string][]netip.Addr{"web": addrs("127.0.0.7"), "api.x.": addrs("127.0.0.8")}}
+	w, err := New(Options{SRV: "_app._tcp.x", Resolver: r, Apply: nop})
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := w.Lookup(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := names(set), "api.x:8081=127.0.0.8:8081/w1 web:8080=127.0.0.7:8080/w1"; got != want {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
+}
