@@ -10,8 +10,8 @@ import (
 // CapacityProber is implemented by instance backends that can ask their
 // instance how many requests it serves at once (php-fpm's status page,
 // FastCGI's FCGI_GET_VALUES). The pool asks instances with AutoMaxConns,
-// after each health check they pass, and bounds their concurrent requests
-// by the answer.
+// after each health check they pass (and in a round of their own when
+// Replace adds one), and bounds their concurrent requests by the answer.
 type CapacityProber interface {
 	Capacity(ctx context.Context) (backends.Capacity, error)
 }

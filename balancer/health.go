@@ -18,22 +18,35 @@ func (p *Pool) Run(ctx context.Context) error {
 	for {
 		p.checkAll(ctx)
 		t := p.clock.NewTimer(p.o.Health.Interval)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil
-		case <-t.C():
+	wait:
+		for {
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return nil
+			case <-p.joined:
+				// An instance with AutoMaxConns joined (discovered, or a
+				// reload's): its capacity now, not an interval later.
+				p.checkRound(ctx, true)
+			case <-t.C():
+				break wait
+			}
 		}
 	}
 }
 
 // checkAll runs one round of checks concurrently and applies the results.
-func (p *Pool) checkAll(ctx context.Context) {
+func (p *Pool) checkAll(ctx context.Context) { p.checkRound(ctx, false) }
+
+// checkRound is checkAll, or with unprobed, a round of only the instances
+// whose capacity is still to be asked.
+func (p *Pool) checkRound(ctx context.Context, unprobed bool) {
 	p.mu.Lock()
 	var ups []*upstream
 	var auto []bool // ask the capacity too
 	for _, u := range p.ups {
-		if _, ok := u.Backend.(Checker); ok {
+		if _, ok := u.Backend.(Checker); ok && (!unprobed || u.unprobed) {
+			u.unprobed = false
 			ups = append(ups, u)
 			auto = append(auto, u.AutoMaxConns)
 		}

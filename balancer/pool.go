@@ -161,6 +161,9 @@ type Pool struct {
 	routes   bool // some instance has a Route
 
 	spark *spark.Series // the pool's requests, for the status page
+	// joined wakes Run when Replace added an instance whose capacity is
+	// to be asked (upstream.unprobed).
+	joined chan struct{}
 }
 
 // upstream is an instance and its state; fields below the line are
@@ -187,6 +190,7 @@ type upstream struct {
 	lat            latencyRing
 	idle           chan struct{} // closed when inflight drops to 0
 	capacity       capacityState
+	unprobed       bool // AutoMaxConns, and not in a check round yet
 	// spark records the attempts for the status page's sparklines; set
 	// once when the upstream is made, recorded into without the lock.
 	spark *spark.Series
@@ -205,7 +209,8 @@ func NewPool(name string, insts []Instance, o Options) (*Pool, error) {
 		return nil, fmt.Errorf("balancer: pool %q: %w", name, err)
 	}
 	o.setDefaults()
-	p := &Pool{name: name, o: o, clock: o.Clock, rand: o.Rand, log: o.Logger, spark: new(spark.Series)}
+	p := &Pool{name: name, o: o, clock: o.Clock, rand: o.Rand, log: o.Logger, spark: new(spark.Series),
+		joined: make(chan struct{}, 1)}
 	if p.clock == nil {
 		p.clock = realClock{}
 	}
@@ -301,6 +306,7 @@ func (p *Pool) Replace(insts []Instance) error {
 		seen[in.Name] = true
 	}
 	var closers []io.Closer
+	joined := false
 	p.mu.Lock()
 	old := make(map[string]*upstream, len(p.ups))
 	for _, u := range p.ups {
@@ -324,6 +330,9 @@ func (p *Pool) Replace(insts []Instance) error {
 		}
 		u.idx = i
 		p.routes = p.routes || in.Route != ""
+		if u.AutoMaxConns && !u.capacity.known && u.capacity.at.IsZero() {
+			u.unprobed, joined = true, true
+		}
 		next = append(next, u)
 	}
 	for _, u := range old {
@@ -338,6 +347,12 @@ func (p *Pool) Replace(insts []Instance) error {
 	p.rr = 0
 	p.dispatchLocked()
 	p.mu.Unlock()
+	if joined {
+		select {
+		case p.joined <- struct{}{}:
+		default: // Run has a wake-up pending
+		}
+	}
 	p.closeAll(closers)
 	return nil
 }

@@ -13,7 +13,9 @@
 // Instance names are what every junction that reads the same records
 // agrees on, so the hash policy and sticky cookies map a key the same way
 // in each: "IP:port" for dns (IPv6 in brackets), "target:port" for srv
-// with the target's final dot removed.
+// with the target's final dot removed. One socket is one instance: A
+// records repeated, or SRV targets that share an address and port, make
+// one.
 //
 // Go's resolver reports no TTLs, so the refresh interval, not the records'
 // TTL, decides how soon a change is seen.
@@ -400,9 +402,31 @@ func (w *Watcher) lookupSRV(ctx context.Context) ([]Instance, error) {
 	w.mu.Lock()
 	prev := w.byTarget
 	w.mu.Unlock()
+	var targets []string
+	for _, r := range recs {
+		if usable(r) {
+			targets = append(targets, strings.TrimSuffix(r.Target, "."))
+		}
+	}
+	slices.Sort(targets) // the failures in one order, for the log's state
+	targets = slices.Compact(targets)
+	ips, lookupErrs := w.resolveTargets(ctx, targets)
 	next := map[string]netip.Addr{}
 	var errs []error
 	var failed []string // targets that did not resolve, for the log's state
+	for i, target := range targets {
+		if err := lookupErrs[i]; err != nil {
+			failed = append(failed, target+" "+errorKind(err))
+			ip, ok := prev[target]
+			if !ok {
+				errs = append(errs, err)
+				continue
+			}
+			errs = append(errs, fmt.Errorf("%w (keeping %s)", err, ip))
+			ips[i] = ip
+		}
+		next[target] = ips[i]
+	}
 	byName := map[string]int{}
 	var set []Instance
 	for _, r := range recs {
@@ -412,16 +436,7 @@ func (w *Watcher) lookupSRV(ctx context.Context) ([]Instance, error) {
 		target := strings.TrimSuffix(r.Target, ".")
 		ip, ok := next[target]
 		if !ok {
-			ip, err = w.resolveTarget(ctx, target)
-			if err != nil {
-				failed = append(failed, target+" "+errorKind(err))
-				if ip, ok = prev[target]; !ok {
-					errs = append(errs, err)
-					continue
-				}
-				errs = append(errs, fmt.Errorf("%w (keeping %s)", err, ip))
-			}
-			next[target] = ip
+			continue
 		}
 		in := Instance{
 			Name:   net.JoinHostPort(target, strconv.Itoa(int(r.Port))),
@@ -430,8 +445,10 @@ func (w *Watcher) lookupSRV(ctx context.Context) ([]Instance, error) {
 			Backup: r.Priority > lowest,
 		}
 		if i, dup := byName[in.Name]; dup {
-			// The same target and port at two priorities: the better one.
-			if !in.Backup {
+			// The same target and port twice: at two priorities, the
+			// better one; at one, the larger weight, whatever order the
+			// resolver shuffled the records into.
+			if cur := set[i]; cur.Backup && !in.Backup || cur.Backup == in.Backup && in.Weight > cur.Weight {
 				set[i] = in
 			}
 			continue
@@ -451,7 +468,38 @@ func (w *Watcher) lookupSRV(ctx context.Context) ([]Instance, error) {
 		}
 		w.targetErrors(errors.Join(errs...), strings.Join(failed, ", "))
 	}
-	return set, nil
+	return oneByAddr(set), nil
+}
+
+// oneByAddr keeps one instance per address. Targets that resolve to the
+// same address and port (two names for one host) are one socket, and two
+// pool members on it would double its bound (max_conns, the capacity it
+// reports). The one kept is a primary if there is one, then the smallest
+// name, so every junction keeps the same; it gets the largest weight of
+// its priority.
+func oneByAddr(set []Instance) []Instance {
+	slices.SortFunc(set, func(a, b Instance) int {
+		if a.Backup != b.Backup {
+			if a.Backup {
+				return 1
+			}
+			return -1
+		}
+		return cmp.Compare(a.Name, b.Name)
+	})
+	at := make(map[string]int, len(set))
+	out := set[:0]
+	for _, in := range set {
+		if i, dup := at[in.Addr]; dup {
+			if out[i].Backup == in.Backup {
+				out[i].Weight = max(out[i].Weight, in.Weight)
+			}
+			continue
+		}
+		at[in.Addr] = len(out)
+		out = append(out, in)
+	}
+	return out
 }
 
 // errorKind is what makes two failed lookups the same failure for the
@@ -489,11 +537,42 @@ func (w *Watcher) serverErr(err error) error {
 	return err
 }
 
+// maxTargetLookups bounds the SRV targets looked up at once: an answer
+// may list hundreds, and one after another they would not fit in the
+// lookup's timeout against a resolver some milliseconds away.
+const maxTargetLookups = 16
+
+// resolveTargets looks targets up concurrently (resolveTarget), and
+// returns each one's address or error, in targets' order.
+func (w *Watcher) resolveTargets(ctx context.Context, targets []string) ([]netip.Addr, []error) {
+	ips, errs := make([]netip.Addr, len(targets)), make([]error, len(targets))
+	sem := make(chan struct{}, maxTargetLookups)
+	var wg sync.WaitGroup
+	for i, target := range targets {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			ips[i], errs[i] = w.resolveTarget(ctx, target)
+		})
+	}
+	wg.Wait()
+	return ips, errs
+}
+
 // resolveTarget returns a target's address: the first of its A records,
 // else of its AAAA records, in address order, so every junction picks the
-// same one.
+// same one. A target is a full name (RFC 2782), so one of several labels
+// is looked up rooted: the resolver's search list (a Kubernetes pod's
+// "ndots:5") must not make it another name first, such as one a wildcard
+// record answers. A single-label target is looked up as it is: such a
+// name is local, and Go's resolver finds it in /etc/hosts only without
+// the dot.
 func (w *Watcher) resolveTarget(ctx context.Context, target string) (netip.Addr, error) {
-	addrs, err := w.r.LookupNetIP(ctx, "ip", target)
+	name := target
+	if strings.Contains(target, ".") {
+		name += "."
+	}
+	addrs, err := w.r.LookupNetIP(ctx, "ip", name)
 	if err != nil {
 		return netip.Addr{}, fmt.Errorf("target %s: %w", target, w.serverErr(err))
 	}

@@ -43,7 +43,7 @@ func (f *fakeDNS) LookupNetIP(ctx context.Context, network, host string) ([]neti
 	if err := f.failure(); err != nil {
 		return nil, err
 	}
-	a, ok := f.hosts[host]
+	a, ok := f.hosts[strings.TrimSuffix(host, ".")]
 	if !ok {
 		return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
 	}

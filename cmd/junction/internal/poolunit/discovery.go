@@ -118,7 +118,8 @@ func (d *discoverer) apply(ctx context.Context, set []discovery.Instance) bool {
 		d.checkFresh(ctx, cands)
 	}
 	if ctx.Err() != nil {
-		return false // shutting down
+		d.dropUnheld(cands) // shutting down
+		return false
 	}
 	var insts []balancer.Instance
 	members, pending, held := map[string]string{}, map[string]string{}, map[string]bool{}
@@ -136,6 +137,7 @@ func (d *discoverer) apply(ctx context.Context, set []discovery.Instance) bool {
 	}
 	if err := d.u.pool.Replace(insts); err != nil {
 		d.u.log.Error("discovery: updating pool", "err", err)
+		d.dropUnheld(cands)
 		return false
 	}
 	d.mu.Lock()
@@ -152,6 +154,24 @@ func (d *discoverer) apply(ctx context.Context, set []discovery.Instance) bool {
 	d.u.forget(keep)
 	d.log(oldMembers, members, oldPending, pending)
 	return len(pending) == 0
+}
+
+// dropUnheld closes the backends apply built for cands and then gave up
+// on: those at an address neither the pool nor the pending list holds.
+// Stop closes only what those two hold, and a first check may have left a
+// kept connection in such a backend.
+func (d *discoverer) dropUnheld(cands []candidate) {
+	d.mu.Lock()
+	held := maps.Clone(d.held)
+	for _, addr := range d.members {
+		held[addr] = true
+	}
+	d.mu.Unlock()
+	for _, c := range cands {
+		if c.b != nil && !held[c.in.Addr] {
+			d.u.closeCached(c.in.Addr)
+		}
+	}
 }
 
 // checkFresh runs the first Check of every fresh candidate concurrently,

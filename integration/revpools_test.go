@@ -1,0 +1,57 @@
+package integration
+
+import (
+	"fmt"
+	"net"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestDiscoveryCapacityPHPCGI: a discovered fastcgi instance with
+// max_conns: auto (php-cgi -b with PHP_FCGI_CHILDREN=4, found through an
+// A record) has its capacity asked as it joins the pool, not a health
+// interval later (an hour here): the pool's first check round ran before
+// the first lookup found it.
+func TestDiscoveryCapacityPHPCGI(t *testing.T) {
+	t.Parallel()
+	const phpCGI = "/usr/bin/php-cgi"
+	needBin(t, phpCGI, "php-cgi")
+	root := t.TempDir()
+	for name, src := range capacityScripts {
+		writeFile(t, root, name, src)
+	}
+	l, err := net.Listen("tcp", "127.0.0.5:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	cmd := exec.Command(phpCGI, "-b", addr)
+	cmd.Env = []string{"PHP_FCGI_CHILDREN=4", "PHP_FCGI_MAX_REQUESTS=0", "PATH=/usr/bin:/bin"}
+	p := startCmd(t, "php-cgi", cmd, 5*time.Second, false)
+	waitListening(t, p, 10*time.Second, addr)
+	dns := discoveryStartDNS(t, "127.0.0.5 cgi.test\n")
+	front, ops := freeAddr(t), freeAddr(t)
+	startJunction(t, fmt.Sprintf(`metrics: {address: %q}
+listeners:
+  - {protocol: http, address: %q, backend: php}
+backends:
+  php:
+    type: fastcgi
+    discovery: {dns: "cgi.test:%d", resolver: %q}
+    root: %q
+    max_conns: auto
+    max_conns_fallback: 1
+    keepalive: auto
+    health: {interval: 1h}
+`, ops, front, port, dns.Addr, root), front, ops)
+	in := capacityWait(t, ops, "capacity 4 learned", 15*time.Second, func(in capacityInstance) bool {
+		return in.Capacity == 4
+	})
+	if in.MaxConns != 4 || in.Source != "dns" || !strings.HasPrefix(in.Name, "127.0.0.5:") {
+		t.Errorf("instance = %+v", in)
+	}
+}
