@@ -65,19 +65,24 @@ type InstanceStatus struct {
 
 // Snapshot returns the pool's current state.
 func (p *Pool) Snapshot() PoolStatus {
-	st, series := p.snapshot()
-	// The histories are read outside the pool's lock: their counters are
-	// atomic, and reading 90 buckets is not for every request to wait on.
+	st, series, lats := p.snapshot()
+	// The histories and percentiles are computed outside the pool's lock:
+	// the counters are atomic and the latencies were copied under it;
+	// reading 90 buckets or sorting 512 durations per instance is not for
+	// every request to wait on (a discovered pool may have hundreds).
 	now := p.clock.Now()
 	st.History = p.spark.Points(now)
 	for i, s := range series {
-		st.Instances[i].History = s.Points(now)
+		is := &st.Instances[i]
+		is.History = s.Points(now)
+		is.P50, is.P90, is.P99 = percentiles(lats[i])
 	}
 	return st
 }
 
-func (p *Pool) snapshot() (PoolStatus, []*spark.Series) {
+func (p *Pool) snapshot() (PoolStatus, []*spark.Series, [][]time.Duration) {
 	var series []*spark.Series
+	var lats [][]time.Duration
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	now := p.clock.Now()
@@ -94,7 +99,7 @@ func (p *Pool) snapshot() (PoolStatus, []*spark.Series) {
 		if ejected {
 			is.EjectedUntil = u.ejectedUntil
 		}
-		is.P50, is.P90, is.P99 = u.lat.percentiles()
+		lats = append(lats, slices.Clone(u.lat.buf))
 		is.Source, is.Limit, is.AutoMaxConns = u.Source, u.limit(), u.AutoMaxConns
 		if is.Source == "" {
 			is.Source = "static"
@@ -104,7 +109,7 @@ func (p *Pool) snapshot() (PoolStatus, []*spark.Series) {
 		st.Instances = append(st.Instances, is)
 		series = append(series, u.spark)
 	}
-	return st, series
+	return st, series, lats
 }
 
 // latencyWindow is how many recent attempts the percentiles cover: enough
@@ -126,11 +131,12 @@ func (l *latencyRing) add(d time.Duration) {
 	l.next = (l.next + 1) % latencyWindow
 }
 
-func (l *latencyRing) percentiles() (p50, p90, p99 time.Duration) {
-	if len(l.buf) == 0 {
+// percentiles sorts s (a copy of a ring's durations) and reads its 50th,
+// 90th and 99th percentiles.
+func percentiles(s []time.Duration) (p50, p90, p99 time.Duration) {
+	if len(s) == 0 {
 		return 0, 0, 0
 	}
-	s := slices.Clone(l.buf)
 	slices.Sort(s)
 	at := func(q int) time.Duration { return s[(len(s)-1)*q/100] }
 	return at(50), at(90), at(99)
