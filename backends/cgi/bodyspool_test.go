@@ -253,3 +253,27 @@ func (a *abortingBody) Read(p []byte) (int, error) {
 	<-a.ctx.Done()
 	return 0, io.ErrUnexpectedEOF
 }
+
+// TestBodySpoolWithLimits: a spooled body is the stdin of a script
+// started under limits too, both ways (the ptrace handshake and the
+// helper).
+func TestBodySpoolWithLimits(t *testing.T) {
+	checkLeaks(t)
+	for _, helper := range []bool{false, true} {
+		t.Run(fmt.Sprint("helper=", helper), func(t *testing.T) {
+			b, _ := newBackend(t, func(o *Options) {
+				o.MaxBodySpool = 1 << 20
+				o.SpoolDir = t.TempDir()
+				o.Limits = Limits{OpenFiles: 64}
+			})
+			b.noTrace.Store(helper)
+			rec := httptest.NewRecorder()
+			if err := b.Serve(rec, chunked(strings.NewReader("spooled under limits"), "stdin-stat")); err != nil {
+				t.Fatal(err)
+			}
+			if want := "regular=true size=20 nlink=0 CONTENT_LENGTH=20"; !strings.HasSuffix(rec.Body.String(), want) {
+				t.Errorf("body %q, want it to end %q", rec.Body, want)
+			}
+		})
+	}
+}
