@@ -1,16 +1,21 @@
 package integration
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 )
 
 // TestChunkedAJPSpool: Apache mod_proxy_ajp forwards a chunked request
@@ -85,4 +90,50 @@ ProxyPass / ajp://%[2]s/
 		}
 		afterwards(t)
 	})
+}
+
+// TestChunkedHTTPStall: spooling a chunked body on junction's own http
+// listener keeps the listener's read_timeout for each read: a client that
+// stops sending mid-body is cut off (its connection closed), no script
+// runs and nothing is left in spool_dir.
+func TestChunkedHTTPStall(t *testing.T) {
+	t.Parallel()
+	s := newSite(t)
+	spoolDir := filepath.Join(s.Dir, "spool")
+	if err := os.MkdirAll(spoolDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	addr := freeAddr(t)
+	j := startJunction(t, fmt.Sprintf(`listeners:
+  - {protocol: http, address: %[1]q, backend: spooled, read_timeout: 1s}
+backends:
+  spooled: {type: cgi, allow_root: true, root: %[2]q, url_prefix: /cgi-bin/, max_body_spool: 16MiB, spool_dir: %[3]q}
+`, addr, s.Root, spoolDir), addr)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := io.WriteString(c, "POST /cgi-bin/post-sha256.py HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n10\r\n0123456789abcdef\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	// Then nothing more: the next read of the body times out.
+	if err := c.SetReadDeadline(time.Now().Add(30 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	// The request never arrived whole: no response (not net/http's
+	// implicit 200), the connection closed.
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	switch {
+	case err == nil:
+		t.Fatalf("stalled chunked body answered %s, want the connection closed", resp.Status)
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		t.Fatalf("no answer to a stalled chunked body after 30s: read_timeout not applied")
+	}
+	if ents, err := os.ReadDir(spoolDir); err != nil || len(ents) != 0 {
+		t.Errorf("spool_dir holds %d entries (%v), want none", len(ents), err)
+	}
+	if !waitFor(10*time.Second, func() bool { return strings.Contains(j.Output(), "reading request body of unknown length: read tcp") && strings.Contains(j.Output(), "i/o timeout") }) {
+		t.Errorf("no log of the failed body:\n%s", tail(j.Output(), 20))
+	}
 }

@@ -52,7 +52,9 @@ func (b *Backend) spoolBody(r *http.Request, s script) (*http.Request, *spool.Fi
 		if rerr != nil {
 			_ = f.Close()
 			if r.Context().Err() != nil {
-				return nil, nil, backends.ContextError(r.Context(), "cgi: "+s.Name)
+				// The read's own error says why (net/http cancels the
+				// context when a read times out, too).
+				return nil, nil, backends.ContextError(r.Context(), fmt.Sprintf("cgi: %s: reading request body of unknown length: %v", s.Name, rerr))
 			}
 			return nil, nil, &backends.ClientError{Err: fmt.Errorf("cgi: %s: reading request body of unknown length: %w", s.Name, rerr)}
 		}
