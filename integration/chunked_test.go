@@ -133,7 +133,9 @@ backends:
 	if ents, err := os.ReadDir(spoolDir); err != nil || len(ents) != 0 {
 		t.Errorf("spool_dir holds %d entries (%v), want none", len(ents), err)
 	}
-	if !waitFor(10*time.Second, func() bool { return strings.Contains(j.Output(), "reading request body of unknown length: read tcp") && strings.Contains(j.Output(), "i/o timeout") }) {
+	if !waitFor(10*time.Second, func() bool {
+		return strings.Contains(j.Output(), "reading request body of unknown length: read tcp") && strings.Contains(j.Output(), "i/o timeout")
+	}) {
 		t.Errorf("no log of the failed body:\n%s", tail(j.Output(), 20))
 	}
 }
