@@ -357,6 +357,22 @@ type Backend struct {
 	// its body (cgi and fastcgi). Default 65536 (64 KiB).
 	MaxHeaderBytes int `mapstructure:"max_header_bytes"`
 
+	// MaxBodySpool (cgi) lets a request body without a length (a chunked
+	// upload: git push beyond http.postBuffer, curl -T -, AJP from
+	// Apache) reach scripts, which need CONTENT_LENGTH: junction reads it
+	// first into an unlinked temporary file in SpoolDir, up to this size
+	// (bytes, or with a unit: "64MiB"), then runs the script with
+	// CONTENT_LENGTH set and the file as stdin, like nginx's request
+	// buffering bounded by client_max_body_size. A longer body is refused
+	// with 413. Default 0: such bodies are refused with 411 Length
+	// Required, as before the key existed; the temporary files are disk
+	// (or, with /tmp on tmpfs, memory) that the operator sizes. Bodies
+	// with a length are streamed to the script as always, never spooled.
+	MaxBodySpool Size `mapstructure:"max_body_spool"`
+	// SpoolDir (cgi, with max_body_spool) is the directory those
+	// temporary files are created in. Default: $TMPDIR, else /tmp.
+	SpoolDir string `mapstructure:"spool_dir"`
+
 	// Limits are resource limits for each script (cpu, memory,
 	// processes, open_files, file_size, nice), in force before its
 	// first instruction. cgi only. Default: none.

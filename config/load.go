@@ -387,6 +387,7 @@ func (c *Config) resolvePaths(base string) {
 		if b.Type == BackendCGI {
 			b.Root = abs(b.Root)
 			b.Script = abs(b.Script)
+			b.SpoolDir = abs(b.SpoolDir)
 		}
 		b.resolvePoolPaths(abs)
 	}

@@ -263,6 +263,7 @@ func (b *Backend) validatePool(v *validator, key string) {
 		{"url_prefix", b.URLPrefix != ""}, {"script", b.Script != ""},
 		{"max_concurrent", b.MaxConcurrent != 0}, {"max_queue", b.MaxQueue != 0},
 		{"user", b.User != ""}, {"group", b.Group != ""}, {"allow_root", b.AllowRoot},
+		{"max_body_spool", b.MaxBodySpool != 0}, {"spool_dir", b.SpoolDir != ""},
 	})
 	v.onlyFor(key, "type cgi", b.runnerSettings()) // cgirunner.go
 	if http {

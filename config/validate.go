@@ -274,6 +274,12 @@ func (b *Backend) validateCGI(v *validator, key string) {
 	v.nonNegative(key+".max_concurrent", b.MaxConcurrent)
 	v.nonNegative(key+".max_queue", b.MaxQueue)
 	v.nonNegative(key+".max_header_bytes", b.MaxHeaderBytes)
+	if b.MaxBodySpool < 0 {
+		v.add(key+".max_body_spool", "%d must not be negative (0 refuses bodies without a length with 411)", b.MaxBodySpool)
+	}
+	if b.SpoolDir != "" && b.MaxBodySpool == 0 {
+		v.add(key+".spool_dir", "has no effect without max_body_spool")
+	}
 	b.validateEnv(v, key) // pool.go
 	b.validateRunner(v, key)
 }

@@ -158,7 +158,8 @@ func TestAJP(t *testing.T) {
 
 	t.Run("chunked body gets 411", func(t *testing.T) {
 		// Policy: a chunked request body reaches junction without a length;
-		// the CGI runner does not spool bodies and answers 411.
+		// a cgi backend without max_body_spool does not spool it and
+		// answers 411 (TestChunkedAJPSpool has the spooled case).
 		req, _ := http.NewRequest("POST", s.URL("/cgi-bin/post-sha256.py"), strings.NewReader("chunked body"))
 		req.ContentLength = -1
 		req.TransferEncoding = []string{"chunked"}

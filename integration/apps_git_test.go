@@ -153,21 +153,72 @@ func TestAppsGitSmartHTTP(t *testing.T) {
 	}
 
 	// Without nginx in front, git sends a push larger than http.postBuffer
-	// (1 MiB) as a chunked POST; a CGI script gets CONTENT_LENGTH or nothing,
-	// so junction's own http listener (as its ajp listener behind Apache,
-	// which forwards the chunks) answers 411. A client whose http.postBuffer
-	// holds the pack sends its length, and the push goes through.
-	httpAddr := freeAddr(t)
-	startJunction(t, fmt.Sprintf(`listeners: [{protocol: http, address: %q, backend: git}]
+	// (1 MiB) as a chunked POST, and a CGI script needs CONTENT_LENGTH.
+	// Junction's own http listener (as its ajp listener behind Apache,
+	// which forwards the chunks) spools such a body to a temporary file
+	// when the backend has max_body_spool, up to that bound (413 beyond),
+	// and answers 411 without it (the default), where a client whose
+	// http.postBuffer holds the pack still gets through.
+	chunkedPushTest(t, home, dir, projects, clone2, check)
+}
+
+// chunkedPushTest pushes the repositories of TestAppsGitSmartHTTP to
+// junction's http listener directly: chunked POSTs, spooled by
+// max_body_spool or refused.
+func chunkedPushTest(t *testing.T, home, dir, projects, clone2 string, check func(*testing.T, string, string, string)) {
+	t.Helper()
+	bare := filepath.Join(projects, "project.git")
+	spoolDir := filepath.Join(dir, "spool")
+	if err := os.MkdirAll(spoolDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	httpAddr, spoolAddr, smallAddr := freeAddr(t), freeAddr(t), freeAddr(t)
+	gitBackend := fmt.Sprintf(`type: cgi, allow_root: true, script: %q, url_prefix: /git, set_env: {GIT_PROJECT_ROOT: %q, GIT_HTTP_EXPORT_ALL: "1"}`,
+		appsGitHTTPBackend, projects)
+	startJunction(t, fmt.Sprintf(`listeners:
+  - {protocol: http, address: %q, backend: git}
+  - {protocol: http, address: %q, backend: spooled}
+  - {protocol: http, address: %q, backend: small}
 backends:
-  git: {type: cgi, allow_root: true, script: %q, url_prefix: /git, set_env: {GIT_PROJECT_ROOT: %q, GIT_HTTP_EXPORT_ALL: "1"}}
-`, httpAddr, appsGitHTTPBackend, projects), httpAddr)
+  git: {%s}
+  spooled: {%s, max_body_spool: 64MiB, spool_dir: %q}
+  small: {%s, max_body_spool: 1MiB}
+`, httpAddr, spoolAddr, smallAddr, gitBackend, gitBackend, spoolDir, gitBackend), httpAddr, spoolAddr, smallAddr)
+	url := func(front string) string { return "http://" + front + "/git/project.git" }
+
 	appsGitCommitFiles(t, home, clone2, "pushed without nginx", map[string][]byte{
 		"direct.bin": appsPseudoRandom("direct", 2<<20),
 	})
 	if out, err := appsGitRun(home, clone2, "push", url(httpAddr), "main"); err == nil || !strings.Contains(out, "411") {
-		t.Errorf("chunked push to junction's http listener: %v, want a 411 refusal\n%s", err, out)
+		t.Errorf("chunked push without max_body_spool: %v, want a 411 refusal\n%s", err, out)
 	}
+	if out, err := appsGitRun(home, clone2, "push", url(smallAddr), "main"); err == nil || !strings.Contains(out, "413") {
+		t.Errorf("chunked push of 2 MB with max_body_spool 1MiB: %v, want a 413 refusal\n%s", err, out)
+	}
+	appsGit(t, home, clone2, "push", "-q", url(spoolAddr), "main")
+	head := appsGit(t, home, clone2, "rev-parse", "HEAD")
+	if got := appsGit(t, home, bare, "rev-parse", "main"); got != head {
+		t.Errorf("server's main is %s after the spooled push, want %s", got, head)
+	}
+
+	// The whole repository, ~15 MB of packs, into a new one in one
+	// chunked push, then cloned back.
+	appsGit(t, home, projects, "init", "-q", "--bare", "-b", "main", "fresh.git")
+	appsGit(t, home, filepath.Join(projects, "fresh.git"), "config", "http.receivepack", "true")
+	fresh := "http://" + spoolAddr + "/git/fresh.git"
+	appsGit(t, home, clone2, "push", "-q", fresh, "main")
+	clone3 := filepath.Join(dir, "clone-spooled")
+	appsGit(t, home, dir, "clone", "-q", fresh, clone3)
+	check(t, clone3, head, "8")
+	// The bodies were unlinked as soon as they were created.
+	if ents, err := os.ReadDir(spoolDir); err != nil || len(ents) != 0 {
+		t.Errorf("spool_dir holds %d entries (%v), want none", len(ents), err)
+	}
+
+	// Without the key, a large http.postBuffer sends the length.
+	appsGitCommitFiles(t, home, clone2, "pushed with a large postBuffer", map[string][]byte{
+		"buffered.bin": appsPseudoRandom("buffered", 2<<20),
+	})
 	appsGit(t, home, clone2, "-c", "http.postBuffer=67108864", "push", "-q", url(httpAddr), "main")
 	if got, want := appsGit(t, home, bare, "rev-parse", "main"), appsGit(t, home, clone2, "rev-parse", "HEAD"); got != want {
 		t.Errorf("server's main is %s after the push with a large http.postBuffer, want %s", got, want)

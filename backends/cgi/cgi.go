@@ -38,8 +38,12 @@
 // Request bodies are streamed to stdin while stdout is read. The script gets
 // exactly CONTENT_LENGTH bytes: a body that ends short kills the script
 // (400, or an ended response). That and a client that goes away are the
-// client's failures, returned as *backends.ClientError. A body of unknown length (chunked, from plain
-// HTTP) is refused with 411 Length Required: junction does not spool bodies.
+// client's failures, returned as *backends.ClientError. A body of unknown
+// length (chunked: from plain HTTP, or AJP from Apache) is refused with 411
+// Length Required, unless MaxBodySpool lets it be read first into an
+// unlinked temporary file, bounded (413 beyond), which then is the
+// script's stdin with CONTENT_LENGTH set (bodyspool.go). Bodies of known
+// length are never spooled.
 //
 // The response head is parsed by backends/cgiresp; local redirects are
 // returned as *backends.LocalRedirect. The body is copied through a 32 KiB
@@ -73,6 +77,7 @@ import (
 	"github.com/junction-gw/junction/backends"
 	"github.com/junction-gw/junction/backends/internal/cgienv"
 	"github.com/junction-gw/junction/backends/internal/cgiresp"
+	"github.com/junction-gw/junction/internal/spool"
 )
 
 // Options configure a Backend.
@@ -110,6 +115,14 @@ type Options struct {
 	User, Group string
 	// MaxHeaderBytes bounds the script's response head; 0 means 64 KiB.
 	MaxHeaderBytes int
+	// MaxBodySpool, when positive, lets a request body of unknown length
+	// (chunked) be read into an unlinked temporary file first, up to this
+	// many bytes, so that the script gets CONTENT_LENGTH and the file as
+	// stdin; a longer body is refused with 413. 0 refuses every such
+	// body with 411 Length Required.
+	MaxBodySpool int64
+	// SpoolDir is where those files are created; "" means os.TempDir().
+	SpoolDir string
 	// Interpreters maps a file extension with its dot (".php"; matched
 	// ignoring case) to the command, an absolute path and its arguments,
 	// that runs scripts with that extension as COMMAND... SCRIPT. Such a
@@ -177,6 +190,8 @@ type Backend struct {
 	noTrace    atomic.Bool // ptrace was refused: limits go through the helper
 	env        *cgienv.Builder
 	limits     cgiresp.Limits
+	maxSpool   int64  // MaxBodySpool; 0: 411 for a body of unknown length
+	spoolDir   string // SpoolDir
 	log        *slog.Logger
 	obs        Observer
 	// grace is how long a script may take to exit after SIGTERM, and how
@@ -208,6 +223,8 @@ func New(o Options) (*Backend, error) {
 		maxQueue:  int64(max(o.MaxQueue, 0)),
 		maxRun:    max(o.MaxConcurrent, 0),
 		limits:    cgiresp.Limits{MaxBytes: o.MaxHeaderBytes},
+		maxSpool:  o.MaxBodySpool,
+		spoolDir:  o.SpoolDir,
 		log:       o.Logger,
 		obs:       o.Observer,
 		grace:     killGrace,
@@ -255,6 +272,14 @@ func New(o Options) (*Backend, error) {
 	}
 	if o.MaxConcurrent < 0 || o.MaxQueue < 0 {
 		errs = append(errs, fmt.Errorf("cgi: %s: negative concurrency limits", o.Name))
+	}
+	if o.MaxBodySpool < 0 {
+		errs = append(errs, fmt.Errorf("cgi: %s: negative body spool bound", o.Name))
+	}
+	if o.SpoolDir != "" {
+		if fi, err := os.Stat(o.SpoolDir); err != nil || !fi.IsDir() {
+			errs = append(errs, fmt.Errorf("cgi: %s: spool_dir %s is not a directory", o.Name, o.SpoolDir))
+		}
 	}
 	if o.MaxConcurrent > 0 {
 		b.sem = semaphore.NewWeighted(int64(o.MaxConcurrent))
@@ -372,9 +397,8 @@ func (b *Backend) Serve(w http.ResponseWriter, r *http.Request) error {
 
 // serve runs the script r names with the settings st.
 func (b *Backend) serve(w http.ResponseWriter, r *http.Request, st *settings) error {
-	if r.ContentLength < 0 {
-		return &backends.Error{Status: http.StatusLengthRequired,
-			Err: errors.New("cgi: request body of unknown length (scripts need CONTENT_LENGTH)")}
+	if r.ContentLength < 0 && b.maxSpool <= 0 {
+		return &backends.Error{Status: http.StatusLengthRequired, Err: errUnknownLength}
 	}
 	if r.ContentLength > 0 && r.Body == nil {
 		return &backends.Error{Status: http.StatusBadRequest, Err: errors.New("cgi: CONTENT_LENGTH without a body")}
@@ -383,13 +407,23 @@ func (b *Backend) serve(w http.ResponseWriter, r *http.Request, st *settings) er
 	if err != nil {
 		return err
 	}
+	var body *spool.File
+	if r.ContentLength < 0 {
+		// Before taking a slot: a slow upload holds no script's place.
+		if r, body, err = b.spoolBody(r, s); err != nil {
+			return err
+		}
+		// The script has its own descriptor once started.
+		defer func() { _ = body.Close() }() // unlinked: closing only frees it
+
+	}
 	if err := b.acquire(r.Context(), st.sub); err != nil {
 		return err
 	}
 	// The slot belongs to the script from here: release frees it when the
 	// script is reaped, not when Serve returns.
 	b.running.Add(1)
-	return b.run(w, r, s, st)
+	return b.run(w, r, s, st, body.Stdin())
 }
 
 // release frees the slot of a script that has exited, or failed to start.

@@ -68,9 +68,10 @@ type pipes struct {
 }
 
 // newPipes creates the stdout and stderr pipes and, when withStdin is set,
-// the stdin pipe. stdin defaults to devNull.
-func newPipes(withStdin bool, devNull int) (*pipes, error) {
-	p := &pipes{childIn: devNull, childOut: -1, childErr: -1, stderr: -1}
+// the stdin pipe. Otherwise the child's stdin is in (/dev/null, or a
+// spooled body), which stays the caller's to close.
+func newPipes(withStdin bool, in int) (*pipes, error) {
+	p := &pipes{childIn: in, childOut: -1, childErr: -1, stderr: -1}
 	var err error
 	if p.stdout, p.childOut, err = readPipe("stdout"); err != nil {
 		return nil, err

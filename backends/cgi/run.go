@@ -29,8 +29,9 @@ var (
 	errTimeout = errors.New("cgi: script timed out")
 )
 
-// run starts the script and relays its response.
-func (b *Backend) run(w http.ResponseWriter, r *http.Request, s script, st *settings) error {
+// run starts the script and relays its response. body, when not nil, is
+// the spooled request body, the script's stdin.
+func (b *Backend) run(w http.ResponseWriter, r *http.Request, s script, st *settings, body *os.File) error {
 	ctx, cancel := context.WithTimeoutCause(r.Context(), st.timeout, errTimeout)
 	defer cancel()
 	// Before cancel (deferred earlier, so run later) changes the cause.
@@ -40,7 +41,7 @@ func (b *Backend) run(w http.ResponseWriter, r *http.Request, s script, st *sett
 		}
 	}()
 
-	p, stdin, err := b.start(r, s, st)
+	p, stdin, err := b.start(r, s, st, body)
 	if err != nil {
 		return err
 	}
@@ -229,12 +230,17 @@ func (cw *ctxWatch) stop() bool {
 }
 
 // start spawns the script in its own process group, under st's limits.
-func (b *Backend) start(r *http.Request, s script, st *settings) (*proc, *os.File, error) {
-	null, err := devNull()
+// body, when not nil, is its stdin; otherwise a body of r is fed through
+// the stdin pipe start returns.
+func (b *Backend) start(r *http.Request, s script, st *settings, body *os.File) (*proc, *os.File, error) {
+	in, err := devNull()
 	if err != nil {
 		return nil, nil, fmt.Errorf("cgi: %s: %w", b.name, err)
 	}
-	fds, err := newPipes(r.ContentLength > 0, null)
+	if body != nil {
+		in = int(body.Fd())
+	}
+	fds, err := newPipes(r.ContentLength > 0 && body == nil, in)
 	if err != nil {
 		return nil, nil, err
 	}

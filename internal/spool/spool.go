@@ -147,6 +147,18 @@ func (s *File) create() error {
 	return nil
 }
 
+// Stdin returns the file's descriptor, for a child process to read its
+// bytes as standard input; nil before the first Append. Its offset stays
+// at the start: Append writes at offsets and never moves it. It remains
+// s's: Close closes it, and the child keeps its own copy. A nil *File
+// has none.
+func (s *File) Stdin() *os.File {
+	if s == nil {
+		return nil
+	}
+	return s.f
+}
+
 // Len returns the bytes appended since the file was last reset.
 func (s *File) Len() int64 { return s.n }
 

@@ -149,3 +149,25 @@ func openSpoolFiles(t *testing.T, prefix string) int {
 	}
 	return n
 }
+
+// TestFileStdin: the descriptor Stdin hands over reads the appended bytes
+// from the start, as a child's stdin does, and the file has no name.
+func TestFileStdin(t *testing.T) {
+	if (*File)(nil).Stdin() != nil || (&File{}).Stdin() != nil {
+		t.Fatal("Stdin of a file never appended to is not nil")
+	}
+	s := &File{Dir: t.TempDir()}
+	defer s.Close()
+	for _, p := range []string{"hello, ", "world"} {
+		if err := s.Append([]byte(p)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := io.ReadAll(s.Stdin())
+	if err != nil || string(got) != "hello, world" {
+		t.Fatalf("read %q, %v through Stdin, want %q", got, err, "hello, world")
+	}
+	if ents, _ := os.ReadDir(s.Dir); len(ents) != 0 {
+		t.Errorf("%d entries in Dir, want none (unlinked)", len(ents))
+	}
+}

@@ -227,6 +227,8 @@ func newCGI(name string, b *config.Backend, log *slog.Logger, o *ops) (*cgi.Back
 		User:           userName,
 		Group:          groupName,
 		MaxHeaderBytes: b.MaxHeaderBytes,
+		MaxBodySpool:   int64(b.MaxBodySpool),
+		SpoolDir:       b.SpoolDir,
 		Limits:         cgiLimits(b.Limits), // limits.go
 		Logger:         log,                 // the backend names itself (Name) in every line
 		Observer:       o.m.CGIObserver(name),
