@@ -159,11 +159,13 @@ func spawn(argv []string, dir string, env []string, cred *syscall.Credential, li
 	// command line is a shell-injection hazard).
 	var pid int
 	var err error
+	guard := guardExec(cred, errLog.log) // execguard_linux.go
 	if lim == nil {
 		pid, err = syscall.ForkExec(argv[0], argv, attr)
 	} else {
 		pid, err = lim.start(argv[0], argv, attr)
 	}
+	guard.stop()
 	if err != nil {
 		return nil, err
 	}
