@@ -175,6 +175,7 @@ type Backend struct {
 	runner                 // interpreters, run_as owner, user_dir (owner.go)
 	def        settings    // the backend's own; a Route has its own
 	noTrace    atomic.Bool // ptrace was refused: limits go through the helper
+	execScans  execScans   // for scripts stopped before their execve (execguard_linux.go)
 	env        *cgienv.Builder
 	limits     cgiresp.Limits
 	log        *slog.Logger

@@ -27,10 +27,30 @@ import (
 // the start then returns a child that died of SIGKILL, answered as any
 // script killed before its output (502).
 type execGuard struct {
+	mu    sync.Mutex
+	t     *time.Timer
+	done  bool
+	scans *execScans
+	log   *slog.Logger
+}
+
+// execScans are the scans of a Backend's guards: one finds every stopped
+// child, so starts that wait together (a disk that stalls every execve)
+// share one scan per execCheck instead of making one each.
+type execScans struct {
 	mu   sync.Mutex
-	t    *time.Timer
-	done bool
-	log  *slog.Logger
+	last time.Time
+}
+
+// scan kills the stopped children unless a scan did within execCheck.
+func (s *execScans) scan(log *slog.Logger) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if time.Since(s.last) < execCheck {
+		return
+	}
+	killStoppedBeforeExec(log)
+	s.last = time.Now()
 }
 
 // execCheck is how often a start that has not returned is looked at. A
@@ -38,13 +58,14 @@ type execGuard struct {
 // it is killed at the first look that finds it so.
 const execCheck = 100 * time.Millisecond
 
-// guardExec returns the guard of a start that runs as cred, nil when the
-// script runs as junction (only junction's own user could stop it).
-func guardExec(cred *syscall.Credential, log *slog.Logger) *execGuard {
+// guardExec returns the guard of a start that runs as cred, scanning with
+// scans; nil when the script runs as junction (only junction's own user
+// could stop it).
+func guardExec(cred *syscall.Credential, scans *execScans, log *slog.Logger) *execGuard {
 	if cred == nil {
 		return nil
 	}
-	g := &execGuard{log: log}
+	g := &execGuard{scans: scans, log: log}
 	g.mu.Lock()
 	g.t = time.AfterFunc(execCheck, g.check)
 	g.mu.Unlock()
@@ -52,7 +73,7 @@ func guardExec(cred *syscall.Credential, log *slog.Logger) *execGuard {
 }
 
 func (g *execGuard) check() {
-	killStoppedBeforeExec(g.log)
+	g.scans.scan(g.log)
 	g.mu.Lock()
 	if !g.done {
 		g.t.Reset(execCheck)
