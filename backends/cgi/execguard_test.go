@@ -69,6 +69,7 @@ func TestStoppedBeforeExec(t *testing.T) {
 		limits Limits
 	}{{"plain", Limits{}}, {"limits", Limits{OpenFiles: 64}}} {
 		t.Run(tc.name, func(t *testing.T) {
+			checkLeaks(t)
 			b, logs := newBackend(t, func(o *Options) {
 				o.Root, o.RunAsOwner, o.Limits, o.Timeout = root, true, tc.limits, 500*time.Millisecond
 			})
