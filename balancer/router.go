@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"path"
 	"strings"
 
 	"github.com/junction-gw/junction/backends"
@@ -36,13 +37,32 @@ type Router struct {
 // ErrTooManyRedirects is returned when local redirects loop.
 var ErrTooManyRedirects = errors.New("balancer: too many local redirects")
 
-func (rt *Router) match(path string) backends.Backend {
+func (rt *Router) match(p string) backends.Backend {
+	p = routePath(p)
 	for _, r := range rt.Routes {
-		if strings.HasPrefix(path, r.Prefix) {
+		if strings.HasPrefix(p, r.Prefix) {
 			return r.Backend
 		}
 	}
 	return rt.Default
+}
+
+// routePath is the path routes are matched against: p with its empty,
+// "." and ".." segments resolved (a trailing slash kept), as nginx
+// matches locations against its normalized URI. Backends see such paths
+// resolved too (nginx's DOCUMENT_URI and SCRIPT_NAME; the CGI backend
+// skips empty and "." segments), so "/cgi-bin//reports/x.cgi" must not
+// pass by the route of "/cgi-bin/reports/" (its limits, timeout,
+// max_concurrent, authorizer) to a backend that runs reports/x.cgi.
+func routePath(p string) string {
+	if !strings.Contains(p, "//") && !strings.Contains(p, "/.") {
+		return p
+	}
+	c := path.Clean(p)
+	if strings.HasSuffix(p, "/") && c != "/" {
+		c += "/"
+	}
+	return c
 }
 
 // A Router is a Backend (a route may lead to another router) and a Handler.

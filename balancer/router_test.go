@@ -95,3 +95,45 @@ func TestBalancerKnowsNoVariables(t *testing.T) {
 		t.Error("package balancer imports vars")
 	}
 }
+
+// TestRouterMatchesCleanPath: a route is chosen by the path with its empty,
+// "." and ".." segments resolved, as nginx matches locations. A CGI
+// backend skips such segments when it walks its root, so a request for
+// "/cgi-bin//reports/x.cgi" runs reports/x.cgi: it must get the reports
+// route (its limits, timeout, max_concurrent, authorizer), not the default.
+func TestRouterMatchesCleanPath(t *testing.T) {
+	var got string
+	named := func(name string) backends.Backend {
+		return backends.Func(func(w http.ResponseWriter, r *http.Request) error {
+			got = name
+			return nil
+		})
+	}
+	rt := &Router{Routes: []Route{{Prefix: "/cgi-bin/reports/", Backend: named("reports")}, {Prefix: "/app", Backend: named("app")}},
+		Default: named("default")}
+	for _, tc := range []struct{ path, want string }{
+		{"/cgi-bin/reports/x.cgi", "reports"},
+		{"/cgi-bin//reports/x.cgi", "reports"},
+		{"//cgi-bin/reports/x.cgi", "reports"},
+		{"/cgi-bin/./reports/x.cgi", "reports"},
+		{"/cgi-bin/reports/./x.cgi", "reports"},
+		{"/cgi-bin/x/../reports/x.cgi", "reports"},
+		{"/cgi-bin/reports//", "reports"},
+		{"/cgi-bin/reports", "default"},
+		{"/cgi-bin/reportsx/y", "default"},
+		{"/cgi-bin/reports/../x.cgi", "default"},
+		{"/cgi-bin/.reports/x.cgi", "default"},
+		{"/app//x", "app"},
+		{"/x/../app", "app"},
+	} {
+		got = ""
+		r := httptest.NewRequest(http.MethodGet, "/", nil)
+		r.URL.Path = tc.path
+		if err := rt.Serve(httptest.NewRecorder(), r); err != nil {
+			t.Fatal(err)
+		}
+		if got != tc.want {
+			t.Errorf("%s: served by %s, want %s", tc.path, got, tc.want)
+		}
+	}
+}

@@ -121,7 +121,7 @@ func (c *Config) checkRunnerIdentity(euid int) []error {
 		switch {
 		case euid != 0:
 			errs = append(errs, fmt.Errorf("%s: needs junction to run as root (it runs as uid %d) to switch to each script's owner", key, euid))
-		case c.User != "" && c.User != "root" && c.User != "0":
+		case c.User != "" && !isRoot(c.User):
 			errs = append(errs, fmt.Errorf("%s: junction drops to user %q after binding and could then not switch to each script's owner; remove the top-level user", key, c.User))
 		}
 	}

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"os/user"
 )
 
 // CheckIdentity checks what depends on the user junction runs as, euid:
@@ -14,7 +15,7 @@ import (
 // owner (not euid 0, or a top-level user to drop to).
 func (c *Config) CheckIdentity(euid int) (warnings []string, err error) {
 	errs := c.checkRunnerIdentity(euid) // cgirunner.go: run_as owner and user_dir need root
-	if euid != 0 || (c.User != "" && c.User != "root" && c.User != "0") {
+	if euid != 0 || (c.User != "" && !isRoot(c.User)) {
 		return nil, errors.Join(errs...)
 	}
 	for _, name := range sortedKeys(c.Backends) {
@@ -26,7 +27,7 @@ func (c *Config) CheckIdentity(euid int) (warnings []string, err error) {
 		switch {
 		case b.RunAs != "" || b.UserDir != "" && b.Root == "":
 			// Every script runs as its file's owner, never root.
-		case b.User != "" && b.User != "root" && b.User != "0":
+		case b.User != "" && !isRoot(b.User):
 		case b.AllowRoot:
 			warnings = append(warnings, key+".allow_root: scripts run as root")
 		case b.User != "":
@@ -36,4 +37,18 @@ func (c *Config) CheckIdentity(euid int) (warnings []string, err error) {
 		}
 	}
 	return warnings, errors.Join(errs...)
+}
+
+// isRoot reports whether the user name names uid 0, looked up as junction
+// looks it up when it switches to it (a name, else a numeric id): "root",
+// and also "0", "00", "+0" or an alias such as "toor".
+func isRoot(name string) bool {
+	if name == "root" || name == "0" {
+		return true
+	}
+	u, err := user.Lookup(name)
+	if err != nil {
+		u, err = user.LookupId(name)
+	}
+	return err == nil && u.Uid == "0"
 }

@@ -25,6 +25,12 @@ func TestCheckIdentity(t *testing.T) {
 		{name: "root, nothing set", cfg: cgi(nil), euid: 0, err: "backends.scripts: junction runs as root"},
 		{name: "root, backend user", cfg: cgi(func(b *Backend) { b.User = "www-data" }), euid: 0},
 		{name: "root, backend user root", cfg: cgi(func(b *Backend) { b.User = "root" }), euid: 0, err: "backends.scripts.user"},
+		// Other names of uid 0: the backend's user and the top-level one
+		// are resolved as junction resolves them.
+		{name: "root, backend user 00", cfg: cgi(func(b *Backend) { b.User = "00" }), euid: 0, err: "backends.scripts.user"},
+		{name: "root, backend user +0", cfg: cgi(func(b *Backend) { b.User = "+0" }), euid: 0, err: "backends.scripts.user"},
+		{name: "root, top-level user 00", cfg: func() *Config { c := cgi(nil); c.User = "00"; return c }(), euid: 0,
+			err: "backends.scripts: junction runs as root"},
 		{name: "root, allow_root", cfg: cgi(func(b *Backend) { b.AllowRoot = true }), euid: 0,
 			warnings: []string{"backends.scripts.allow_root: scripts run as root"}},
 		{name: "root, top-level user", cfg: func() *Config { c := cgi(nil); c.User = "nobody"; return c }(), euid: 0},

@@ -444,6 +444,14 @@ backends:
 	if status, body, err := limitsGet(url("one/limits.py?nice")); err != nil || status != 200 || body != "nice 3\n" {
 		t.Errorf("route limits: one/limits.py?nice = %d %q, %v; want nice 3", status, body, err)
 	}
+	// nginx resolves "//", "." and ".." for DOCUMENT_URI, which names the
+	// script; REQUEST_URI keeps them. The route is the script's all the
+	// same.
+	for _, p := range []string{"/one/limits.py?nice", "./one/limits.py?nice", "x/../one/limits.py?nice"} {
+		if status, body, err := limitsGet(url(p)); err != nil || status != 200 || body != "nice 3\n" {
+			t.Errorf("route limits: %s = %d %q, %v; want nice 3", p, status, body, err)
+		}
+	}
 }
 
 // TestLimitsCheck: junction check names the key of each limits problem

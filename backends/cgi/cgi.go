@@ -188,6 +188,7 @@ type Backend struct {
 	runner                 // interpreters, run_as owner, user_dir (owner.go)
 	def        settings    // the backend's own; a Route has its own
 	noTrace    atomic.Bool // ptrace was refused: limits go through the helper
+	execScans  execScans   // for scripts stopped before their execve (execguard_linux.go)
 	env        *cgienv.Builder
 	limits     cgiresp.Limits
 	maxSpool   int64  // MaxBodySpool; 0: 411 for a body of unknown length

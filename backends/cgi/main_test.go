@@ -210,6 +210,8 @@ func child() int {
 			}
 		}
 		fmt.Fprint(out, "gate never opened\n")
+	case "stop-pid":
+		return stopPid()
 	default:
 		if code, ok := limitsChild(os.Getenv("HTTP_X_MODE")); ok {
 			return code

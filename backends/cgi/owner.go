@@ -126,8 +126,9 @@ func (b *Backend) prepare(s *script, name string, fi fs.FileInfo, dir scriptDir,
 //     interpreter runs it);
 //   - the directory the request named it in (before its own symlink, if
 //     it is one, is resolved) belongs to the same owner, so that a link in
-//     alice's directory to bob's script is refused; that directory and the
-//     one the file really is in are not writable by group or others.
+//     alice's directory to bob's script is refused; so does the directory
+//     the file really is in (its owner could replace the file); neither
+//     is writable by group or others.
 //
 // That the file is inside the root, symlinks resolved, the walk checked.
 // What it costs: a stat of the directory when the walk did not pass
@@ -183,8 +184,16 @@ func (b *Backend) ownerCred(file string, fi fs.FileInfo, interpreted bool, dir s
 		if err != nil {
 			return nil, refuse("directory: %v", err)
 		}
-		if ri.Mode().Perm()&0o022 != 0 {
+		rst, ok := ri.Sys().(*syscall.Stat_t)
+		switch {
+		case !ok:
+			return nil, refuse("no owner information for directory %s", real)
+		case ri.Mode().Perm()&0o022 != 0:
 			return nil, refuse("directory %s is writable by group or others (mode %04o)", real, ri.Mode().Perm())
+		case rst.Uid != uid:
+			// Its owner could replace the file before it is executed,
+			// and run what it likes as the script's owner.
+			return nil, refuse("directory %s is owned by uid %d, the script by uid %d", real, rst.Uid, uid)
 		}
 	}
 	// No supplementary groups: the owner's group alone, as the file says.

@@ -94,6 +94,7 @@ var ownerEntries = []ownedEntry{
 	{path: "a/link-own.cgi", link: "ok.cgi", uid: 1500, gid: 1500},
 	{path: "a/link-bob.cgi", link: "../b/ok.cgi", uid: 1500, gid: 1500},
 	{path: "a/link-shared.cgi", link: "../shared/alices.cgi", uid: 1500, gid: 1500},
+	{path: "a/link-in-bobs.cgi", link: "../b/alices.cgi", uid: 1500, gid: 1500},
 	{path: "b", mode: os.ModeDir | 0o755, uid: 1600, gid: 1600},
 	{path: "b/ok.cgi", mode: 0o755, uid: 1600, gid: 1600},
 	{path: "b/alices.cgi", mode: 0o755, uid: 1500, gid: 1500},
@@ -141,6 +142,10 @@ func TestRunAsOwnerChecks(t *testing.T) {
 		{target: "/cgi-bin/a/link-bob.cgi", reason: "/a is owned by uid 1500, the script by uid 1600"},
 		{target: "/cgi-bin/b/alices.cgi", reason: "/b is owned by uid 1600, the script by uid 1500"},
 		{target: "/cgi-bin/a/link-shared.cgi", reason: "/shared is writable by group or others (mode 0777)"},
+		// Alice's file, but in bob's directory: bob could replace it
+		// before it is executed, as alice. Refused when asked for
+		// directly, so also through alice's link.
+		{target: "/cgi-bin/a/link-in-bobs.cgi", reason: "/b is owned by uid 1600, the script by uid 1500"},
 		{target: "/cgi-bin/open/x.cgi", reason: "/open is writable by group or others (mode 0775)"},
 		{target: "/cgi-bin/top.cgi", reason: "is owned by uid 0, the script by uid 1500"},
 		// The same checks for a SCRIPT_FILENAME from the front server.
@@ -148,6 +153,7 @@ func TestRunAsOwnerChecks(t *testing.T) {
 		{target: "/x", vars: []string{"SCRIPT_FILENAME", root + "/a/link-own.cgi"}, uid: 1500, gid: 1500, file: "a/ok.cgi"},
 		{target: "/x", vars: []string{"SCRIPT_FILENAME", root + "/a/link-bob.cgi"}, reason: "owned by uid 1500, the script by uid 1600"},
 		{target: "/x", vars: []string{"SCRIPT_FILENAME", root + "/b/alices.cgi"}, reason: "owned by uid 1600, the script by uid 1500"},
+		{target: "/x", vars: []string{"SCRIPT_FILENAME", root + "/a/link-in-bobs.cgi"}, reason: "/b is owned by uid 1600, the script by uid 1500"},
 		{target: "/x", vars: []string{"SCRIPT_FILENAME", root + "/a/world-writable.cgi"}, reason: "writable by group or others"},
 		{target: "/x", vars: []string{"SCRIPT_FILENAME", root + "/top.cgi"}, reason: "is owned by uid 0, the script by uid 1500"},
 	}

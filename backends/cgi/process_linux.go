@@ -146,9 +146,10 @@ var devNull = sync.OnceValues(func() (int, error) {
 
 // spawn starts argv (argv[0] is the program's path) in its own process
 // group with the given pipes, under lim's limits when lim is set; errLog
-// receives its stderr and onExit is called once it is reaped. The
+// receives its stderr and onExit is called once it is reaped. A start as
+// cred is guarded against a stop before its execve, with scans. The
 // watchers start after watchDelay unless settle comes first.
-func spawn(argv []string, dir string, env []string, cred *syscall.Credential, lim *limiter, fds *pipes, grace time.Duration, errLog stderrLog, onExit func()) (*proc, error) {
+func spawn(argv []string, dir string, env []string, cred *syscall.Credential, lim *limiter, scans *execScans, fds *pipes, grace time.Duration, errLog stderrLog, onExit func()) (*proc, error) {
 	attr := &syscall.ProcAttr{
 		Dir:   dir,
 		Env:   env,
@@ -160,11 +161,13 @@ func spawn(argv []string, dir string, env []string, cred *syscall.Credential, li
 	// command line is a shell-injection hazard).
 	var pid int
 	var err error
+	guard := guardExec(cred, scans, errLog.log) // execguard_linux.go
 	if lim == nil {
 		pid, err = syscall.ForkExec(argv[0], argv, attr)
 	} else {
 		pid, err = lim.start(argv[0], argv, attr)
 	}
+	guard.stop()
 	if err != nil {
 		return nil, err
 	}

@@ -252,7 +252,7 @@ func (b *Backend) start(r *http.Request, s script, st *settings, body *os.File) 
 		cred = s.cred
 	}
 	t0 := time.Now()
-	p, err := spawn(argv, filepath.Dir(s.Filename), b.env.Env(r, s.Script), cred, st.lim, fds, b.grace,
+	p, err := spawn(argv, filepath.Dir(s.Filename), b.env.Env(r, s.Script), cred, st.lim, &b.execScans, fds, b.grace,
 		stderrLog{log: b.log, script: s.Name}, st.releaseFn)
 	fds.closeChild()
 	if err != nil {

@@ -83,6 +83,9 @@ func main() {
 		os.Exit(2)
 	}
 	cmd, args := os.Args[1], os.Args[2:]
+	// What junction was started with stays junction's: scripts and
+	// spawned instances get only the descriptors they are given.
+	sockets.CloseOnExecInherited()
 	var code int
 	switch cmd {
 	case "serve":

@@ -1,0 +1,5 @@
+//go:build unix && !linux
+
+package sockets
+
+func closeRangeCloexec() bool { return false }
