@@ -31,6 +31,7 @@ func (l *Listener) validateAllow(v *validator, key string, unix bool) {
 // script run with any request variables. Listeners whose address is not
 // known before they start (fd:N, systemd) are not checked. And a route
 // shadowing methods other than GET and HEAD: those requests run twice.
+// And an interpreter someone other than root may replace.
 func (c *Config) Warnings() []string {
 	var out []string
 	for i, l := range c.Listeners {
@@ -42,7 +43,8 @@ func (c *Config) Warnings() []string {
 		}
 		out = append(out, fmt.Sprintf("listeners[%d].allow: %s listener on %s accepts any client; set allow", i, l.Protocol, l.Address))
 	}
-	return append(out, c.shadowWarnings()...)
+	out = append(out, c.shadowWarnings()...)
+	return append(out, c.interpreterWarnings()...)
 }
 
 // tcpAddress reports whether addr is a host:port address (not a unix

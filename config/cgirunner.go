@@ -3,9 +3,11 @@ package config
 import (
 	"fmt"
 	"math"
+	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
+	"syscall"
 )
 
 // Command is a program and its arguments: in the file either a string
@@ -126,4 +128,52 @@ func (c *Config) checkRunnerIdentity(euid int) []error {
 		}
 	}
 	return errs
+}
+
+// interpreterWarnings names the interpreters that someone other than root
+// could replace: an interpreter runs every mapped script, as every user
+// scripts run as (with run_as: owner, every script owner), so whoever may
+// write the program, or the directory holding it, runs code as all of
+// them. A program that cannot be read now is left to the start to report.
+func (c *Config) interpreterWarnings() []string {
+	var out []string
+	for _, name := range sortedKeys(c.Backends) {
+		b := c.Backends[name]
+		if b == nil || b.Type != BackendCGI {
+			continue
+		}
+		for _, ext := range sortedKeys(b.Interpreters) {
+			cmd := b.Interpreters[ext]
+			if len(cmd) == 0 || !filepath.IsAbs(cmd[0]) {
+				continue
+			}
+			if why := replaceableBy(cmd[0]); why != "" {
+				out = append(out, fmt.Sprintf("backends.%s.interpreters[%q]: %s %s: it runs every %s script", name, ext, cmd[0], why, ext))
+			}
+		}
+	}
+	return out
+}
+
+// replaceableBy says who other than root may change the program at path
+// (after following symlinks) or the directory holding it, or "".
+func replaceableBy(path string) string {
+	real, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return ""
+	}
+	for _, p := range []string{real, filepath.Dir(real)} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			return ""
+		}
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		switch {
+		case fi.Mode().Perm()&0o022 != 0 && fi.Mode()&os.ModeSticky == 0:
+			return fmt.Sprintf("is writable by group or others (%s %v)", p, fi.Mode().Perm())
+		case ok && st.Uid != 0:
+			return fmt.Sprintf("is owned by uid %d, not root (%s)", st.Uid, p)
+		}
+	}
+	return ""
 }
