@@ -19,8 +19,9 @@ type prop struct {
 var jkVarRE = regexp.MustCompile(`\$\(([A-Za-z0-9_.]+)\)`)
 
 // parseProperties reads mod_jk's properties format: "key=value" lines,
-// "#" comments, a trailing "\" continuing a line, and $(name) replaced by
-// an earlier property's value.
+// "#" comments, a trailing "\" continuing a line (trailing blanks after it
+// do not count: mod_jk trims a line before it looks), and $(name)
+// replaced by an earlier property's value.
 func parseProperties(file, src string, prior map[string]string) ([]prop, error) {
 	var out []prop
 	sc := bufio.NewScanner(strings.NewReader(src))
@@ -29,7 +30,7 @@ func parseProperties(file, src string, prior map[string]string) ([]prop, error) 
 	for sc.Scan() {
 		n++
 		start := n
-		line := sc.Text()
+		line := strings.TrimRight(sc.Text(), " \t\r")
 		for strings.HasSuffix(line, "\\") && sc.Scan() {
 			n++
 			line = strings.TrimSuffix(line, "\\") + strings.TrimSpace(sc.Text())
