@@ -61,7 +61,7 @@ func (a *App) Reload(cfg *config.Config) error {
 		for _, u := range added {
 			u.Stop()
 		}
-		go next.closeShadows()
+		a.draining.Go(next.closeShadows)
 		return err
 	}
 	for _, u := range added {
@@ -88,7 +88,7 @@ func (a *App) Reload(cfg *config.Config) error {
 	}
 	a.gen.Store(next)
 	a.commitFronts(plan, next)
-	go old.closeShadows()
+	a.draining.Go(old.closeShadows) // Run waits for it before it stops the pools
 	old.closeAuthorizers()
 	removed := old.unitsNotIn(next)
 	a.drainUnits(removed, plan.retired, cfg.ShutdownTimeout)
