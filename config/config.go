@@ -210,9 +210,9 @@ type Listener struct {
 	// files at once: held responses (ResponseBuffering) and, on a
 	// multiplexed fastcgi listener, request bodies that arrive faster than
 	// their handlers read them. Beyond it the request that needs more is
-	// answered 503 Service Unavailable with Retry-After. Default 134217728
-	// (128 MiB).
-	MaxSpoolBytes int64 `mapstructure:"max_spool_bytes"`
+	// answered 503 Service Unavailable with Retry-After. Bytes, or a size
+	// with a unit ("256MiB"). Default 134217728 (128 MiB).
+	MaxSpoolBytes Size `mapstructure:"max_spool_bytes"`
 }
 
 // Route sends a URL path prefix to a backend.

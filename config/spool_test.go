@@ -11,7 +11,7 @@ func TestSpoolKeys(t *testing.T) {
 		listener  string
 		holds     bool
 		buffering string
-		maxSpool  int64
+		maxSpool  Size
 	}{
 		{"defaults scgi", `{protocol: scgi, address: "127.0.0.1:4000", backend: scripts}`, true, "auto", 128 << 20},
 		{"defaults fastcgi", `{protocol: fastcgi, address: "127.0.0.1:4000", backend: scripts}`, true, "auto", 128 << 20},
@@ -21,6 +21,7 @@ func TestSpoolKeys(t *testing.T) {
 		{"yaml on", `{protocol: ajp, address: "127.0.0.1:4000", backend: scripts, response_buffering: on}`, true, "on", 128 << 20},
 		{"yaml off", `{protocol: scgi, address: "127.0.0.1:4000", backend: scripts, response_buffering: off}`, false, "off", 128 << 20},
 		{"case and size", `{protocol: scgi, address: "127.0.0.1:4000", backend: scripts, response_buffering: "OFF", max_spool_bytes: 1048576}`, false, "off", 1 << 20},
+		{"size with a unit", `{protocol: scgi, address: "127.0.0.1:4000", backend: scripts, max_spool_bytes: 256MiB}`, true, "auto", 256 << 20},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

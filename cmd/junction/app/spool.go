@@ -14,7 +14,7 @@ import (
 // access log and metrics, so a response refused for the budget is logged
 // and counted as the 503 it becomes.
 func spooling(lc config.Listener, h http.Handler, log *slog.Logger) (http.Handler, *spool.Budget) {
-	budget := spool.NewBudget(lc.MaxSpoolBytes)
+	budget := spool.NewBudget(int64(lc.MaxSpoolBytes))
 	if !lc.HoldsResponses() {
 		return h, budget
 	}
