@@ -236,6 +236,10 @@ func (s *Supervisor) start(sl *slot) (*proc, error) {
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Dir = sl.o.Dir
 	cmd.Env = append(childEnviron(sl.o.PassEnv), sl.o.Env...)
+	// No Credential: an instance runs as junction's own user, the only one
+	// (with root) that could stop the child between fork and execve, where
+	// vfork holds this thread; it could stop junction itself as well. A
+	// start as another user would need backends/cgi's exec guard.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if fd0 != nil {
 		cmd.Stdin = fd0
