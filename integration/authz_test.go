@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -282,6 +283,37 @@ backends:
 			}
 			if !strings.Contains(line, want) {
 				t.Errorf("access log line for %s has not the user %q:\n%s", tt.target, tt.user, line)
+			}
+		}
+	})
+
+	t.Run("status page", func(t *testing.T) {
+		var snap struct {
+			Routes []struct {
+				Pattern    string `json:"pattern"`
+				Authorizer *struct {
+					Script                  string `json:"script"`
+					Allowed, Denied, Errors int64
+				} `json:"authorizer"`
+			} `json:"routes"`
+		}
+		if err := json.Unmarshal([]byte(httpGet(t, "http://"+metricsAddr+"/status.json").Body), &snap); err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]string{}
+		for _, r := range snap.Routes {
+			if az := r.Authorizer; az != nil {
+				got[r.Pattern] = fmt.Sprintf("%s allowed>0 %v denied>0 %v errors>0 %v", az.Script, az.Allowed > 0, az.Denied > 0, az.Errors > 0)
+			}
+		}
+		for pattern, want := range map[string]string{
+			"/cgi/*":  check + " allowed>0 true denied>0 true errors>0 false",
+			"/pool/*": check + " allowed>0 true denied>0 true errors>0 false",
+			"/down/*": "/srv/auth/check.php allowed>0 false denied>0 false errors>0 true",
+			"/slow/*": check + " allowed>0 false denied>0 false errors>0 true",
+		} {
+			if got[pattern] != want {
+				t.Errorf("status.json %s authorizer: %q, want %q", pattern, got[pattern], want)
 			}
 		}
 	})
