@@ -148,10 +148,11 @@ func Handler(b Backend, log *slog.Logger) http.Handler {
 }
 
 // Upstream receives what the layers behind a front end learn about one
-// request: which backend and instance served it and how long the upstream
-// took. The access log and metrics read it after the request. The
-// composition root puts one in the request context (NewUpstreamContext);
-// routers, balancers and backends report to UpstreamFromContext.
+// request: which backend and instance served it, how long the upstream
+// took, and the user a layer identified. The access log and metrics read
+// it after the request. The composition root puts one in the request
+// context (NewUpstreamContext); routers, balancers and backends report to
+// UpstreamFromContext.
 // Implementations must be safe for concurrent use.
 type Upstream interface {
 	// SetBackend names the configured backend that served the request.
@@ -163,6 +164,12 @@ type Upstream interface {
 	// request to the end of its response. After retries, the last call
 	// wins.
 	SetUpstreamTime(d time.Duration)
+	// SetUser names the user a layer behind the front end identified
+	// and told the backend about in place of the front server's
+	// REMOTE_USER (a route's authorizer allowing the request with
+	// Variable-REMOTE_USER). Empty means the backend was told of none.
+	// The last call wins.
+	SetUser(name string)
 }
 
 type upstreamKey struct{}
@@ -186,6 +193,7 @@ type noUpstream struct{}
 func (noUpstream) SetBackend(string)             {}
 func (noUpstream) SetInstance(string)            {}
 func (noUpstream) SetUpstreamTime(time.Duration) {}
+func (noUpstream) SetUser(string)                {}
 
 // Idempotent reports whether method is idempotent (RFC 9110, section
 // 9.2.2): sending the request twice has the effect of sending it once, so

@@ -7,13 +7,14 @@ import (
 )
 
 type fakeUpstream struct {
-	backend, instance string
-	took              time.Duration
+	backend, instance, user string
+	took                    time.Duration
 }
 
 func (f *fakeUpstream) SetBackend(name string)          { f.backend = name }
 func (f *fakeUpstream) SetInstance(name string)         { f.instance = name }
 func (f *fakeUpstream) SetUpstreamTime(d time.Duration) { f.took = d }
+func (f *fakeUpstream) SetUser(name string)             { f.user = name }
 
 func TestUpstreamContext(t *testing.T) {
 	tests := []struct {
@@ -40,10 +41,11 @@ func TestUpstreamContext(t *testing.T) {
 			u.SetBackend("cgi")
 			u.SetInstance("127.0.0.1:9000")
 			u.SetUpstreamTime(3 * time.Millisecond)
+			u.SetUser("alice")
 			if f == nil {
 				return
 			}
-			if f.backend != "cgi" || f.instance != "127.0.0.1:9000" || f.took != 3*time.Millisecond {
+			if f.backend != "cgi" || f.instance != "127.0.0.1:9000" || f.took != 3*time.Millisecond || f.user != "alice" {
 				t.Errorf("recorded %+v", *f)
 			}
 		})

@@ -35,6 +35,7 @@ func (r *recorder) SetInstance(name string) {
 	r.mu.Unlock()
 }
 func (r *recorder) SetUpstreamTime(d time.Duration) { r.mu.Lock(); r.took = d; r.mu.Unlock() }
+func (r *recorder) SetUser(string)                  {}
 
 func (r *recorder) state() (int, []time.Duration) {
 	r.mu.Lock()

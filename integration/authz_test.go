@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -74,7 +75,9 @@ func TestAuthorizerPHPFPM(t *testing.T) {
 	s := newSite(t)
 	scgi, fcgi, metricsAddr := freeAddr(t), freeAddr(t), freeAddr(t)
 	down := "unix:" + filepath.Join(t.TempDir(), "nobody.sock")
+	access := filepath.Join(t.TempDir(), "access.log")
 	j := startJunction(t, fmt.Sprintf(`
+log: {access: combined, access_file: %[9]q}
 listeners:
   - {protocol: scgi, address: %[1]q}
   - {protocol: fastcgi, address: %[8]q}
@@ -95,7 +98,7 @@ routes:
 backends:
   scripts: {type: cgi, root: %[6]q, url_prefix: /cgi/, allow_root: true}
   app: {type: http, instances: [%[7]q], strip_prefix: /pool}
-`, scgi, metricsAddr, fpm, check, down, s.Root, appAddr, fcgi), scgi, fcgi, metricsAddr)
+`, scgi, metricsAddr, fpm, check, down, s.Root, appAddr, fcgi, access), scgi, fcgi, metricsAddr)
 	front := nginxSCGI(t, scgi)
 	url := func(target string) string { return "http://" + front + target }
 
@@ -254,6 +257,67 @@ backends:
 		}
 	})
 
+	// The access log's user is the one the backend was told of: the
+	// authorizer's Variable-REMOTE_USER, not the front server's (nginx
+	// sends no REMOTE_USER here, and the token is no Basic auth).
+	t.Run("access log user", func(t *testing.T) {
+		for _, tt := range []struct {
+			target, token string
+			status        int
+			user          string
+		}{
+			{"/cgi/env.sh?authzlog=cgi", "good", 200, "alice"},
+			{"/pool/headers?authzlog=pool", "good", 200, "alice"},
+			{"/cgi/env.sh?authzlog=denied", "bad", 403, "-"},
+		} {
+			if r := httpDo(t, authzRequest(t, "GET", url(tt.target), tt.token, nil)); r.Status != tt.status {
+				t.Fatalf("GET %s = %d %q, want %d", tt.target, r.Status, r.Body, tt.status)
+			}
+			want := fmt.Sprintf(` - %s [`, tt.user)
+			var line string
+			if !waitFor(5*time.Second, func() bool {
+				line = authzlogLine(access, `"GET `+tt.target+` `)
+				return line != ""
+			}) {
+				t.Fatalf("no access log line for %s", tt.target)
+			}
+			if !strings.Contains(line, want) {
+				t.Errorf("access log line for %s has not the user %q:\n%s", tt.target, tt.user, line)
+			}
+		}
+	})
+
+	t.Run("status page", func(t *testing.T) {
+		var snap struct {
+			Routes []struct {
+				Pattern    string `json:"pattern"`
+				Authorizer *struct {
+					Script                  string `json:"script"`
+					Allowed, Denied, Errors int64
+				} `json:"authorizer"`
+			} `json:"routes"`
+		}
+		if err := json.Unmarshal([]byte(httpGet(t, "http://"+metricsAddr+"/status.json").Body), &snap); err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]string{}
+		for _, r := range snap.Routes {
+			if az := r.Authorizer; az != nil {
+				got[r.Pattern] = fmt.Sprintf("%s allowed>0 %v denied>0 %v errors>0 %v", az.Script, az.Allowed > 0, az.Denied > 0, az.Errors > 0)
+			}
+		}
+		for pattern, want := range map[string]string{
+			"/cgi/*":  check + " allowed>0 true denied>0 true errors>0 false",
+			"/pool/*": check + " allowed>0 true denied>0 true errors>0 false",
+			"/down/*": "/srv/auth/check.php allowed>0 false denied>0 false errors>0 true",
+			"/slow/*": check + " allowed>0 false denied>0 false errors>0 true",
+		} {
+			if got[pattern] != want {
+				t.Errorf("status.json %s authorizer: %q, want %q", pattern, got[pattern], want)
+			}
+		}
+	})
+
 	t.Run("metrics", func(t *testing.T) {
 		m := httpGet(t, "http://"+metricsAddr+"/metrics").Body
 		for _, want := range []string{
@@ -268,4 +332,16 @@ backends:
 			}
 		}
 	})
+}
+
+// authzlogLine returns the line of the access log file at path that
+// contains sub, or "" when there is none yet.
+func authzlogLine(path, sub string) string {
+	b, _ := os.ReadFile(path) // not there yet: no line yet
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.Contains(line, sub) {
+			return line
+		}
+	}
+	return ""
 }

@@ -61,6 +61,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Observer, when set, counts outcomes.
 	Observer Observer
+	// Counts, when set, counts outcomes too, for a status page (see
+	// Authorizer.Stats); nil gives the Authorizer counts of its own.
+	Counts *Counts
 }
 
 // Observer counts what authorizers decide. Implementations must be safe
@@ -104,6 +107,7 @@ type Authorizer struct {
 	name      string
 	log       *slog.Logger
 	obs       Observer
+	counts    *Counts
 	rr        atomic.Uint32
 }
 
@@ -130,7 +134,7 @@ func New(next backends.Backend, o Options) (*Authorizer, error) {
 		errs = append(errs, errors.New("authorizer: negative limit"))
 	}
 	a := &Authorizer{next: next, script: o.Script, dial: o.DialTimeout, timeout: o.Timeout,
-		maxAnswer: o.MaxAnswerBytes, headers: o.Headers || o.Both, cgiVars: !o.Headers || o.Both, name: o.Name, log: o.Logger, obs: o.Observer}
+		maxAnswer: o.MaxAnswerBytes, headers: o.Headers || o.Both, cgiVars: !o.Headers || o.Both, name: o.Name, log: o.Logger, obs: o.Observer, counts: o.Counts}
 	if a.dial == 0 {
 		a.dial = DefaultDialTimeout
 	}
@@ -145,6 +149,9 @@ func New(next backends.Backend, o Options) (*Authorizer, error) {
 	}
 	if a.obs == nil {
 		a.obs = noObserver{}
+	}
+	if a.counts == nil {
+		a.counts = new(Counts)
 	}
 	keepTimeout := o.KeepAliveTimeout
 	if keepTimeout == 0 {
@@ -170,6 +177,11 @@ func New(next backends.Backend, o Options) (*Authorizer, error) {
 	return a, nil
 }
 
+// Stats returns the outcomes counted so far into the Authorizer's Counts
+// (Options.Counts: also those of the authorizers that counted into it
+// before).
+func (a *Authorizer) Stats() Stats { return a.counts.Stats() }
+
 // Close closes the kept connections; connections in use close when their
 // exchange ends. The Authorizer keeps serving (without reuse).
 func (a *Authorizer) Close() {
@@ -187,15 +199,18 @@ func (a *Authorizer) Serve(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		if !backends.IsClientError(err) {
 			a.obs.Failed()
+			a.counts.failed.Add(1)
 		}
 		return err
 	}
 	if ans.status != http.StatusOK {
 		a.obs.Denied()
+		a.counts.denied.Add(1)
 		ans.writeTo(w)
 		return nil
 	}
 	a.obs.Allowed()
+	a.counts.allowed.Add(1)
 	return a.next.Serve(w, a.allowed(r, ans))
 }
 

@@ -501,8 +501,8 @@ func TestClientGone(t *testing.T) {
 	if !backends.IsClientError(err) || !errors.Is(err, backends.ErrClientGone) {
 		t.Fatalf("Serve = %v, want a ClientError wrapping ErrClientGone", err)
 	}
-	if obs.failed.Load() != 0 {
-		t.Error("a client that left counted as an authorizer failure")
+	if obs.failed.Load() != 0 || a.Stats() != (Stats{}) {
+		t.Errorf("a client that left counted as an authorizer failure (Stats %+v)", a.Stats())
 	}
 }
 

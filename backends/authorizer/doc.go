@@ -54,7 +54,9 @@
 // (SCRIPT_FILENAME, REQUEST_URI, ...; see reserved) and the names cgienv
 // denies (LD_PRELOAD, ...) are dropped with a warning. On a guarded
 // route, Variable-* headers the client sent are removed before the request
-// reaches the backend, so a backend can trust what it sees.
+// reaches the backend, so a backend can trust what it sees. A REMOTE_USER
+// among the variables is also reported to the request's backends.Upstream
+// (SetUser), so the access log shows the user the backend was told of.
 //
 // Instances are tried round robin; an instance that refuses the
 // connection (or does not accept it within Options.DialTimeout) is

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/junction-gw/junction/backends"
 	"github.com/junction-gw/junction/backends/internal/cgienv"
 	"github.com/junction-gw/junction/vars"
 )
@@ -54,10 +55,14 @@ func (a *Authorizer) variables(r *http.Request, h http.Header) vars.Vars {
 // allowed returns r as the guarded backend gets it: without Variable-*
 // headers the client sent, with the authorizer's variables as CGI
 // variables, as Variable-NAME headers (Options.Headers), or both
-// (Options.Both). The body is
-// r's, unread.
+// (Options.Both). The body is r's, unread. A REMOTE_USER among the
+// variables is reported to r's backends.Upstream: the access log shows
+// the user the backend was told of, not the front server's.
 func (a *Authorizer) allowed(r *http.Request, ans *answer) *http.Request {
 	vs := a.variables(r, ans.header)
+	if u, ok := vs.Lookup("REMOTE_USER"); ok {
+		backends.UpstreamFromContext(r.Context()).SetUser(u)
+	}
 	forged := false
 	for k := range r.Header {
 		if isVariableHeader(k) {

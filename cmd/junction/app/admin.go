@@ -135,10 +135,13 @@ func (a *App) Status() status.Snapshot {
 		s.Listeners = append(s.Listeners, l)
 	}
 	for i, r := range g.cfg.Routes {
-		sr := status.Route{Pattern: r.Prefix + "*", Backend: r.Backend}
+		sr := status.Route{Pattern: r.Prefix + "*", Backend: r.Backend, CGI: routeCGIStatus(r)}
 		if sb := g.shadows[i]; sb != nil {
 			st := sb.Stats()
 			sr.Shadow = &status.Shadow{Stats: st, MatchRate: st.MatchRate()}
+		}
+		if az := g.authorizers[i]; az != nil && r.Authorizer != nil {
+			sr.Authorizer = &status.Authorizer{Instances: r.Authorizer.Instances, Script: r.Authorizer.Script, Stats: az.Stats()}
 		}
 		s.Routes = append(s.Routes, sr)
 	}
@@ -159,4 +162,21 @@ func (a *App) Status() status.Snapshot {
 		s.CGI = append(s.CGI, status.CGI{Name: name, InUse: st.InUse, Max: st.Max, Queue: st.Queue, Timeouts: st.Timeouts})
 	}
 	return s
+}
+
+// routeCGIStatus is what route r sets for itself on its cgi backend
+// (limits.go), or nil when it sets nothing.
+func routeCGIStatus(r config.Route) *status.RouteCGI {
+	if !r.HasOverrides() {
+		return nil
+	}
+	c := &status.RouteCGI{TimeoutSeconds: r.Timeout.Seconds(), MaxConcurrent: r.MaxConcurrent}
+	if l := r.Limits; l != nil && *l != (config.Limits{}) {
+		c.Limits = &status.Limits{CPUSeconds: l.CPU.Seconds(), MemoryBytes: int64(l.Memory), Processes: l.Processes,
+			OpenFiles: l.OpenFiles, FileSizeBytes: int64(l.FileSize), Nice: l.Nice}
+	}
+	if *c == (status.RouteCGI{}) {
+		return nil // limits: {} sets nothing
+	}
+	return c
 }

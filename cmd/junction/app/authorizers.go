@@ -31,12 +31,31 @@ func (g *generation) guard(i int, r config.Route, b backends.Backend, log *slog.
 		Name:             r.Prefix,
 		Logger:           log.With("route", r.Prefix),
 		Observer:         o.m.Authorizer(r.Prefix),
+		Counts:           o.authzCounts(r.Prefix),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("app: routes[%d].authorizer: %w", i, err)
 	}
-	g.authorizers = append(g.authorizers, az)
+	g.authorizers[i] = az
 	return az, nil
+}
+
+// authzCounts returns the outcome counts of the authorizer of the route
+// with prefix route: one per prefix for the App's life, so that the status
+// page counts since start across reloads, which build authorizers anew
+// (as the metrics' counters, labelled by prefix, do).
+func (p *ops) authzCounts(route string) *authorizer.Counts {
+	p.authzMu.Lock()
+	defer p.authzMu.Unlock()
+	c := p.authz[route]
+	if c == nil {
+		if p.authz == nil {
+			p.authz = map[string]*authorizer.Counts{}
+		}
+		c = new(authorizer.Counts)
+		p.authz[route] = c
+	}
+	return c
 }
 
 // variableForms says how route r's authorizer passes its variables on. An

@@ -29,9 +29,9 @@ type generation struct {
 	// shadows are the shadowed routes' backends, never shared with
 	// another generation: closed when it is retired.
 	shadows map[int]*shadow.Backend // by route index
-	// authorizers guard routes (authorizers.go); closed with the
-	// generation.
-	authorizers []*authorizer.Authorizer
+	// authorizers guard routes (authorizers.go), by route index; closed
+	// with the generation.
+	authorizers map[int]*authorizer.Authorizer
 	// cgiRoutes are the routes that override their cgi backend's
 	// settings, by prefix (limits.go).
 	cgiRoutes map[string]*cgiRoute
@@ -107,6 +107,7 @@ func buildGeneration(cfg *config.Config, prev *generation, log *slog.Logger, o *
 	g.routes = make([]balancer.Route, len(cfg.Routes))
 	g.cgiRoutes = map[string]*cgiRoute{}
 	g.shadows = map[int]*shadow.Backend{}
+	g.authorizers = map[int]*authorizer.Authorizer{}
 	for i, r := range cfg.Routes {
 		b, err := g.routeBackend(prev, i, r) // limits.go: the backend, or its view with the route's settings
 		if err != nil {

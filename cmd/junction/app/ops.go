@@ -8,12 +8,14 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/junction-gw/junction/backends"
+	"github.com/junction-gw/junction/backends/authorizer"
 	"github.com/junction-gw/junction/cmd/junction/internal/accesslog"
 	"github.com/junction-gw/junction/cmd/junction/internal/metrics"
 	"github.com/junction-gw/junction/cmd/junction/internal/privdrop"
@@ -43,6 +45,9 @@ type ops struct {
 	started time.Time
 	version string
 	ready   atomic.Bool // listeners serve and no shutdown began
+
+	authzMu sync.Mutex
+	authz   map[string]*authorizer.Counts // by route prefix (authorizers.go)
 
 	admin   *http.Server
 	adminLn net.Listener

@@ -140,7 +140,7 @@ func (l *Logger) Middleware(listener, protocol string, backendOf func(*http.Requ
 
 		e := entry{
 			start: start, duration: l.o.Now().Sub(start),
-			remote: remoteHost(r.RemoteAddr), user: remoteUser(r),
+			remote: remoteHost(r.RemoteAddr), user: remoteUser(r, rec),
 			method: r.Method, uri: r.RequestURI, proto: r.Proto, host: r.Host,
 			referer: r.Referer(), ua: r.UserAgent(),
 			status: rw.Code, sent: rw.Bytes,
@@ -197,11 +197,19 @@ func remoteHost(addr string) string {
 	return addr
 }
 
-// remoteUser is REMOTE_USER from the front server (it authenticated the
-// client), else the Basic auth user name, else "". vars.Lookup reads the
-// one variable: an AJP request's variables are not all rendered for it.
-func remoteUser(r *http.Request) string {
-	if u, _ := vars.Lookup(r.Context(), "REMOTE_USER"); u != "" {
+// remoteUser is the user the backend was told of: a route's authorizer's
+// REMOTE_USER (reported to rec), else REMOTE_USER from the front server
+// (it authenticated the client); when that is empty, the Basic auth user
+// name, else "". r is the request as the front end decoded it: the
+// authorizer's variables are on the request the backend got, not on r.
+// vars.Lookup reads the one variable: an AJP request's variables are not
+// all rendered for it.
+func remoteUser(r *http.Request, rec *Record) string {
+	u, ok := rec.User()
+	if !ok {
+		u, _ = vars.Lookup(r.Context(), "REMOTE_USER")
+	}
+	if u != "" {
 		return u
 	}
 	if u, _, ok := r.BasicAuth(); ok {

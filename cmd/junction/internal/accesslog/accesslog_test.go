@@ -251,7 +251,7 @@ func (s lookupOnly) Lookup(name string) (string, bool) {
 func TestRemoteUserLookup(t *testing.T) {
 	r := httptest.NewRequest("GET", "/", nil)
 	r = r.WithContext(vars.NewLazyContext(r.Context(), lookupOnly{t}))
-	if u := remoteUser(r); u != "carol" {
+	if u := remoteUser(r, nil); u != "carol" {
 		t.Errorf("remoteUser = %q, want carol", u)
 	}
 }

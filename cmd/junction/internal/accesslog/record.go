@@ -9,7 +9,8 @@ import (
 )
 
 // Record is the per-request detail only the inner layers know: which
-// backend and instance served the request and how long the upstream took.
+// backend and instance served the request, how long the upstream took,
+// and the user a route's authorizer told the backend of.
 // The access log middleware puts one in every request's context (or uses
 // the one already there); the router, balancer or backend fills it through
 // backends.UpstreamFromContext(ctx). All
@@ -20,6 +21,8 @@ type Record struct {
 	backend  string
 	instance string
 	upstream time.Duration
+	user     string
+	userSet  bool // user replaces the front server's REMOTE_USER
 }
 
 // A Record is the request's backends.Upstream: the balancer and the
@@ -68,6 +71,29 @@ func (r *Record) SetUpstreamTime(d time.Duration) {
 	r.mu.Lock()
 	r.upstream = d
 	r.mu.Unlock()
+}
+
+// SetUser records the user an inner layer (a route's authorizer) told
+// the backend of, in place of the front server's REMOTE_USER; empty
+// means none. The last call wins.
+func (r *Record) SetUser(name string) {
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	r.user, r.userSet = name, true
+	r.mu.Unlock()
+}
+
+// User returns the name given to SetUser, and whether SetUser was
+// called.
+func (r *Record) User() (string, bool) {
+	if r == nil {
+		return "", false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.user, r.userSet
 }
 
 // Backend returns the name given to SetBackend.

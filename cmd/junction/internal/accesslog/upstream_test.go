@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/junction-gw/junction/backends"
+	"github.com/junction-gw/junction/vars"
 )
 
 // TestUpstreamContext checks that what inner layers report through
@@ -40,5 +41,49 @@ func TestUpstreamContext(t *testing.T) {
 				t.Errorf("outer record not filled: %q %q", pre.Backend(), pre.Instance())
 			}
 		})
+	}
+}
+
+// TestUserFromUpstream: a user an inner layer (a route's authorizer)
+// reported through backends.UpstreamFromContext is the line's user, in
+// place of the front server's REMOTE_USER; an empty one means the backend
+// was told of no user, so the Basic auth name is next, as for the front
+// server's.
+func TestUserFromUpstream(t *testing.T) {
+	setUser := func(name string) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			backends.UpstreamFromContext(r.Context()).SetUser(name)
+		})
+	}
+	noUser := http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})
+	for _, tt := range []struct {
+		name  string
+		front string // REMOTE_USER from the front server
+		basic string
+		h     http.Handler
+		want  string
+	}{
+		{"authorizer over front server", "-", "", setUser("alice"), " - alice ["},
+		{"authorizer over basic auth", "", "bob", setUser("alice"), " - alice ["},
+		{"front server without authorizer user", "carol", "", noUser, " - carol ["},
+		{"authorizer cleared the user", "carol", "", setUser(""), " - - ["},
+		{"cleared user, basic auth next", "carol", "bob", setUser(""), " - bob ["},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest("GET", "/x", nil)
+			if tt.front != "" {
+				r = r.WithContext(vars.NewContext(r.Context(), vars.Vars{{Name: "REMOTE_USER", Value: tt.front}}))
+			}
+			if tt.basic != "" {
+				r.SetBasicAuth(tt.basic, "pw")
+			}
+			if line := serve(t, Combined, tt.h, r); !strings.Contains(line, tt.want) {
+				t.Errorf("line %q lacks %q", line, tt.want)
+			}
+		})
+	}
+	r := httptest.NewRequest("GET", "/x", nil)
+	if line := serve(t, JSON, setUser("alice"), r); !strings.Contains(line, `"remote_user":"alice"`) {
+		t.Errorf("JSON line %q lacks the authorizer's user", line)
 	}
 }

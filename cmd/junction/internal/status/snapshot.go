@@ -3,6 +3,7 @@ package status
 import (
 	"time"
 
+	"github.com/junction-gw/junction/backends/authorizer"
 	"github.com/junction-gw/junction/balancer"
 	"github.com/junction-gw/junction/balancer/shadow"
 )
@@ -47,6 +48,39 @@ type Route struct {
 	Backend string `json:"backend"`
 	// Shadow is the route's shadow comparison, when it has one.
 	Shadow *Shadow `json:"shadow,omitempty"`
+	// Authorizer is the route's FastCGI Authorizer, when it has one.
+	Authorizer *Authorizer `json:"authorizer,omitempty"`
+	// CGI is the route's own settings for its cgi backend, when it sets
+	// any.
+	CGI *RouteCGI `json:"cgi,omitempty"`
+}
+
+// Authorizer is a route's FastCGI Authorizer: where it is asked, and what
+// it decided since junction started (the counts of a route prefix carry
+// on across reloads, as junction_authorizer_requests_total's do).
+type Authorizer struct {
+	Instances []string `json:"instances"`
+	Script    string   `json:"script"`
+	authorizer.Stats
+}
+
+// RouteCGI is what a route sets for itself on its cgi backend; a zero
+// field is the backend's.
+type RouteCGI struct {
+	TimeoutSeconds float64 `json:"timeout_seconds,omitempty"`
+	MaxConcurrent  int     `json:"max_concurrent,omitempty"`
+	// Limits are the limits the route overrides, key by key.
+	Limits *Limits `json:"limits,omitempty"`
+}
+
+// Limits are per-script resource limits; a zero field is not set.
+type Limits struct {
+	CPUSeconds    float64 `json:"cpu_seconds,omitempty"`
+	MemoryBytes   int64   `json:"memory_bytes,omitempty"`
+	Processes     int     `json:"processes,omitempty"`
+	OpenFiles     int     `json:"open_files,omitempty"`
+	FileSizeBytes int64   `json:"file_size_bytes,omitempty"`
+	Nice          int     `json:"nice,omitempty"`
 }
 
 // Shadow is a shadowed route's results since its configuration was

@@ -36,7 +36,8 @@ var page = template.Must(template.New("status.html").Funcs(template.FuncMap{
 		}
 		return min(100, n*100/of)
 	},
-	"spark": sparkline,
+	"spark":    sparkline,
+	"settings": settings,
 }).ParseFS(files, "status.html"))
 
 // Handler serves the snapshot returned by snap: as JSON for paths ending
@@ -121,4 +122,62 @@ func when(t time.Time) string {
 		return "–"
 	}
 	return t.UTC().Format("2006-01-02 15:04:05 UTC")
+}
+
+// settings renders a route's own cgi settings: "timeout 2m0s ·
+// max_concurrent 2 · cpu 10s, memory 64 MiB".
+func settings(c *RouteCGI) string {
+	if c == nil {
+		return ""
+	}
+	var parts, lims []string
+	if c.TimeoutSeconds > 0 {
+		parts = append(parts, "timeout "+seconds(c.TimeoutSeconds))
+	}
+	if c.MaxConcurrent > 0 {
+		parts = append(parts, fmt.Sprintf("max_concurrent %d", c.MaxConcurrent))
+	}
+	if l := c.Limits; l != nil {
+		if l.CPUSeconds > 0 {
+			lims = append(lims, "cpu "+seconds(l.CPUSeconds))
+		}
+		if l.MemoryBytes > 0 {
+			lims = append(lims, "memory "+size(l.MemoryBytes))
+		}
+		if l.Processes > 0 {
+			lims = append(lims, fmt.Sprintf("processes %d", l.Processes))
+		}
+		if l.OpenFiles > 0 {
+			lims = append(lims, fmt.Sprintf("open_files %d", l.OpenFiles))
+		}
+		if l.FileSizeBytes > 0 {
+			lims = append(lims, "file_size "+size(l.FileSizeBytes))
+		}
+		if l.Nice > 0 {
+			lims = append(lims, fmt.Sprintf("nice %d", l.Nice))
+		}
+	}
+	if len(lims) > 0 {
+		parts = append(parts, "limits "+strings.Join(lims, ", "))
+	}
+	return strings.Join(parts, " · ")
+}
+
+// seconds renders a duration in seconds as Go writes durations ("1m30s").
+func seconds(sec float64) string {
+	return time.Duration(sec * float64(time.Second)).String()
+}
+
+// size renders bytes in the largest binary unit that divides them
+// ("64 MiB"), as the configuration file may write them.
+func size(n int64) string {
+	for _, u := range []struct {
+		name string
+		of   int64
+	}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if n%u.of == 0 {
+			return fmt.Sprintf("%d %s", n/u.of, u.name)
+		}
+	}
+	return fmt.Sprintf("%d B", n)
 }
