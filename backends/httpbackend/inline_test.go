@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/junction-gw/junction/backends/internal/idle"
 	"io"
 	"net"
 	"net/http"
@@ -18,6 +17,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/junction-gw/junction/backends/internal/idle"
 
 	"github.com/junction-gw/junction/backends"
 )
