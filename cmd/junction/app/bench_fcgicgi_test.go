@@ -2,15 +2,14 @@ package app
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
+
+	"github.com/junction-gw/junction/internal/fcgiwire"
 )
 
 // BenchmarkFastCGIToCGI drives FastCGI (one connection per request, as
@@ -54,45 +53,21 @@ backends:
 	b.ReportAllocs()
 	b.ResetTimer()
 	for range b.N {
-		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-		if err != nil {
+		if err := oneShot(addr, req, buf); err != nil {
 			b.Fatal(err)
-		}
-		c.SetDeadline(time.Now().Add(10 * time.Second))
-		c.Write(req)
-		got := 0
-		for {
-			k, err := c.Read(buf)
-			got += k
-			if err != nil {
-				break
-			}
-		}
-		c.Close()
-		if got == 0 {
-			b.Fatal("empty reply")
 		}
 	}
 }
 
 // fcgiBenchRequest is one FastCGI responder request with no body and no
-// keep-alive, encoded by hand.
+// keep-alive.
 func fcgiBenchRequest(params map[string]string) []byte {
-	rec := func(typ byte, content []byte) []byte {
-		h := []byte{1, typ, 0, 1, 0, 0, 0, 0}
-		binary.BigEndian.PutUint16(h[4:], uint16(len(content)))
-		return append(h, content...)
-	}
 	var p []byte
 	for k, v := range params {
-		p = append(p, byte(len(k)), byte(len(v)))
-		p = append(p, k...)
-		p = append(p, v...)
+		p = fcgiwire.AppendPair(p, k, v)
 	}
-	var out []byte
-	out = append(out, rec(1, []byte{0, 1, 0, 0, 0, 0, 0, 0})...)
-	out = append(out, rec(4, p)...)
-	out = append(out, rec(4, nil)...)
-	out = append(out, rec(5, nil)...)
-	return out
+	out := fcgiwire.AppendBeginRequest(nil, 1, fcgiwire.RoleResponder, 0)
+	out = fcgiwire.AppendRecord(out, fcgiwire.TypeParams, 1, p, fcgiwire.PadFor(len(p)))
+	out = fcgiwire.AppendRecord(out, fcgiwire.TypeParams, 1, nil, 0)
+	return fcgiwire.AppendRecord(out, fcgiwire.TypeStdin, 1, nil, 0)
 }

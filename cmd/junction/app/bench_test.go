@@ -1,6 +1,7 @@
 package app
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -50,28 +51,39 @@ backends:
 				}
 				n--
 				mu.Unlock()
-				c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-				if err != nil {
+				if err := oneShot(addr, req, buf); err != nil {
 					b.Error(err)
-					return
-				}
-				c.SetDeadline(time.Now().Add(10 * time.Second))
-				c.Write(req)
-				got := 0
-				for {
-					k, err := c.Read(buf)
-					got += k
-					if err != nil {
-						break
-					}
-				}
-				c.Close()
-				if got == 0 {
-					b.Error("empty reply")
 					return
 				}
 			}
 		})
 	}
 	wg.Wait()
+}
+
+// oneShot sends req on a new connection to addr and reads the reply to
+// its end, as a front server without keep-alive does; an empty reply is
+// an error.
+func oneShot(addr string, req, buf []byte) error {
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.Write(req); err != nil {
+		return err
+	}
+	got := 0
+	for {
+		k, err := c.Read(buf)
+		got += k
+		if err != nil {
+			break
+		}
+	}
+	if got == 0 {
+		return errors.New("empty reply")
+	}
+	return nil
 }

@@ -366,25 +366,8 @@ func (p *lighttpdParser) block(s *lstmt, depth int) error {
 	return nil
 }
 
-// value parses term ("+" term)*.
-func (p *lighttpdParser) value() (lval, error) {
-	v, err := p.term(0)
-	if err != nil {
-		return lval{}, err
-	}
-	for {
-		t, ok := p.peek()
-		if !ok || t.kind != 'o' || t.text != "+" {
-			return v, nil
-		}
-		p.pos++
-		w, err := p.term(0)
-		if err != nil {
-			return lval{}, err
-		}
-		v = lconcat(v, w)
-	}
-}
+// value parses term ("+" term)* at the top level.
+func (p *lighttpdParser) value() (lval, error) { return p.valueAt(0) }
 
 func (p *lighttpdParser) term(depth int) (lval, error) {
 	if depth > maxNesting {
