@@ -49,6 +49,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/junction-gw/junction/internal/freeport"
 )
 
 // junctionBin is the path of the junction binary built by TestMain; empty
@@ -113,15 +115,12 @@ func needBin(t testing.TB, path, pkg string) {
 	}
 }
 
-// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+// freePort returns a port on 127.0.0.1 for a peer to bind: outside the
+// kernel's ephemeral range, so no client socket of a test running beside
+// this one takes it before the peer binds (see internal/freeport).
 func freePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("free port: %v", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return freeport.Port(t)
 }
 
 // freeAddr returns "127.0.0.1:PORT" for a free port.

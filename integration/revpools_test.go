@@ -2,11 +2,12 @@ package integration
 
 import (
 	"fmt"
-	"net"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/junction-gw/junction/internal/freeport"
 )
 
 // TestDiscoveryCapacityPHPCGI: a discovered fastcgi instance with
@@ -22,13 +23,8 @@ func TestDiscoveryCapacityPHPCGI(t *testing.T) {
 	for name, src := range capacityScripts {
 		writeFile(t, root, name, src)
 	}
-	l, err := net.Listen("tcp", "127.0.0.5:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
+	port := freeport.PortOn(t, "127.0.0.5")
+	addr := fmt.Sprintf("127.0.0.5:%d", port)
 	cmd := exec.Command(phpCGI, "-b", addr)
 	cmd.Env = []string{"PHP_FCGI_CHILDREN=4", "PHP_FCGI_MAX_REQUESTS=0", "PATH=/usr/bin:/bin"}
 	p := startCmd(t, "php-cgi", cmd, 5*time.Second, false)

@@ -1,15 +1,19 @@
 package discovery
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/junction-gw/junction/internal/freeport"
 )
 
 const dnsmasqBin = "/usr/sbin/dnsmasq" // Debian's dnsmasq-base: no service, no port 53
@@ -17,52 +21,90 @@ const dnsmasqBin = "/usr/sbin/dnsmasq" // Debian's dnsmasq-base: no service, no 
 // startDNSMasq serves hosts (an /etc/hosts file's contents) and the
 // --srv-host values on a free loopback port until the test ends, and
 // returns its address. Names under .test it does not know get NXDOMAIN.
+// A port taken between the pick and dnsmasq's bind (a test running beside
+// this one) is picked again.
 func startDNSMasq(t *testing.T, hosts string, srv ...string) string {
 	t.Helper()
 	if _, err := os.Stat(dnsmasqBin); err != nil {
 		t.Skipf("dnsmasq not installed (apt-get install dnsmasq-base): %v", err)
 	}
-	l, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.LocalAddr().(*net.UDPAddr).Port
-	l.Close()
 	file := filepath.Join(t.TempDir(), "hosts")
 	if err := os.WriteFile(file, []byte(hosts), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	for try := 1; ; try++ {
+		addr, out, err := runDNSMasq(t, file, srv)
+		if err == nil {
+			return addr
+		}
+		if try == 3 || !strings.Contains(out, "Address already in use") {
+			t.Fatalf("dnsmasq on %s: %v:\n%s", addr, err, out)
+		}
+		t.Logf("dnsmasq on %s: port taken, picking another", addr)
+	}
+}
+
+// runDNSMasq starts dnsmasq on a port from freeport and waits until it
+// answers on TCP, or exits; it is stopped when the test ends.
+func runDNSMasq(t *testing.T, hostsFile string, srv []string) (addr, output string, err error) {
+	port := freeport.Port(t)
+	addr = fmt.Sprintf("127.0.0.1:%d", port)
 	args := []string{"--no-daemon", fmt.Sprintf("--port=%d", port), "--listen-address=127.0.0.1",
-		"--bind-interfaces", "--no-resolv", "--no-hosts", "--addn-hosts=" + file, "--local=/test/",
+		"--bind-interfaces", "--no-resolv", "--no-hosts", "--addn-hosts=" + hostsFile, "--local=/test/",
 		"--pid-file=", "--log-queries", "--log-facility=-"}
 	for _, s := range srv {
 		args = append(args, "--srv-host="+s)
 	}
 	cmd := exec.Command(dnsmasqBin, args...)
-	var out strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &out
+	out := new(lockedBuffer)
+	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
 	t.Cleanup(func() {
 		cmd.Process.Kill()
-		cmd.Wait()
+		<-exited
 		if t.Failed() {
 			t.Logf("dnsmasq:\n%s", out.String())
 		}
 	})
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	for deadline := time.Now().Add(5 * time.Second); ; {
 		if c, err := net.Dial("tcp", addr); err == nil {
 			c.Close()
-			return addr
+			return addr, "", nil
+		}
+		select {
+		case err := <-exited:
+			exited <- err // for the cleanup
+			return addr, out.String(), fmt.Errorf("exited: %v", err)
+		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("dnsmasq not answering on %s:\n%s", addr, out.String())
+			return addr, out.String(), errors.New("not answering after 5s")
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// lockedBuffer collects a child's output while the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // TestResolverDialsServer asks a real DNS server through NewResolver's
