@@ -51,6 +51,7 @@ import (
 	"time"
 
 	"github.com/junction-gw/junction/internal/freeport"
+	"github.com/junction-gw/junction/internal/syncbuf"
 )
 
 // junctionBin is the path of the junction binary built by TestMain; empty
@@ -129,32 +130,14 @@ func freeAddr(t testing.TB) string {
 	return net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
 }
 
-// syncBuffer is a bytes.Buffer safe for a child's output and the test.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // proc is a child process started by the harness in its own process group.
 type proc struct {
 	name   string
 	cmd    *exec.Cmd
-	output *syncBuffer   // stdout+stderr
-	done   chan struct{} // closed when Wait returned
-	err    error         // Wait's result, valid after done
-	logs   []string      // files dumped on failure (error logs)
+	output *syncbuf.Buffer // stdout+stderr
+	done   chan struct{}   // closed when Wait returned
+	err    error           // Wait's result, valid after done
+	logs   []string        // files dumped on failure (error logs)
 }
 
 // Output returns what the process wrote to stdout and stderr so far.
@@ -176,7 +159,7 @@ func (p *proc) Exited() bool {
 // exit by itself with status 0 after SIGTERM.
 func startCmd(t testing.TB, name string, cmd *exec.Cmd, grace time.Duration, wantClean bool, logs ...string) *proc {
 	t.Helper()
-	p := &proc{name: name, cmd: cmd, output: &syncBuffer{}, done: make(chan struct{}), logs: logs}
+	p := &proc{name: name, cmd: cmd, output: &syncbuf.Buffer{}, done: make(chan struct{}), logs: logs}
 	if cmd.Stdout == nil {
 		cmd.Stdout = p.output
 	}

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/junction-gw/junction/internal/syncbuf"
 )
 
 // chromium is Debian's headless browser (.ci/deps installs it).
@@ -29,7 +31,7 @@ func runChromium(t *testing.T, args ...string) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, chromium, chromiumArgs(t, args...)...)
-	var stderr syncBuffer
+	var stderr syncbuf.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {

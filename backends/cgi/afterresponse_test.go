@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/junction-gw/junction/internal/syncbuf"
 )
 
 // afterResponseModes are child behaviours (see child in main_test.go) of
@@ -201,7 +203,7 @@ func TestWorkAfterResponseBounded(t *testing.T) {
 }
 
 // waitLog waits for logs to contain s.
-func waitLog(logs *logBuf, s string) bool {
+func waitLog(logs *syncbuf.Buffer, s string) bool {
 	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
 		if strings.Contains(logs.String(), s) {
 			return true

@@ -22,30 +22,13 @@ import (
 	"time"
 
 	"github.com/junction-gw/junction/backends"
+	"github.com/junction-gw/junction/internal/syncbuf"
 	"github.com/junction-gw/junction/vars"
 )
 
-// logBuf collects log output for assertions.
-type logBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func newBackend(t testing.TB, mod func(*Options)) (*Backend, *logBuf) {
+func newBackend(t testing.TB, mod func(*Options)) (*Backend, *syncbuf.Buffer) {
 	t.Helper()
-	logs := &logBuf{}
+	logs := &syncbuf.Buffer{}
 	o := Options{
 		Name:      "test",
 		Root:      testRoot,

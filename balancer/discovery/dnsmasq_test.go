@@ -8,12 +8,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/junction-gw/junction/internal/freeport"
+	"github.com/junction-gw/junction/internal/syncbuf"
 )
 
 const dnsmasqBin = "/usr/sbin/dnsmasq" // Debian's dnsmasq-base: no service, no port 53
@@ -56,7 +56,7 @@ func runDNSMasq(t *testing.T, hostsFile string, srv []string) (addr, output stri
 		args = append(args, "--srv-host="+s)
 	}
 	cmd := exec.Command(dnsmasqBin, args...)
-	out := new(lockedBuffer)
+	out := new(syncbuf.Buffer)
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
@@ -87,24 +87,6 @@ func runDNSMasq(t *testing.T, hostsFile string, srv []string) (addr, output stri
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-// lockedBuffer collects a child's output while the test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // TestResolverDialsServer asks a real DNS server through NewResolver's

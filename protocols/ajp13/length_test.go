@@ -1,33 +1,15 @@
 package ajp13
 
 import (
-	"bytes"
 	"errors"
 	"io"
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
+
+	"github.com/junction-gw/junction/internal/syncbuf"
 )
-
-// lockedBuffer is a goroutine-safe log sink.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestWriteBeyondContentLength: the declared bytes go out, the rest is
 // cut, the writes say so with http.ErrContentLength, the codec logs it
@@ -38,7 +20,7 @@ func TestWriteBeyondContentLength(t *testing.T) {
 		err error
 	}
 	var writes []write
-	var logs lockedBuffer
+	var logs syncbuf.Buffer
 	s := &Server{Logger: slog.New(slog.NewTextHandler(&logs, nil)), Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		w.Header().Set("Content-Length", "5")

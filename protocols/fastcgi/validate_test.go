@@ -1,33 +1,15 @@
 package fastcgi
 
 import (
-	"bytes"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
+
+	"github.com/junction-gw/junction/internal/syncbuf"
 )
-
-// logBuffer is a goroutine-safe log sink.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestInvalidRequestIs400: a request that vars.Validate refuses is
 // answered 400 and never reaches the handler.
@@ -81,7 +63,7 @@ func TestInvalidRequestIs400(t *testing.T) {
 // answered 500 with one logged error; the request ends normally.
 func TestInvalidWriteHeaderCode(t *testing.T) {
 	for _, code := range []int{0, 42, 99, 1000, -200} {
-		var logs logBuffer
+		var logs syncbuf.Buffer
 		s := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("X-Kept", "1")
 			w.WriteHeader(code)

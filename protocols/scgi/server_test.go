@@ -10,31 +10,13 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
 
+	"github.com/junction-gw/junction/internal/syncbuf"
 	"github.com/junction-gw/junction/vars"
 )
-
-// syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // request builds a full SCGI request with the usual nginx variables.
 func request(method, uri string, body string, extra ...string) string {
@@ -47,7 +29,7 @@ func request(method, uri string, body string, extra ...string) string {
 // back, the handler's error from ServeConn and the log output.
 func roundTrip(t *testing.T, s *Server, raw string) (string, error, string) {
 	t.Helper()
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	s.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 	client, server := net.Pipe()
 	done := make(chan error, 1)
@@ -250,7 +232,7 @@ func TestHeadReadTimeout(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		s := &Server{ReadTimeout: time.Second, IdleTimeout: 5 * time.Second,
 			Handler: http.HandlerFunc(func(http.ResponseWriter, *http.Request) { t.Error("handler ran") })}
-		var logs syncBuffer
+		var logs syncbuf.Buffer
 		s.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 		client, server := net.Pipe()
 		done := make(chan error, 1)
@@ -312,7 +294,7 @@ func TestPanicClosesConnectionOnly(t *testing.T) {
 		}
 		io.WriteString(w, "ok")
 	})}
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	s.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/junction-gw/junction/cmd/junction/internal/metrics"
 	"github.com/junction-gw/junction/config"
+	"github.com/junction-gw/junction/internal/syncbuf"
 )
 
 // TestCGILogNamesBackendOnce checks that a cgi backend's log lines (a
@@ -23,7 +24,7 @@ func TestCGILogNamesBackendOnce(t *testing.T) {
 	if err := os.WriteFile(script, []byte("#!/bin/sh\necho 'something odd' >&2\nprintf 'Content-Type: text/plain\\r\\n\\r\\nok'\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	var buf lockedBuffer
+	var buf syncbuf.Buffer
 	log := slog.New(slog.NewTextHandler(&buf, nil))
 	reg := prometheus.NewRegistry()
 	o := &ops{reg: reg, m: metrics.New(reg)}

@@ -1,14 +1,12 @@
 package app
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"net"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,26 +15,8 @@ import (
 	"github.com/junction-gw/junction/cmd/junction/internal/privdrop"
 	"github.com/junction-gw/junction/cmd/junction/internal/status"
 	"github.com/junction-gw/junction/config"
+	"github.com/junction-gw/junction/internal/syncbuf"
 )
-
-// lockedBuffer is an access log destination the test can read while the
-// app writes.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // runWithOptions runs NewWithOptions(cfg) until the test ends.
 func runWithOptions(t *testing.T, cfg *config.Config, o Options) (*App, context.CancelFunc, func() error) {
@@ -135,7 +115,7 @@ backends:
   app: {type: http, instances: [%q, %q]}
   scripts: {type: cgi, root: %q, url_prefix: /cgi-bin/, max_concurrent: 3}
 `, a1, a2, examplesRoot(t)))
-	alog := &lockedBuffer{}
+	alog := &syncbuf.Buffer{}
 	a, cancel, wait := runWithOptions(t, cfg, Options{Version: "test-1", AccessLog: alog})
 	front := "http://" + a.Addrs()[0].String()
 	admin := "http://" + a.MetricsAddr().String()

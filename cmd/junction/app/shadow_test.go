@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/junction-gw/junction/internal/syncbuf"
 )
 
 // TestShadowOverHTTPListener: requests from the HTTP front end (no CGI
@@ -87,7 +89,7 @@ backends:
 // TestShadowLogNamesRouteOnce: a shadow's log lines carry the route once
 // (a duplicated key makes JSON logs ambiguous).
 func TestShadowLogNamesRouteOnce(t *testing.T) {
-	var logs lockedBuffer
+	var logs syncbuf.Buffer
 	a, err := New(parse(t, fmt.Sprintf(`
 shutdown_timeout: 5s
 listeners:
