@@ -16,12 +16,17 @@ type prop struct {
 	line       int
 }
 
+// cSpace is C's isspace in the "C" locale, the blanks mod_jk trims.
+const cSpace = " \t\n\v\f\r"
+
 var jkVarRE = regexp.MustCompile(`\$\(([A-Za-z0-9_.]+)\)`)
 
 // parseProperties reads mod_jk's properties format: "key=value" lines,
 // "#" comments, a trailing "\" continuing a line (trailing blanks after it
 // do not count: mod_jk trims a line before it looks), and $(name)
-// replaced by an earlier property's value.
+// replaced by an earlier property's value. Blanks are C's isspace set,
+// mod_jk's, the same for the continuation test and the trimming: a line
+// whose "\" is followed by a vertical tab continues, as it does there.
 func parseProperties(file, src string, prior map[string]string) ([]prop, error) {
 	var out []prop
 	sc := bufio.NewScanner(strings.NewReader(src))
@@ -30,12 +35,12 @@ func parseProperties(file, src string, prior map[string]string) ([]prop, error) 
 	for sc.Scan() {
 		n++
 		start := n
-		line := strings.TrimRight(sc.Text(), " \t\r")
+		line := strings.TrimRight(sc.Text(), cSpace)
 		for strings.HasSuffix(line, "\\") && sc.Scan() {
 			n++
-			line = strings.TrimSuffix(line, "\\") + strings.TrimSpace(sc.Text())
+			line = strings.TrimSuffix(line, "\\") + strings.Trim(sc.Text(), cSpace)
 		}
-		line = strings.TrimSpace(line)
+		line = strings.Trim(line, cSpace)
 		if line == "" || line[0] == '#' {
 			continue
 		}
@@ -43,7 +48,7 @@ func parseProperties(file, src string, prior map[string]string) ([]prop, error) 
 		if !ok {
 			return nil, fmt.Errorf("%s:%d: want key=value, got %q", file, start, line)
 		}
-		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+		k, v = strings.Trim(k, cSpace), strings.Trim(v, cSpace)
 		v = jkVarRE.ReplaceAllStringFunc(v, func(x string) string {
 			if r, ok := prior[x[2:len(x)-1]]; ok {
 				return r
