@@ -288,17 +288,8 @@ backends:
 // status path that is the capacity.
 func TestCapacityPHPCGI(t *testing.T) {
 	t.Parallel()
-	const phpCGI = "/usr/bin/php-cgi"
-	needBin(t, phpCGI, "php-cgi")
-	root := t.TempDir()
-	for name, src := range capacityScripts {
-		writeFile(t, root, name, src)
-	}
 	addr := freeAddr(t)
-	cmd := exec.Command(phpCGI, "-b", addr)
-	cmd.Env = []string{"PHP_FCGI_CHILDREN=4", "PHP_FCGI_MAX_REQUESTS=0", "PATH=/usr/bin:/bin"}
-	p := startCmd(t, "php-cgi", cmd, 5*time.Second, false)
-	waitListening(t, p, 10*time.Second, addr)
+	root := capacityPHPCGI(t, addr)
 	direct, ops := freeAddr(t), freeAddr(t)
 	startJunction(t, fmt.Sprintf(`metrics: {address: %q}
 listeners:
@@ -324,4 +315,22 @@ backends:
 	if ok, fail, errs := load.end(); ok < 30 || fail != 0 {
 		t.Errorf("php-cgi under 6 clients with capacity 4: %d ok, %d failed: %v", ok, fail, errs)
 	}
+}
+
+// capacityPHPCGI starts php-cgi -b addr with PHP_FCGI_CHILDREN=4 (so it
+// answers FCGI_GET_VALUES with 4) over a root holding capacityScripts,
+// and returns the root.
+func capacityPHPCGI(t *testing.T, addr string) string {
+	t.Helper()
+	const phpCGI = "/usr/bin/php-cgi"
+	needBin(t, phpCGI, "php-cgi")
+	root := t.TempDir()
+	for name, src := range capacityScripts {
+		writeFile(t, root, name, src)
+	}
+	cmd := exec.Command(phpCGI, "-b", addr)
+	cmd.Env = []string{"PHP_FCGI_CHILDREN=4", "PHP_FCGI_MAX_REQUESTS=0", "PATH=/usr/bin:/bin"}
+	p := startCmd(t, "php-cgi", cmd, 5*time.Second, false)
+	waitListening(t, p, 10*time.Second, addr)
+	return root
 }

@@ -2,7 +2,6 @@ package integration
 
 import (
 	"fmt"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -17,18 +16,8 @@ import (
 // the first lookup found it.
 func TestDiscoveryCapacityPHPCGI(t *testing.T) {
 	t.Parallel()
-	const phpCGI = "/usr/bin/php-cgi"
-	needBin(t, phpCGI, "php-cgi")
-	root := t.TempDir()
-	for name, src := range capacityScripts {
-		writeFile(t, root, name, src)
-	}
 	port := freeport.PortOn(t, "127.0.0.5")
-	addr := fmt.Sprintf("127.0.0.5:%d", port)
-	cmd := exec.Command(phpCGI, "-b", addr)
-	cmd.Env = []string{"PHP_FCGI_CHILDREN=4", "PHP_FCGI_MAX_REQUESTS=0", "PATH=/usr/bin:/bin"}
-	p := startCmd(t, "php-cgi", cmd, 5*time.Second, false)
-	waitListening(t, p, 10*time.Second, addr)
+	root := capacityPHPCGI(t, fmt.Sprintf("127.0.0.5:%d", port))
 	dns := discoveryStartDNS(t, "127.0.0.5 cgi.test\n")
 	front, ops := freeAddr(t), freeAddr(t)
 	startJunction(t, fmt.Sprintf(`metrics: {address: %q}

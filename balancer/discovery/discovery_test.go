@@ -92,10 +92,14 @@ func names(set []Instance) string {
 
 func nop(context.Context, []Instance) bool { return true }
 
-func TestLookupDNS(t *testing.T) {
-	f := newFakeDNS()
-	f.hosts["app.service.consul"] = addrs("10.0.0.3", "10.0.0.1", "::ffff:10.0.0.1", "2001:db8::7")
-	w, err := New(Options{DNS: "app.service.consul:8080", Resolver: f, Apply: nop})
+// lookup makes a Watcher of o (Apply nop unless set) and returns what
+// its first lookup finds.
+func lookup(t *testing.T, o Options) []Instance {
+	t.Helper()
+	if o.Apply == nil {
+		o.Apply = nop
+	}
+	w, err := New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,8 +107,15 @@ func TestLookupDNS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return set
+}
+
+func TestLookupDNS(t *testing.T) {
+	f := newFakeDNS()
+	f.hosts["app.service.consul"] = addrs("10.0.0.3", "10.0.0.1", "::ffff:10.0.0.1", "2001:db8::7")
+	got := names(lookup(t, Options{DNS: "app.service.consul:8080", Resolver: f, Apply: nop}))
 	want := "10.0.0.1:8080=10.0.0.1:8080/w1 10.0.0.3:8080=10.0.0.3:8080/w1 [2001:db8::7]:8080=[2001:db8::7]:8080/w1"
-	if got := names(set); got != want {
+	if got != want {
 		t.Errorf("got  %s\nwant %s", got, want)
 	}
 }

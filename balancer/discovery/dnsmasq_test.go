@@ -97,41 +97,20 @@ func TestResolverDialsServer(t *testing.T) {
 		"::1 dual.test\n127.0.0.6 dual.test\n",
 		"_app._tcp.svc.test,n1.test,8081,0,20", "_app._tcp.svc.test,n2.test,8082,0,10",
 		"_app._tcp.svc.test,n2.test,9000,3,1")
-	w, err := New(Options{DNS: "app.test:8080", Server: server, Apply: nop})
-	if err != nil {
-		t.Fatal(err)
-	}
-	set, err := w.Lookup(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, want := names(set), "127.0.0.2:8080=127.0.0.2:8080/w1 127.0.0.3:8080=127.0.0.3:8080/w1"; got != want {
+	got := names(lookup(t, Options{DNS: "app.test:8080", Server: server, Apply: nop}))
+	if want := "127.0.0.2:8080=127.0.0.2:8080/w1 127.0.0.3:8080=127.0.0.3:8080/w1"; got != want {
 		t.Errorf("dns: got %s, want %s", got, want)
 	}
-	w, err = New(Options{DNS: "dual.test:8080", Server: server, Apply: nop})
-	if err != nil {
-		t.Fatal(err)
-	}
-	set, err = w.Lookup(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, want := names(set), "127.0.0.6:8080=127.0.0.6:8080/w1 [::1]:8080=[::1]:8080/w1"; got != want {
+	got = names(lookup(t, Options{DNS: "dual.test:8080", Server: server, Apply: nop}))
+	if want := "127.0.0.6:8080=127.0.0.6:8080/w1 [::1]:8080=[::1]:8080/w1"; got != want {
 		t.Errorf("dns with A and AAAA: got %s, want %s", got, want)
 	}
-	w, err = New(Options{SRV: "_app._tcp.svc.test", Server: server, Apply: nop})
-	if err != nil {
-		t.Fatal(err)
-	}
-	set, err = w.Lookup(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
+	got = names(lookup(t, Options{SRV: "_app._tcp.svc.test", Server: server, Apply: nop}))
 	want := "n1.test:8081=127.0.0.4:8081/w20 n2.test:8082=127.0.0.5:8082/w10 n2.test:9000=127.0.0.5:9000/w1/backup"
-	if got := names(set); got != want {
+	if got != want {
 		t.Errorf("srv: got  %s\nwant %s", got, want)
 	}
-	w, err = New(Options{DNS: "nothing.test:80", Server: server, Apply: nop})
+	w, err := New(Options{DNS: "nothing.test:80", Server: server, Apply: nop})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,6 @@
 package discovery
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -55,20 +54,6 @@ func serve(t *testing.T, p *balancer.Pool, key string, cookie *http.Cookie) (str
 	return w.Header().Get("X-Instance"), set
 }
 
-func lookup(t *testing.T, f *fakeDNS, o Options) []Instance {
-	t.Helper()
-	o.Resolver, o.Apply = f, nop
-	w, err := New(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	set, err := w.Lookup(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return set
-}
-
 // TestJunctionsAgree builds two pools, as two junctions do, from answers
 // that list the same records in different orders (DNS servers rotate
 // them): every key maps to the same instance in both, a sticky cookie set
@@ -85,10 +70,10 @@ func TestJunctionsAgree(t *testing.T) {
 	for _, n := range []string{"a", "b", "c", "d"} {
 		f.hosts[n+".svc"] = addrs("10.0.1." + fmt.Sprint(len(n)+int(n[0])-'a'))
 	}
-	for _, src := range []Options{{DNS: "app:8080"}, {SRV: "_app._tcp.svc"}} {
+	for _, src := range []Options{{DNS: "app:8080", Resolver: f}, {SRV: "_app._tcp.svc", Resolver: f}} {
 		t.Run(fmt.Sprint(src.DNS, src.SRV), func(t *testing.T) {
 			o := balancer.Options{Policy: balancer.Hash, HashKey: "header:X-User"}
-			setA := lookup(t, f, src)
+			setA := lookup(t, src)
 			// The other junction's resolver answered in reverse order.
 			f.set(func(f *fakeDNS) {
 				a := f.hosts["app"]
@@ -100,7 +85,7 @@ func TestJunctionsAgree(t *testing.T) {
 					r[i], r[j] = r[j], r[i]
 				}
 			})
-			setB := lookup(t, f, src)
+			setB := lookup(t, src)
 			pa, pb := junctionPool(t, setA, o), junctionPool(t, setB, o)
 			before := map[string]string{}
 			for i := range 2000 {

@@ -44,16 +44,9 @@ func TestSRVTargetsRooted(t *testing.T) {
 	f.hosts["node1.node.dc1.consul"] = addrs("10.1.0.1")
 	f.hosts["node2.node.dc1.consul"] = addrs("10.1.0.2")
 	r := &searchDNS{fakeDNS: f}
-	w, err := New(Options{SRV: "_app._tcp.service.consul", Resolver: r, Apply: nop})
-	if err != nil {
-		t.Fatal(err)
-	}
-	set, err := w.Lookup(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
+	got := names(lookup(t, Options{SRV: "_app._tcp.service.consul", Resolver: r, Apply: nop}))
 	want := "node1.node.dc1.consul:21000=10.1.0.1:21000/w1 node2.node.dc1.consul:21000=10.1.0.2:21000/w1"
-	if got := names(set); got != want {
+	if got != want {
 		t.Errorf("got  %s\nwant %s (targets asked as %q)", got, want, r.asked)
 	}
 }
@@ -81,15 +74,8 @@ func TestSRVDuplicates(t *testing.T) {
 		f.hosts["b.x"] = addrs("10.0.0.1")
 		f.hosts["c.x"] = addrs("10.0.0.3")
 		f.hosts["d.x"] = addrs("10.0.0.1")
-		w, err := New(Options{SRV: "_app._tcp.x", Resolver: f, Apply: nop})
-		if err != nil {
-			t.Fatal(err)
-		}
-		set, err := w.Lookup(t.Context())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := names(set); got != want {
+		got := names(lookup(t, Options{SRV: "_app._tcp.x", Resolver: f, Apply: nop}))
+		if got != want {
 			t.Errorf("records in order %v: got  %s\nwant %s", order, got, want)
 		}
 	}
@@ -226,15 +212,8 @@ func TestSRVSingleLabelTarget(t *testing.T) {
 		{Target: "api.x.", Port: 8081, Weight: 1},
 	}
 	r := &exactDNS{fakeDNS: f, exact: map[string][]netip.Addr{"web": addrs("127.0.0.7"), "api.x.": addrs("127.0.0.8")}}
-	w, err := New(Options{SRV: "_app._tcp.x", Resolver: r, Apply: nop})
-	if err != nil {
-		t.Fatal(err)
-	}
-	set, err := w.Lookup(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, want := names(set), "api.x:8081=127.0.0.8:8081/w1 web:8080=127.0.0.7:8080/w1"; got != want {
+	got := names(lookup(t, Options{SRV: "_app._tcp.x", Resolver: r, Apply: nop}))
+	if want := "api.x:8081=127.0.0.8:8081/w1 web:8080=127.0.0.7:8080/w1"; got != want {
 		t.Errorf("got  %s\nwant %s", got, want)
 	}
 }
