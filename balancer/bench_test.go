@@ -4,9 +4,9 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"syscall"
 	"testing"
-	"time"
+
+	"github.com/junction-gw/junction/internal/benchcpu"
 )
 
 // okBackend answers 200 and nothing else: the benchmarks measure the
@@ -68,7 +68,7 @@ func BenchmarkPoolSelect(b *testing.B) {
 func benchServe(b *testing.B, p *Pool, par bool) {
 	reqs := benchRequests(64)
 	b.ReportAllocs()
-	defer reportCPU(b)()
+	defer benchcpu.Start(b)()
 	if !par {
 		w := &nullWriter{h: http.Header{}}
 		i := 0
@@ -92,23 +92,4 @@ func benchServe(b *testing.B, p *Pool, par bool) {
 			i++
 		}
 	})
-}
-
-// reportCPU starts counting the process's CPU time (user and system, all
-// threads: background refreshes included) and returns the function that
-// reports it per operation as cpu-ns/op. On a shared machine it varies
-// less than wall time, which includes waiting for a CPU.
-func reportCPU(b *testing.B) func() {
-	start := cpuTime()
-	return func() {
-		b.ReportMetric(float64((cpuTime()-start).Nanoseconds())/float64(b.N), "cpu-ns/op")
-	}
-}
-
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -9,10 +9,9 @@ import (
 	"net/http/fcgi"
 	"net/http/httptest"
 	"path/filepath"
-	"syscall"
 	"testing"
-	"time"
 
+	"github.com/junction-gw/junction/internal/benchcpu"
 	"github.com/yookoala/gofast"
 )
 
@@ -114,7 +113,7 @@ func BenchmarkResponder(b *testing.B) {
 				w := &benchWriter{h: http.Header{}}
 				b.SetBytes(int64(size))
 				b.ReportAllocs()
-				cpu0 := cpuTime(b)
+				reportCPU := benchcpu.Start(b)
 				for b.Loop() {
 					br.Reset(body)
 					w.reset()
@@ -128,7 +127,7 @@ func BenchmarkResponder(b *testing.B) {
 				// The process's CPU time (client and responder both) per
 				// request: steadier than ns/op on a machine whose other
 				// work takes turns with the benchmark's goroutines.
-				b.ReportMetric(float64(cpuTime(b)-cpu0)/float64(b.N), "cpu-ns/op")
+				reportCPU()
 			})
 		}
 	}
@@ -166,13 +165,4 @@ func gofastDo(sock string) func(be *Backend, w http.ResponseWriter, r *http.Requ
 		}
 		return nil
 	}
-}
-
-// cpuTime is the user and system CPU time the process has used.
-func cpuTime(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -7,11 +7,11 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/junction-gw/junction/balancer"
+	"github.com/junction-gw/junction/internal/benchcpu"
 )
 
 type nullWriter struct{ h http.Header }
@@ -94,7 +94,7 @@ func BenchmarkPoolWhileDiscovering(b *testing.B) {
 				}
 				start := replaced.Load()
 				b.ReportAllocs()
-				stopCPU := reportCPU(b)
+				stopCPU := benchcpu.Start(b)
 				b.ResetTimer()
 				b.RunParallel(func(pb *testing.PB) {
 					w := &nullWriter{h: http.Header{}}
@@ -113,23 +113,4 @@ func BenchmarkPoolWhileDiscovering(b *testing.B) {
 			})
 		}
 	}
-}
-
-// reportCPU starts counting the process's CPU time (user and system, all
-// threads: background refreshes included) and returns the function that
-// reports it per operation as cpu-ns/op. On a shared machine it varies
-// less than wall time, which includes waiting for a CPU.
-func reportCPU(b *testing.B) func() {
-	start := cpuTime()
-	return func() {
-		b.ReportMetric(float64((cpuTime()-start).Nanoseconds())/float64(b.N), "cpu-ns/op")
-	}
-}
-
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
