@@ -700,6 +700,31 @@ func (f *fatalRecorder) recover() {
 	}
 }
 
+// checkClientRedirect: redirect302.sh's explicit 302 with a relative
+// Location reaches the client as it is, one Location, never followed as
+// a local redirect (the mod_scgi bug junction must not have).
+func checkClientRedirect(t *testing.T, url func(string) string) {
+	t.Helper()
+	r := httpGet(t, url("/cgi-bin/redirect302.sh"))
+	if r.Status != 302 {
+		t.Fatalf("got %d %q, want 302", r.Status, r.Body)
+	}
+	if loc := r.Header.Values("Location"); len(loc) != 1 || loc[0] != "../elsewhere" {
+		t.Errorf("Location %q, want exactly [../elsewhere]", loc)
+	}
+}
+
+// checkNoStatusLine: nostatus.pl prints no Status line (as AWStats does)
+// and still gets a 200 with its own Content-Type.
+func checkNoStatusLine(t *testing.T, url func(string) string) {
+	t.Helper()
+	needBin(t, "/usr/bin/perl", "perl-base")
+	r := httpGet(t, url("/cgi-bin/nostatus.pl"))
+	if r.Status != 200 || !strings.Contains(r.Body, "no status line") || r.Header.Get("Content-Type") != "text/html" {
+		t.Fatalf("got %d %q %q", r.Status, r.Header.Get("Content-Type"), r.Body)
+	}
+}
+
 // checkPost10MB posts 10 MB of random bytes to post-sha256.py through a
 // front server (url maps a path to its URL) and checks the script saw the
 // whole body: its sha256, length and CONTENT_LENGTH.

@@ -164,13 +164,7 @@ func TestSCGI(t *testing.T) {
 	})
 
 	t.Run("client-redirect", func(t *testing.T) {
-		r := httpGet(t, s.URL("/cgi-bin/redirect302.sh"))
-		if r.Status != 302 {
-			t.Fatalf("got %d %q, want 302", r.Status, r.Body)
-		}
-		if loc := r.Header.Values("Location"); len(loc) != 1 || loc[0] != "../elsewhere" {
-			t.Errorf("Location %q, want exactly [../elsewhere]", loc)
-		}
+		checkClientRedirect(t, s.URL)
 	})
 
 	t.Run("local-redirect", func(t *testing.T) {
